@@ -1,0 +1,3 @@
+"""Trackly: a self-hosted SMS link tracker."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,3 @@
+from trackly_cli.cli import main
+
+main()

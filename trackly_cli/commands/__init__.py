@@ -1,0 +1,1 @@
+"""Thin Typer sub-apps, one per noun: parse options, call the core, render the result."""

@@ -1,0 +1,91 @@
+"""trackly account: the brands that own domains, offers and lists."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from trackly_cli import output, state
+from trackly_cli.core import accounts
+from trackly_cli.options import FormatOpt, OutputOpt
+from trackly_cli.output import Format
+
+app = typer.Typer(help="Accounts (brands): create, list, show, update.", no_args_is_help=True)
+
+RetentionOpt = Annotated[
+    int | None,
+    typer.Option("--retention-days", min=1, help="Keep raw clicks this many days (default 90)."),
+]
+AnonymizeOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--anonymize-ips-after",
+        min=0,
+        metavar="DAYS",
+        help="Truncate stored IPs (IPv4 /24, IPv6 /48) older than DAYS; 0: at once.",
+    ),
+]
+
+
+@app.command("create")
+def create(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Account name, such as your brand.")],
+    retention_days: RetentionOpt = None,
+    anonymize_ips_after: AnonymizeOpt = None,
+    fmt: FormatOpt = Format.table,
+) -> None:
+    """Create an account."""
+    account = accounts.create(
+        state.db(ctx),
+        name,
+        retention_days=retention_days or accounts.DEFAULT_RETENTION_DAYS,
+        anonymize_ips_after_days=anonymize_ips_after,
+    )
+    if fmt is Format.table:
+        output.info(
+            f"Created account [bold]{account['name']}[/] (id {account['id']}). "
+            f"Next: trackly domain add HOST --account {account['name']}"
+        )
+    else:
+        output.emit_record(account, fmt)
+
+
+@app.command("list")
+def list_command(ctx: typer.Context, fmt: FormatOpt = Format.table, out: OutputOpt = None) -> None:
+    """List accounts."""
+    output.emit(accounts.list_all(state.db(ctx)), fmt, out, empty="No accounts yet.")
+
+
+@app.command("show")
+def show(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Account name or id.")],
+    fmt: FormatOpt = Format.table,
+    out: OutputOpt = None,
+) -> None:
+    """Show an account's settings."""
+    output.emit_record(accounts.show(state.db(ctx), name), fmt, out)
+
+
+@app.command("update")
+def update(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Account name or id.")],
+    new_name: Annotated[str | None, typer.Option("--name", help="Rename the account.")] = None,
+    retention_days: RetentionOpt = None,
+    anonymize_ips_after: AnonymizeOpt = None,
+    keep_ips: Annotated[bool, typer.Option("--keep-ips", help="Stop anonymising IPs.")] = False,
+    fmt: FormatOpt = Format.table,
+) -> None:
+    """Change an account's name or data settings."""
+    account = accounts.update(
+        state.db(ctx),
+        name,
+        name=new_name,
+        retention_days=retention_days,
+        anonymize_ips_after_days=anonymize_ips_after,
+        keep_ips=keep_ips,
+    )
+    output.emit_record(account, fmt)

@@ -1,0 +1,108 @@
+"""trackly contacts / contact: importing and looking up recipients."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from trackly_cli import output, state
+from trackly_cli.core import contacts
+from trackly_cli.core.errors import InvalidInput
+from trackly_cli.options import AccountOpt, FormatOpt, OutputOpt
+from trackly_cli.output import Format
+
+app = typer.Typer(help="Contacts: import from CSV, list.", no_args_is_help=True)
+contact_app = typer.Typer(help="One contact's journey.", no_args_is_help=True)
+
+
+def _count_lines(path: Path) -> int:
+    with path.open("rb") as f:
+        return sum(chunk.count(b"\n") for chunk in iter(lambda: f.read(1 << 20), b""))
+
+
+@app.command("import")
+def import_command(
+    ctx: typer.Context,
+    list_name: Annotated[str, typer.Argument(metavar="LIST", help="List name or id.")],
+    file: Annotated[
+        Path,
+        typer.Argument(
+            help="CSV with a phone column; other columns become merge fields.", dir_okay=False
+        ),
+    ],
+    country: Annotated[
+        str, typer.Option("--country", help="Country of numbers written without +country code.")
+    ] = "US",
+    strict: Annotated[
+        bool, typer.Option("--strict", help="Import nothing if any row is invalid.")
+    ] = False,
+    account: AccountOpt = None,
+    fmt: FormatOpt = Format.table,
+) -> None:
+    """Import contacts from CSV into a list (numbers to E.164, duplicates merged, one
+    transaction)."""
+    try:
+        stream = file.open("rb")
+    except OSError as e:
+        raise InvalidInput(f"cannot read {file}: {e.strerror or e}") from e
+    with stream:
+        total = _count_lines(file) - 1
+        with Progress(
+            TextColumn("Importing"),
+            BarColumn(),
+            TextColumn("{task.completed:,} rows"),
+            TimeElapsedColumn(),
+            console=output.stderr,
+            transient=True,
+            disable=total < 20_000,
+        ) as bar:
+            task = bar.add_task("import", total=max(total, 1))
+            result = contacts.import_csv(
+                state.db(ctx),
+                account,
+                list_name,
+                stream,
+                country=country,
+                strict=strict,
+                progress=lambda done: bar.update(task, completed=done),
+            )
+    for line, value, reason in result.invalid[:20]:
+        output.warn(f"line {line}: {value!r}: {reason} (skipped)")
+    if result.invalid_count > 20:
+        output.warn(f"… and {result.invalid_count - 20:,} more invalid rows (skipped)")
+    summary = {
+        "list": result.list_name,
+        "rows": result.rows,
+        "imported": result.imported,
+        "new_contacts": result.new_contacts,
+        "added_to_list": result.added_to_list,
+        "invalid": result.invalid_count,
+        "fields": result.fields,
+    }
+    if fmt is Format.table:
+        output.info(
+            f"Imported {result.imported:,} of {result.rows:,} rows into list "
+            f"[bold]{result.list_name}[/]: {result.new_contacts:,} new contacts, "
+            f"{result.added_to_list:,} added to the list, {result.invalid_count:,} invalid."
+        )
+    else:
+        output.emit_record(summary, fmt)
+
+
+@app.command("list")
+def list_command(
+    ctx: typer.Context,
+    list_name: Annotated[
+        str | None, typer.Option("--list", help="Only this list's members.")
+    ] = None,
+    limit: Annotated[int | None, typer.Option("--limit", min=1, help="At most this many.")] = None,
+    account: AccountOpt = None,
+    fmt: FormatOpt = Format.table,
+    out: OutputOpt = None,
+) -> None:
+    """List contacts with their merge fields."""
+    found = contacts.list_contacts(state.db(ctx), account, list_name, limit)
+    output.emit(found, fmt, out, empty="No contacts.")

@@ -1,0 +1,219 @@
+"""trackly offer: destinations with payout, interstitial page and postback secret."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated
+
+import typer
+
+from trackly_cli import output, state
+from trackly_cli.core import offers
+from trackly_cli.options import AccountOpt, FormatOpt, MetaOpt, OutputOpt
+from trackly_cli.output import Format
+
+app = typer.Typer(help="Offers: create, list, show, update, rotate-secret.", no_args_is_help=True)
+
+
+class Interstitial(StrEnum):
+    none = "none"
+    custom = "custom"
+    list_default = "list_default"
+
+
+class BotFilter(StrEnum):
+    inherit = "inherit"
+    off = "off"
+    flag = "flag"
+    confirm = "confirm"
+
+
+NameArg = Annotated[str, typer.Argument(help="Offer name or id.")]
+UrlOpt = Annotated[
+    str,
+    typer.Option(
+        "--url",
+        help="Destination: an absolute http(s) URL; may hold {link_id}, {message_id}, "
+        "{contact_id}, {offer_id}, {campaign}.",
+    ),
+]
+PayoutOpt = Annotated[
+    str | None, typer.Option("--payout", help="Payout per conversion, e.g. 2.50.")
+]
+DaysOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--attribution-days", min=0, help="Conversions count this many days after the click (7)."
+    ),
+]
+InterstitialOpt = Annotated[
+    Interstitial | None,
+    typer.Option(
+        "--interstitial",
+        help="custom: this offer's page; list_default: the list's; none: redirect.",
+    ),
+]
+TitleOpt = Annotated[str | None, typer.Option("--title", help="Interstitial page title.")]
+DescriptionOpt = Annotated[str | None, typer.Option("--description", help="Interstitial text.")]
+CtaOpt = Annotated[str | None, typer.Option("--cta", help="Interstitial button label.")]
+BotFilterOpt = Annotated[
+    BotFilter | None,
+    typer.Option("--bot-filter", help="Override the list's bot filter (inherit: use the list's)."),
+]
+PostbackIpOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--postback-ip",
+        metavar="CIDR",
+        help="Accept postbacks only from these addresses (repeatable; replaces the list).",
+    ),
+]
+
+
+@app.command("create")
+def create(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help='Offer name, e.g. "Summer Sale".')],
+    url: UrlOpt,
+    payout: PayoutOpt = None,
+    attribution_days: DaysOpt = None,
+    interstitial: InterstitialOpt = None,
+    title: TitleOpt = None,
+    description: DescriptionOpt = None,
+    cta: CtaOpt = None,
+    meta: MetaOpt = None,
+    bot_filter: BotFilterOpt = None,
+    postback_ip: PostbackIpOpt = None,
+    account: AccountOpt = None,
+    fmt: FormatOpt = Format.table,
+) -> None:
+    """Create an offer; prints its postback secret."""
+    offer = offers.create(
+        state.db(ctx),
+        account,
+        name,
+        url,
+        payout=payout or "0",
+        attribution_days=offers.DEFAULT_ATTRIBUTION_DAYS
+        if attribution_days is None
+        else attribution_days,
+        interstitial=(interstitial or Interstitial.none).value,
+        title=title,
+        description=description,
+        cta=cta,
+        meta=meta,
+        bot_filter=(bot_filter or BotFilter.inherit).value,
+        postback_ips=postback_ip,
+    )
+    if fmt is Format.table:
+        output.info(
+            f"Created offer [bold]{offer['name']}[/] (id {offer['id']}), payout {offer['payout']}."
+        )
+    output.emit_record(_shown(offer), fmt)
+
+
+def _shown(offer: dict) -> dict:
+    return {k: v for k, v in offer.items() if k not in ("created_at", "updated_at")}
+
+
+@app.command("list")
+def list_command(
+    ctx: typer.Context,
+    account: AccountOpt = None,
+    fmt: FormatOpt = Format.table,
+    out: OutputOpt = None,
+) -> None:
+    """List the account's offers (secrets only with `offer show`)."""
+    found = offers.list_all(state.db(ctx), account)
+    columns = [
+        "id",
+        "name",
+        "url",
+        "payout",
+        "attribution_days",
+        "interstitial",
+        "bot_filter",
+        "domain",
+    ]
+    if fmt is Format.table:
+        output.emit(found, fmt, out, columns=columns, empty="No offers yet.")
+    else:
+        output.emit(
+            [
+                {k: v for k, v in o.items() if k not in ("postback_secret", "postback_url")}
+                for o in found
+            ],
+            fmt,
+            out,
+        )
+
+
+@app.command("show")
+def show(
+    ctx: typer.Context,
+    name: NameArg,
+    account: AccountOpt = None,
+    fmt: FormatOpt = Format.table,
+    out: OutputOpt = None,
+) -> None:
+    """Show an offer, its postback secret and postback URL."""
+    output.emit_record(offers.show(state.db(ctx), account, name), fmt, out)
+
+
+@app.command("update")
+def update(
+    ctx: typer.Context,
+    name: NameArg,
+    new_name: Annotated[str | None, typer.Option("--name", help="Rename the offer.")] = None,
+    url: Annotated[str | None, typer.Option("--url", help="New destination URL.")] = None,
+    payout: PayoutOpt = None,
+    attribution_days: DaysOpt = None,
+    interstitial: InterstitialOpt = None,
+    title: TitleOpt = None,
+    description: DescriptionOpt = None,
+    cta: CtaOpt = None,
+    meta: MetaOpt = None,
+    bot_filter: BotFilterOpt = None,
+    postback_ip: PostbackIpOpt = None,
+    any_postback_ip: Annotated[
+        bool, typer.Option("--any-postback-ip", help="Accept postbacks from any address again.")
+    ] = False,
+    account: AccountOpt = None,
+    fmt: FormatOpt = Format.table,
+) -> None:
+    """Change an offer. Links already sent follow the new settings."""
+    offer = offers.update(
+        state.db(ctx),
+        account,
+        name,
+        name=new_name,
+        url=url,
+        payout=payout,
+        attribution_days=attribution_days,
+        interstitial=interstitial.value if interstitial else None,
+        title=title,
+        description=description,
+        cta=cta,
+        meta=meta,
+        bot_filter=bot_filter.value if bot_filter else None,
+        postback_ips=postback_ip,
+        clear_postback_ips=any_postback_ip,
+    )
+    output.emit_record(_shown(offer), fmt)
+
+
+@app.command("rotate-secret")
+def rotate_secret(
+    ctx: typer.Context, name: NameArg, account: AccountOpt = None, fmt: FormatOpt = Format.table
+) -> None:
+    """Replace the offer's postback secret (the old one stops working at once)."""
+    offer = offers.rotate_secret(state.db(ctx), account, name)
+    output.emit_record(
+        {
+            "id": offer["id"],
+            "name": offer["name"],
+            "postback_secret": offer["postback_secret"],
+            "postback_url": offer["postback_url"],
+        },
+        fmt,
+    )

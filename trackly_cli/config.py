@@ -1,0 +1,25 @@
+"""Where the database is: --db, else TRACKLY_DB, else the per-user app folder."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import typer
+
+APP_NAME = "trackly"
+DB_FILENAME = "trackly.db"
+
+
+def default_db_path() -> Path:
+    return Path(typer.get_app_dir(APP_NAME)) / DB_FILENAME
+
+
+def resolve_db_path(option: str | Path | None) -> Path:
+    """--db > TRACKLY_DB > typer.get_app_dir("trackly")/trackly.db."""
+    if option:
+        return Path(option).expanduser()
+    env = os.environ.get("TRACKLY_DB")
+    if env:
+        return Path(env).expanduser()
+    return default_db_path()

@@ -1,0 +1,227 @@
+"""Contacts: phone numbers in E.164 with their merge fields, imported from CSV into lists."""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+import sqlite3
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import BinaryIO
+
+import phonenumbers
+from sqlite_utils import Database
+
+from trackly_cli.core import accounts, clock, lookup, store
+from trackly_cli.core.errors import InvalidInput, NotFound
+
+BATCH = 5000
+MAX_INVALID_KEPT = 1000
+_FIELD = re.compile(r"[^a-z0-9_]+")
+
+
+@dataclass
+class ImportResult:
+    list_name: str
+    rows: int = 0
+    imported: int = 0
+    new_contacts: int = 0
+    added_to_list: int = 0
+    invalid: list[tuple[int, str, str]] = field(default_factory=list)  # (line, value, reason)
+    invalid_count: int = 0
+    fields: list[str] = field(default_factory=list)
+
+
+def normalise_phone(raw: str, country: str) -> str:
+    """'(202) 555-0143' with country US -> '+12025550143'; raises InvalidInput when not a
+    valid number."""
+    text = raw.strip()
+    if not text:
+        raise InvalidInput("empty phone number")
+    try:
+        number = phonenumbers.parse(text, country)
+    except phonenumbers.NumberParseException as e:
+        raise InvalidInput(f"not a phone number ({e._msg})") from e
+    if not phonenumbers.is_valid_number(number):
+        raise InvalidInput("not a valid phone number")
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def check_country(country: str) -> str:
+    country = country.strip().upper()
+    if country not in phonenumbers.SUPPORTED_REGIONS:
+        raise InvalidInput(f"--country {country!r} is not a two-letter country code such as US")
+    return country
+
+
+def field_name(header: str) -> str:
+    """'First Name' -> 'first_name': the merge-field name a CSV column becomes."""
+    return _FIELD.sub("_", header.strip().lower()).strip("_")
+
+
+def _lines(stream: BinaryIO) -> Iterator[str]:
+    for number, raw in enumerate(stream, start=1):
+        try:
+            text = raw.decode("utf-8-sig" if number == 1 else "utf-8")
+        except UnicodeDecodeError as e:
+            raise InvalidInput(
+                f"line {number} is not UTF-8 (byte {raw[e.start]:#04x} at column {e.start + 1}):"
+                " save the file as UTF-8"
+            ) from e
+        yield text
+
+
+def import_csv(
+    db: Database,
+    account_ref: str | None,
+    list_ref: str,
+    stream: BinaryIO,
+    *,
+    country: str = "US",
+    strict: bool = False,
+    progress: Callable[[int], None] | None = None,
+) -> ImportResult:
+    """Import a CSV with a `phone` column (other columns become merge fields) into a list, in one
+    transaction: an interrupted or failed import leaves nothing behind."""
+    country = check_country(country)
+    reader = csv.reader(_lines(stream))
+    try:
+        header = next(reader)
+    except StopIteration:
+        raise InvalidInput(
+            "the CSV file is empty: it needs a header row with a phone column"
+        ) from None
+    except csv.Error as e:
+        raise InvalidInput(f"line 1: {e}") from e
+    names = [field_name(h) for h in header]
+    if "phone" not in names:
+        raise InvalidInput(f"the CSV header has no phone column (it has: {', '.join(header)})")
+    duplicates = sorted({n for n in names if names.count(n) > 1 and n})
+    if duplicates:
+        raise InvalidInput(f"the CSV header repeats the column(s) {', '.join(duplicates)}")
+    phone_at = names.index("phone")
+    fields = [(i, n) for i, n in enumerate(names) if i != phone_at and n]
+    now = clock.now_text()
+    with store.write(db) as conn:
+        account = accounts.resolve(conn, account_ref)
+        target = lookup.find(conn, "lists", list_ref, account["id"])
+        result = ImportResult(list_name=target["name"], fields=[n for _, n in fields])
+        before = store.scalar(conn, "SELECT coalesce(max(id), 0) FROM contacts")
+        batch: list[tuple[str, str]] = []
+        try:
+            for cells in reader:
+                line = reader.line_num
+                result.rows += 1
+                if not any(c.strip() for c in cells):
+                    result.rows -= 1  # blank line
+                    continue
+                problem = None
+                if len(cells) > len(names):
+                    problem = (f"{len(cells)} cells for {len(names)} columns", "")
+                else:
+                    raw = cells[phone_at] if phone_at < len(cells) else ""
+                    try:
+                        phone = normalise_phone(raw, country)
+                    except InvalidInput as e:
+                        problem = (e.message, raw)
+                if problem:
+                    result.invalid_count += 1
+                    if strict:
+                        raise InvalidInput(
+                            f"line {line}: {problem[1]!r}: {problem[0]} (nothing was imported)"
+                        )
+                    if len(result.invalid) < MAX_INVALID_KEPT:
+                        result.invalid.append((line, problem[1], problem[0]))
+                    continue
+                values = {
+                    n: cells[i].strip() for i, n in fields if i < len(cells) and cells[i].strip()
+                }
+                batch.append((phone, json.dumps(values, ensure_ascii=False)))
+                if len(batch) >= BATCH:
+                    result.added_to_list += _flush(conn, account["id"], target["id"], batch, now)
+                    result.imported += len(batch)
+                    batch.clear()
+                    if progress:
+                        progress(result.rows)
+        except csv.Error as e:
+            raise InvalidInput(f"line {reader.line_num}: {e}") from e
+        result.added_to_list += _flush(conn, account["id"], target["id"], batch, now)
+        result.imported += len(batch)
+        if progress:
+            progress(result.rows)
+        result.new_contacts = store.scalar(
+            conn,
+            "SELECT count(*) FROM contacts WHERE id > ? AND account_id = ?",
+            (before, account["id"]),
+        )
+        if result.rows == 0:
+            raise InvalidInput("the CSV file has a header but no rows")
+        if result.imported == 0:
+            raise InvalidInput(
+                f"none of the {result.rows:,} rows has a valid phone number"
+                f" (first problem: line {result.invalid[0][0]}:"
+                f" {result.invalid[0][2]})"
+            )
+    return result
+
+
+def _flush(
+    conn: sqlite3.Connection, account_id: int, list_id: int, batch: list[tuple[str, str]], now: str
+) -> int:
+    if not batch:
+        return 0
+    conn.executemany(
+        "INSERT INTO contacts (account_id, phone, fields, created_at, updated_at)"
+        " VALUES (?, ?, ?, ?, ?)"
+        " ON CONFLICT (account_id, phone) DO UPDATE SET"
+        " fields = json_patch(contacts.fields, excluded.fields), updated_at = excluded.updated_at",
+        [(account_id, phone, values, now, now) for phone, values in batch],
+    )
+    cursor = conn.executemany(
+        "INSERT OR IGNORE INTO list_members (list_id, contact_id, added_at)"
+        " SELECT ?, id, ? FROM contacts WHERE account_id = ? AND phone = ?",
+        [(list_id, now, account_id, phone) for phone, _ in batch],
+    )
+    return cursor.rowcount
+
+
+def list_contacts(
+    db: Database, account_ref: str | None, list_ref: str | None = None, limit: int | None = None
+) -> list[dict]:
+    account = accounts.resolve(db.conn, account_ref)
+    params: list = [account["id"]]
+    join = ""
+    if list_ref:
+        target = lookup.find(db.conn, "lists", list_ref, account["id"])
+        join = "JOIN list_members m ON m.contact_id = c.id AND m.list_id = ?"
+        params.insert(0, target["id"])
+    sql = (
+        f"SELECT c.id, c.phone, c.fields, c.created_at FROM contacts c {join}"
+        " WHERE c.account_id = ? ORDER BY c.id"
+    )
+    if limit:
+        sql += " LIMIT ?"
+        params.append(limit)
+    found = store.rows(db.conn, sql, tuple(params))
+    for item in found:
+        item["fields"] = json.loads(item["fields"])
+    return found
+
+
+def find_contact(conn: sqlite3.Connection, account_id: int, ref: str, country: str = "US") -> dict:
+    text = ref.strip()
+    if text.isdigit() and not text.startswith("+") and len(text) < 9:
+        found = store.row(
+            conn, "SELECT * FROM contacts WHERE id = ? AND account_id = ?", (int(text), account_id)
+        )
+    else:
+        found = store.row(
+            conn,
+            "SELECT * FROM contacts WHERE phone = ? AND account_id = ?",
+            (normalise_phone(text, check_country(country)), account_id),
+        )
+    if not found:
+        raise NotFound(f"no contact {text!r} in this account")
+    found["fields"] = json.loads(found["fields"])
+    return found

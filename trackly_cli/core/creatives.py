@@ -1,0 +1,87 @@
+"""Creatives: saved message templates."""
+
+from __future__ import annotations
+
+import sqlite3
+
+from sqlite_utils import Database
+
+from trackly_cli.core import accounts, clock, lookup, store, templates, validate
+from trackly_cli.core.errors import Conflict
+
+
+def add(db: Database, account_ref: str | None, name: str, body: str) -> dict:
+    name = validate.name(name, "creative")
+    compiled = templates.compile_template(body)
+    with store.write(db) as conn:
+        account = accounts.resolve(conn, account_ref)
+        if store.row(
+            conn,
+            "SELECT id FROM creatives WHERE account_id = ? AND name = ?",
+            (account["id"], name),
+        ):
+            raise Conflict(f"creative {name!r} already exists in account {account['name']!r}")
+        creative_id = insert(conn, account["id"], name, body)
+    return describe(get(db.conn, creative_id), compiled)
+
+
+def insert(conn: sqlite3.Connection, account_id: int, name: str, body: str) -> int:
+    return conn.execute(
+        "INSERT INTO creatives (account_id, name, body, created_at) VALUES (?, ?, ?, ?)",
+        (account_id, name, body, clock.now_text()),
+    ).lastrowid
+
+
+def save_for_campaign(conn: sqlite3.Connection, account_id: int, name: str, body: str) -> int:
+    """The id of a creative holding `body`: the one called `name` when its text is the same,
+    else a new one (named `name`, or `name-2`, `name-3`… when that name is taken)."""
+    name = validate.name(name, "creative")
+    candidate, n = name, 1
+    while True:
+        found = store.row(
+            conn,
+            "SELECT id, body FROM creatives WHERE account_id = ? AND name = ?",
+            (account_id, candidate),
+        )
+        if found is None:
+            return insert(conn, account_id, candidate, body)
+        if found["body"] == body:
+            return found["id"]
+        n += 1
+        candidate = f"{name[:95]}-{n}"
+
+
+def get(conn: sqlite3.Connection, creative_id: int) -> dict:
+    return store.row(
+        conn,
+        "SELECT c.id, c.name, a.name AS account, c.body, c.created_at,"
+        " (SELECT count(*) FROM messages m WHERE m.creative_id = c.id) AS messages"
+        " FROM creatives c JOIN accounts a ON a.id = c.account_id WHERE c.id = ?",
+        (creative_id,),
+    )
+
+
+def describe(creative: dict, compiled: templates.Template | None = None) -> dict:
+    compiled = compiled or templates.compile_template(creative["body"])
+    creative["slots"] = compiled.slots
+    creative["fields"] = [
+        f.name + (f"|{f.fallback}" if f.fallback is not None else "") for f in compiled.fields
+    ]
+    creative["urls"] = list(compiled.urls.values())
+    return creative
+
+
+def show(db: Database, account_ref: str | None, ref: str) -> dict:
+    account = accounts.resolve(db.conn, account_ref)
+    return describe(get(db.conn, lookup.find(db.conn, "creatives", ref, account["id"])["id"]))
+
+
+def list_all(db: Database, account_ref: str | None) -> list[dict]:
+    account = accounts.resolve(db.conn, account_ref)
+    ids = [
+        r[0]
+        for r in db.conn.execute(
+            "SELECT id FROM creatives WHERE account_id = ? ORDER BY name", (account["id"],)
+        )
+    ]
+    return [describe(get(db.conn, i)) for i in ids]

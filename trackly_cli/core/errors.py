@@ -1,0 +1,56 @@
+"""The typed errors of the core. The CLI turns each into one line on stderr and an exit code;
+the server turns each into an HTTP status."""
+
+
+class TracklyError(Exception):
+    """A mistake in what the user asked for, explained in one line."""
+
+    exit_code = 1
+    http_status = 400
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class InvalidInput(TracklyError):
+    """A value that cannot be used: a bad URL, hostname, amount, date…"""
+
+    http_status = 400
+
+
+class NotFound(TracklyError):
+    """A name or id that does not exist (in this account)."""
+
+    http_status = 404
+
+
+class Conflict(TracklyError):
+    """Something that would break a uniqueness rule or an existing relationship."""
+
+    http_status = 409
+
+
+class Forbidden(TracklyError):
+    """A missing or wrong secret, or an address that is not allowed."""
+
+    http_status = 403
+
+
+class Problems(InvalidInput):
+    """Several problems found at once, reported together before anything is written."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        if len(problems) == 1:
+            message = problems[0]
+        else:
+            message = f"{len(problems)} problems:\n" + "\n".join(f"  - {p}" for p in problems)
+        super().__init__(message)
+
+
+class DatabaseVersionError(TracklyError):
+    """The database and the code disagree about the schema."""

@@ -1,0 +1,35 @@
+"""Finding records by what users type: a name or a numeric id, within an account."""
+
+from __future__ import annotations
+
+import sqlite3
+
+from trackly_cli.core import store
+from trackly_cli.core.errors import NotFound
+
+# table -> (what users call it, the command that lists them)
+_KINDS = {
+    "accounts": ("account", "trackly account list"),
+    "offers": ("offer", "trackly offer list"),
+    "lists": ("list", "trackly list list"),
+    "creatives": ("creative", "trackly creative list"),
+    "campaigns": ("campaign", "trackly report --by campaign"),
+}
+
+
+def find(conn: sqlite3.Connection, table: str, ref: str | int, account_id: int | None = None):
+    """The row of `table` whose id or (case-insensitive) name is `ref`, in `account_id`."""
+    what, listing = _KINDS[table]
+    text = str(ref).strip()
+    scope, params = ("", ()) if account_id is None else (" AND account_id = ?", (account_id,))
+    if text.isdigit():
+        found = store.row(conn, f"SELECT * FROM {table} WHERE id = ?{scope}", (int(text), *params))
+    else:
+        found = store.row(conn, f"SELECT * FROM {table} WHERE name = ?{scope}", (text, *params))
+    if found is None:
+        raise NotFound(
+            f"no {what} {text!r}"
+            + ("" if table == "accounts" else " in this account")
+            + f" (see `{listing}`)"
+        )
+    return found

@@ -1,0 +1,70 @@
+"""Backups and integrity checks."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from pathlib import Path
+
+from sqlite_utils import Database
+
+from trackly_cli.core import migrate
+from trackly_cli.core.errors import Conflict, InvalidInput
+
+
+def backup(db: Database, target: Path, *, overwrite: bool = False) -> dict:
+    """Copy the database with SQLite's online backup API into `target`.
+
+    The copy is taken in one step, from one read snapshot: it holds every transaction committed
+    before it started and none that committed after, and a running server keeps writing
+    meanwhile (in WAL mode readers do not block writers). It is written beside the target and
+    renamed into place, so a failed backup never leaves a file that looks complete.
+    """
+    target = Path(target).expanduser()
+    if target.exists() and not overwrite:
+        raise Conflict(f"{target} already exists (use --force to overwrite it)")
+    if target.resolve() == Path(db.conn.execute("PRAGMA database_list").fetchone()[2]).resolve():
+        raise InvalidInput("the backup cannot overwrite the database itself")
+    partial = target.with_name(f".{target.name}.partial")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial.unlink(missing_ok=True)
+        copy = sqlite3.connect(partial)
+    except OSError as e:
+        raise InvalidInput(f"cannot write {target}: {e.strerror or e}") from e
+    try:
+        db.conn.backup(copy, pages=0)
+        pages = copy.execute("PRAGMA page_count").fetchone()[0]
+        version = migrate.schema_version(copy)
+        copy.execute("PRAGMA journal_mode = DELETE")
+    except sqlite3.Error as e:
+        copy.close()
+        partial.unlink(missing_ok=True)
+        raise InvalidInput(f"backup failed: {e}") from e
+    copy.close()
+    os.replace(partial, target)
+    return {
+        "path": str(target),
+        "pages": pages,
+        "bytes": target.stat().st_size,
+        "schema_version": version,
+    }
+
+
+def check(db: Database) -> dict:
+    """SQLite's integrity and foreign-key checks, and the schema version."""
+    conn = db.conn
+    problems = [r[0] for r in conn.execute("PRAGMA integrity_check")]
+    fk_problems = conn.execute("PRAGMA foreign_key_check").fetchall()
+    path = conn.execute("PRAGMA database_list").fetchone()[2]
+    ok = problems == ["ok"] and not fk_problems
+    return {
+        "ok": ok,
+        "integrity": "ok" if problems == ["ok"] else "; ".join(problems[:20]),
+        "foreign_key_problems": len(fk_problems),
+        "schema_version": migrate.schema_version(conn),
+        "migrations": len(migrate.available()),
+        "path": path,
+        "bytes": os.path.getsize(path) if path else None,
+        "journal_mode": conn.execute("PRAGMA journal_mode").fetchone()[0],
+    }

@@ -1,0 +1,208 @@
+"""Offers: a destination URL with its economics, interstitial page and postback secret."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import sqlite3
+
+from sqlite_utils import Database
+
+from trackly_cli.core import accounts, clock, lookup, money, store, validate
+from trackly_cli.core.errors import Conflict, InvalidInput
+
+INTERSTITIAL_MODES = ("none", "custom", "list_default")
+BOT_FILTERS = ("inherit", "off", "flag", "confirm")
+DEFAULT_ATTRIBUTION_DAYS = 7
+
+
+def new_secret() -> str:
+    return secrets.token_urlsafe(32)  # 43 url-safe characters
+
+
+def create(
+    db: Database,
+    account_ref: str | None,
+    name: str,
+    url: str,
+    *,
+    payout: str = "0",
+    attribution_days: int = DEFAULT_ATTRIBUTION_DAYS,
+    interstitial: str = "none",
+    title: str | None = None,
+    description: str | None = None,
+    cta: str | None = None,
+    meta: list[str] | None = None,
+    bot_filter: str = "inherit",
+    postback_ips: list[str] | None = None,
+) -> dict:
+    name = validate.name(name, "offer")
+    values = {
+        "url": validate.destination_url(url),
+        "payout_micros": money.parse_amount(payout, name="--payout"),
+        "attribution_days": attribution_days,
+        "interstitial": interstitial,
+        "title": validate.text(title, "--title", 300),
+        "description": validate.text(description, "--description"),
+        "cta": validate.text(cta, "--cta", 100),
+        "meta": json.dumps(validate.meta_pairs(meta)),
+        "bot_filter": bot_filter,
+        "postback_ips": json.dumps(_cidrs(postback_ips or [])),
+    }
+    _check(values)
+    now = clock.now_text()
+    with store.write(db) as conn:
+        account = accounts.resolve(conn, account_ref)
+        if store.row(
+            conn, "SELECT id FROM offers WHERE account_id = ? AND name = ?", (account["id"], name)
+        ):
+            raise Conflict(f"offer {name!r} already exists in account {account['name']!r}")
+        values |= {
+            "account_id": account["id"],
+            "name": name,
+            "postback_secret": new_secret(),
+            "created_at": now,
+            "updated_at": now,
+        }
+        offer_id = db["offers"].insert(values).last_pk
+    return get(db.conn, offer_id)
+
+
+def update(
+    db: Database,
+    account_ref: str | None,
+    ref: str,
+    *,
+    name: str | None = None,
+    url: str | None = None,
+    payout: str | None = None,
+    attribution_days: int | None = None,
+    interstitial: str | None = None,
+    title: str | None = None,
+    description: str | None = None,
+    cta: str | None = None,
+    meta: list[str] | None = None,
+    bot_filter: str | None = None,
+    postback_ips: list[str] | None = None,
+    clear_postback_ips: bool = False,
+) -> dict:
+    changes: dict = {}
+    if url is not None:
+        changes["url"] = validate.destination_url(url)
+    if payout is not None:
+        changes["payout_micros"] = money.parse_amount(payout, name="--payout")
+    if attribution_days is not None:
+        changes["attribution_days"] = attribution_days
+    if interstitial is not None:
+        changes["interstitial"] = interstitial
+    for column, value, limit in (
+        ("title", title, 300),
+        ("description", description, 2000),
+        ("cta", cta, 100),
+    ):
+        if value is not None:
+            changes[column] = validate.text(value, f"--{column}", limit) or None
+    if meta:
+        changes["meta"] = json.dumps(validate.meta_pairs(meta))
+    if bot_filter is not None:
+        changes["bot_filter"] = bot_filter
+    if postback_ips:
+        changes["postback_ips"] = json.dumps(_cidrs(postback_ips))
+    if clear_postback_ips:
+        changes["postback_ips"] = "[]"
+    with store.write(db) as conn:
+        account = accounts.resolve(conn, account_ref)
+        offer = lookup.find(conn, "offers", ref, account["id"])
+        if name is not None:
+            changes["name"] = validate.name(name, "offer")
+            if store.row(
+                conn,
+                "SELECT id FROM offers WHERE account_id = ? AND name = ? AND id <> ?",
+                (account["id"], changes["name"], offer["id"]),
+            ):
+                raise Conflict(f"offer {changes['name']!r} already exists")
+        _check(offer | changes)
+        if changes:
+            changes["updated_at"] = clock.now_text()
+            db["offers"].update(offer["id"], changes)
+    return get(db.conn, offer["id"])
+
+
+def rotate_secret(db: Database, account_ref: str | None, ref: str) -> dict:
+    with store.write(db) as conn:
+        account = accounts.resolve(conn, account_ref)
+        offer = lookup.find(conn, "offers", ref, account["id"])
+        conn.execute(
+            "UPDATE offers SET postback_secret = ?, updated_at = ? WHERE id = ?",
+            (new_secret(), clock.now_text(), offer["id"]),
+        )
+    return get(db.conn, offer["id"])
+
+
+def _check(values: dict) -> None:
+    if values["interstitial"] not in INTERSTITIAL_MODES:
+        raise InvalidInput(f"--interstitial must be one of {', '.join(INTERSTITIAL_MODES)}")
+    if values["bot_filter"] not in BOT_FILTERS:
+        raise InvalidInput(f"--bot-filter must be one of {', '.join(BOT_FILTERS)}")
+    if values["attribution_days"] < 0:
+        raise InvalidInput("--attribution-days must be 0 or more")
+    if values["interstitial"] == "custom" and not values.get("title"):
+        raise InvalidInput("an offer with --interstitial custom needs a --title for its page")
+
+
+def _cidrs(values: list[str]) -> list[str]:
+    return [str(validate.cidr(v)) for v in values]
+
+
+_SELECT = """
+SELECT o.*, a.name AS account,
+       (SELECT d.scheme || '://' || d.hostname FROM domains d
+        WHERE d.account_id = o.account_id AND d.is_default) AS base_url
+FROM offers o JOIN accounts a ON a.id = o.account_id
+"""
+
+
+def get(conn: sqlite3.Connection, offer_id: int) -> dict:
+    return present(store.row(conn, _SELECT + " WHERE o.id = ?", (offer_id,)))
+
+
+def show(db: Database, account_ref: str | None, ref: str) -> dict:
+    account = accounts.resolve(db.conn, account_ref)
+    return get(db.conn, lookup.find(db.conn, "offers", ref, account["id"])["id"])
+
+
+def list_all(db: Database, account_ref: str | None) -> list[dict]:
+    account = accounts.resolve(db.conn, account_ref)
+    found = store.rows(db.conn, _SELECT + " WHERE o.account_id = ? ORDER BY o.id", (account["id"],))
+    return [present(o) for o in found]
+
+
+def present(offer: dict) -> dict:
+    """The offer as users and scripts see it: amounts as exact decimal text, JSON decoded."""
+    base = offer.pop("base_url")
+    result = {
+        "id": offer["id"],
+        "name": offer["name"],
+        "account": offer["account"],
+        "url": offer["url"],
+        "payout": money.format_amount(offer["payout_micros"]),
+        "attribution_days": offer["attribution_days"],
+        "interstitial": offer["interstitial"],
+        "title": offer["title"],
+        "description": offer["description"],
+        "cta": offer["cta"],
+        "meta": json.loads(offer["meta"]),
+        "bot_filter": offer["bot_filter"],
+        "domain": base.split("://", 1)[1] if base else None,
+        "postback_secret": offer["postback_secret"],
+        "postback_ips": json.loads(offer["postback_ips"]),
+        "postback_url": (
+            f"{base}/conv/offer?offer_id={offer['id']}&postback_secret={offer['postback_secret']}"
+            "&txn_id={transaction_id}&revenue={amount}"
+            if base
+            else None
+        ),
+        "created_at": offer["created_at"],
+        "updated_at": offer["updated_at"],
+    }
+    return result

@@ -1,0 +1,189 @@
+"""Everything Trackly prints goes through here: data on stdout (tables, JSON, CSV), people's
+messages and errors on stderr, and fail() for every error."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sys
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from decimal import Decimal
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, NoReturn
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+# Off a terminal (a pipe, a file, CliRunner) tables get room rather than 80 columns, and messages
+# for people are never wrapped, so that an error stays one line.
+stdout = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
+stderr = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+class Format(StrEnum):
+    table = "table"
+    json = "json"
+    csv = "csv"
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    """One line (or a short list) on stderr, then exit with `code`; never a traceback."""
+    stderr.print(f"[bold red]Error:[/] {escape(message)}")
+    raise typer.Exit(code)
+
+
+def info(message: str) -> None:
+    stderr.print(message)
+
+
+def warn(message: str) -> None:
+    stderr.print(f"[yellow]Warning:[/] {escape(message)}")
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def to_json(data: Any) -> str:
+    return json.dumps(_plain(data), indent=2, ensure_ascii=False)
+
+
+def _cell(value: Any, key: str = "") -> str:
+    if value is None:
+        return ""
+    if key.endswith("_at") and isinstance(value, str) and value.endswith("Z"):
+        return local_time(value)
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, (dict, list)):
+        return json.dumps(_plain(value), ensure_ascii=False) if value else ""
+    return str(value)
+
+
+def local_time(text: str) -> str:
+    """A stored UTC timestamp as local time on screen: '2026-11-29 14:08:12'."""
+    try:
+        moment = datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+    except ValueError:
+        return text
+    return moment.astimezone().strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _heading(key: str) -> str:
+    return key.replace("_", " ")
+
+
+def table(
+    rows: Sequence[dict],
+    columns: Sequence[str] | None = None,
+    *,
+    title: str | None = None,
+    totals: dict | None = None,
+    right: Iterable[str] = (),
+) -> Table:
+    columns = list(columns or (rows[0].keys() if rows else []))
+    right = set(right)
+    result = Table(title=title, show_footer=totals is not None, header_style="bold")
+    for column in columns:
+        footer = _cell(totals.get(column), column) if totals else ""
+        numeric = column in right or (
+            rows
+            and all(
+                isinstance(r.get(column), (int, float, Decimal))
+                and not isinstance(r.get(column), bool)
+                for r in rows
+            )
+        )
+        result.add_column(
+            _heading(column), footer=footer, justify="right" if numeric else "left", overflow="fold"
+        )
+    for item in rows:
+        result.add_row(*(escape(_cell(item.get(c), c)) for c in columns))
+    return result
+
+
+def _write(text: str, output: Path | None) -> None:
+    if output is None:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+        return
+    try:
+        output.write_text(text, encoding="utf-8")
+    except OSError as e:
+        fail(f"cannot write {output}: {e.strerror or e}")
+    info(f"Wrote {output}")
+
+
+def emit(
+    rows: Sequence[dict],
+    fmt: Format = Format.table,
+    output: Path | None = None,
+    *,
+    columns: Sequence[str] | None = None,
+    title: str | None = None,
+    totals: dict | None = None,
+    empty: str = "Nothing to show.",
+    right: Iterable[str] = (),
+) -> None:
+    """A listing or report as a Rich table, a JSON array or CSV, on stdout or into `output`."""
+    rows = [dict(r) for r in rows]
+    if fmt is Format.json:
+        _write(
+            to_json([{k: r.get(k) for k in columns} if columns else r for r in rows]) + "\n", output
+        )
+    elif fmt is Format.csv:
+        buffer = io.StringIO()
+        names = list(columns or (rows[0].keys() if rows else []))
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(names)
+        for item in rows:
+            writer.writerow([_cell(item.get(n)) for n in names])
+        _write(buffer.getvalue(), output)
+    elif not rows:
+        if output:
+            _write(empty + "\n", output)
+        else:
+            info(empty)
+    else:
+        render(table(rows, columns, title=title, totals=totals, right=right), output)
+
+
+def render(renderable: Any, output: Path | None = None) -> None:
+    if output is None:
+        stdout.print(renderable)
+        return
+    buffer = io.StringIO()
+    Console(file=buffer, width=200, soft_wrap=False, color_system=None).print(renderable)
+    _write(buffer.getvalue(), output)
+
+
+def emit_record(
+    record: dict,
+    fmt: Format = Format.table,
+    output: Path | None = None,
+    *,
+    title: str | None = None,
+) -> None:
+    """One record: a two-column table, a JSON object, or CSV with a header row."""
+    if fmt is Format.json:
+        _write(to_json(record) + "\n", output)
+    elif fmt is Format.csv:
+        emit([record], fmt, output)
+    else:
+        grid = Table(title=title, show_header=False, box=None, padding=(0, 2, 0, 0))
+        grid.add_column(style="bold")
+        grid.add_column(overflow="fold")
+        for key, value in record.items():
+            grid.add_row(_heading(key), escape(_cell(value, key)))
+        render(grid, output)
