@@ -146,7 +146,6 @@ CREATE TABLE messages (
 );
 CREATE INDEX messages_campaign ON messages(campaign_id, variant);
 CREATE INDEX messages_contact ON messages(contact_id);
-CREATE INDEX messages_account_time ON messages(account_id, created_at);
 
 CREATE TABLE short_links (
     id          TEXT PRIMARY KEY
@@ -162,7 +161,6 @@ CREATE TABLE short_links (
     CHECK ((offer_id IS NULL) <> (url IS NULL)),
     UNIQUE (message_id, slot)
 ) WITHOUT ROWID;
-CREATE INDEX short_links_offer ON short_links(offer_id);
 
 -- Every hit on a short link: repeats and bots included. The grouping keys of the reports are
 -- copied onto the row so that nothing needs a join to count it.

@@ -17,6 +17,7 @@ from trackly_cli.commands import (
     db,
     domain,
     offer,
+    shorten,
 )
 from trackly_cli.commands import lists as list_commands
 from trackly_cli.config import resolve_db_path
@@ -85,6 +86,7 @@ app.add_typer(list_commands.app, name="list")
 app.add_typer(contacts.app, name="contacts")
 app.add_typer(contacts.contact_app, name="contact")
 app.add_typer(creative.app, name="creative")
+app.command("shorten")(shorten.shorten_command)
 
 
 def main() -> None:

@@ -23,7 +23,8 @@ def read_template(path: Path) -> str:
     except OSError as e:
         raise InvalidInput(f"cannot read {path}: {e.strerror or e}") from e
     try:
-        return data.decode("utf-8-sig")
+        # The newline an editor leaves at the end of the file is not part of the message.
+        return data.decode("utf-8-sig").rstrip("\r\n")
     except UnicodeDecodeError as e:
         line = data[: e.start].count(b"\n") + 1
         raise InvalidInput(f"{path}: line {line} is not UTF-8: save the file as UTF-8") from e

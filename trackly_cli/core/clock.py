@@ -26,3 +26,10 @@ def from_text(text: str) -> datetime:
 
 def days_ago_text(days: float, now: datetime | None = None) -> str:
     return to_text((now or utcnow()) - timedelta(days=days))
+
+
+def bucket_of(text: str) -> str:
+    """The 15-minute report bucket of a stored timestamp: '2026-11-29T13:08:…Z' ->
+    '2026-11-29T13:00:00Z'. The rollup triggers in the schema compute the same."""
+    minute = int(text[14:16]) // 15 * 15
+    return f"{text[:14]}{minute:02d}:00Z"

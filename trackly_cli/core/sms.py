@@ -7,6 +7,8 @@ makes the whole message UCS-2: 70 UTF-16 units alone, 67 per segment (an emoji t
 
 from __future__ import annotations
 
+import re
+
 GSM7_BASIC = set(
     "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞ\x1bÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
     "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
@@ -17,26 +19,33 @@ GSM7_SINGLE, GSM7_MULTI = 160, 153
 UCS2_SINGLE, UCS2_MULTI = 70, 67
 
 
+_NOT_GSM7 = re.compile("[^" + re.escape("".join(sorted(GSM7_BASIC | GSM7_EXTENSION))) + "]")
+_GSM7_EXTENSION = re.compile("[" + re.escape("".join(sorted(GSM7_EXTENSION))) + "]")
+_ASTRAL = re.compile("[\U00010000-\U0010ffff]")
+
+
 def encoding(text: str) -> str:
-    return "GSM-7" if all(c in GSM7_BASIC or c in GSM7_EXTENSION for c in text) else "UCS-2"
+    return "UCS-2" if _NOT_GSM7.search(text) else "GSM-7"
 
 
 def segments(text: str) -> tuple[int, str]:
     """(number of segments, 'GSM-7' or 'UCS-2') for `text`."""
     if encoding(text) == "GSM-7":
-        units = [2 if c in GSM7_EXTENSION else 1 for c in text]
-        single, multi = GSM7_SINGLE, GSM7_MULTI
-        kind = "GSM-7"
+        wide = _GSM7_EXTENSION.findall(text)  # each takes two septets (an escape pair)
+        single, multi, kind = GSM7_SINGLE, GSM7_MULTI, "GSM-7"
     else:
-        units = [2 if ord(c) > 0xFFFF else 1 for c in text]
-        single, multi = UCS2_SINGLE, UCS2_MULTI
-        kind = "UCS-2"
-    total = sum(units)
+        wide = _ASTRAL.findall(text)  # each takes two UTF-16 units (a surrogate pair)
+        single, multi, kind = UCS2_SINGLE, UCS2_MULTI, "UCS-2"
+    total = len(text) + len(wide)
     if total <= single:
         return (1 if total else 0), kind
-    # Split as a phone does: an escape pair or a surrogate pair never straddles two segments.
+    if not wide:
+        return -(-total // multi), kind
+    # Split as a phone does: an escape or surrogate pair never straddles two segments.
+    wide_set = set(wide)
     count, used = 1, 0
-    for size in units:
+    for char in text:
+        size = 2 if char in wide_set else 1
         if used + size > multi:
             count += 1
             used = 0

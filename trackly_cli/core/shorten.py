@@ -1,0 +1,593 @@
+"""Shorten: templates + link bindings (+ a list) -> one message per recipient with its own short
+links, and the outbox the operator hands to the SMS gateway.
+
+`prepare` checks everything and reports every problem at once before anything is written;
+`run` writes the whole campaign in one transaction while streaming contacts, so memory stays
+flat and an error or Ctrl-C leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import os
+import re
+import secrets
+import sqlite3
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sqlite_utils import Database
+
+from trackly_cli.core import (
+    accounts,
+    clock,
+    creatives,
+    domains,
+    links,
+    lookup,
+    sms,
+    store,
+    templates,
+    validate,
+)
+from trackly_cli.core.errors import InvalidInput, NotFound, Problems
+
+BATCH = 2000
+MAX_VARIANTS = 26
+OUTBOX_COLUMNS = ["phone", "message_id", "text", "segments", "encoding"]
+_BINDING = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.+?)\s*$", re.S)
+_URLISH = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*:")
+BUILTIN_FIELDS = ("phone",)
+
+
+@dataclass
+class TemplateSource:
+    """A template as given: a file (saved as a creative named after it) or a creative."""
+
+    name: str
+    text: str
+    creative_id: int | None = None
+
+
+@dataclass(frozen=True)
+class Target:
+    slot: str
+    offer_id: int | None
+    offer_name: str | None
+    url: str  # the offer's URL (macros unexpanded) or the plain destination
+
+
+@dataclass
+class Variant:
+    label: str
+    source: TemplateSource
+    template: templates.Template
+    targets: dict[str, Target]
+    weight: int
+    creative_id: int | None = None
+
+
+@dataclass
+class Plan:
+    account: dict
+    domain: dict
+    variants: list[Variant]
+    list_row: dict | None
+    campaign: str | None
+    seed: str
+    recipients: int
+
+
+@dataclass
+class Summary:
+    campaign: str | None
+    campaign_id: int | None
+    list: str | None
+    domain: str
+    seed: str
+    recipients: int = 0
+    links: int = 0
+    segments_min: int = 0
+    segments_max: int = 0
+    encodings: Counter = field(default_factory=Counter)
+    over_max_segments: int = 0
+    max_segments: int = 3
+    variants: list[dict] = field(default_factory=list)
+    outbox: str | None = None
+    message: dict | None = None  # the one-off message, with its links
+
+    def as_dict(self) -> dict:
+        result = {k: v for k, v in vars(self).items() if k != "message"}
+        result["encodings"] = dict(self.encodings)
+        if self.message is not None:
+            result["message"] = self.message
+        return result
+
+
+def parse_split(text: str | None, count: int) -> list[int]:
+    if text is None:
+        return [1] * count
+    try:
+        weights = [int(part) for part in text.split(",")]
+    except ValueError:
+        raise InvalidInput(
+            f"--split {text!r} is not a list of whole numbers such as 50,50"
+        ) from None
+    if len(weights) != count:
+        raise InvalidInput(f"--split {text!r} has {len(weights)} parts for {count} templates")
+    if any(w <= 0 for w in weights):
+        raise InvalidInput(f"--split {text!r}: every part must be positive")
+    return weights
+
+
+def prepare(
+    db: Database,
+    *,
+    account_ref: str | None,
+    sources: list[TemplateSource],
+    bindings: list[str],
+    list_ref: str | None = None,
+    campaign: str | None = None,
+    split: str | None = None,
+    seed: str | None = None,
+    domain: str | None = None,
+    keep_urls: bool = False,
+) -> Plan:
+    """Check a shorten request and report every problem at once (Problems), or return the plan."""
+    conn = db.conn
+    problems: list[str] = []
+    account = accounts.resolve(conn, account_ref)
+    if not sources:
+        raise InvalidInput("give a template file (or - for stdin) or --creative NAME")
+    if len(sources) > MAX_VARIANTS:
+        raise InvalidInput(f"at most {MAX_VARIANTS} templates (variants A-Z)")
+
+    try:
+        sending_domain = domains.for_sending(conn, account, domain)
+    except (InvalidInput, NotFound) as e:
+        problems.append(e.message)
+        sending_domain = None
+
+    compiled: list[templates.Template | None] = []
+    for source in sources:
+        try:
+            compiled.append(templates.compile_template(source.text, shorten_urls=not keep_urls))
+        except InvalidInput as e:
+            problems.append(f"{source.name}: {e.message}")
+            compiled.append(None)
+
+    targets, bound = _bindings(conn, account, bindings, problems)
+    used_slots = {slot for t in compiled if t for slot in t.slots}
+    for slot in sorted(bound - used_slots, key=_slot_order):
+        problems.append(f"--link {slot}=… binds a slot no template has ({{{{{slot}}}}})")
+    for source, template in zip(sources, compiled, strict=True):
+        if template:
+            for slot in template.slots:
+                if slot not in bound:
+                    problems.append(
+                        f"{source.name}: {{{{{slot}}}}} is not bound: add --link {slot}=OFFER"
+                        f" (an offer name or id) or --link {slot}=https://…"
+                    )
+
+    list_row = None
+    recipients = 1
+    if list_ref is not None:
+        try:
+            list_row = lookup.find(conn, "lists", list_ref, account["id"])
+        except NotFound as e:
+            problems.append(e.message)
+        else:
+            recipients = store.scalar(
+                conn, "SELECT count(*) FROM list_members WHERE list_id = ?", (list_row["id"],)
+            )
+            if not recipients:
+                problems.append(f"list {list_row['name']!r} has no members: import contacts first")
+    _check_fields(conn, [t for t in compiled if t], list_row, problems)
+
+    if campaign is not None:
+        try:
+            campaign = validate.name(campaign, "campaign")
+        except InvalidInput as e:
+            problems.append(e.message)
+        else:
+            if store.row(
+                conn,
+                "SELECT id FROM campaigns WHERE account_id = ? AND name = ?",
+                (account["id"], campaign),
+            ):
+                problems.append(f"campaign {campaign!r} already exists: choose another --campaign")
+    elif list_row is not None:
+        campaign = _generated_name(conn, account["id"], list_row["name"])
+
+    try:
+        weights = parse_split(split, len(sources))
+    except InvalidInput as e:
+        problems.append(e.message)
+        weights = [1] * len(sources)
+    if problems:
+        raise Problems(problems)
+
+    variants = []
+    for index, (source, template) in enumerate(zip(sources, compiled, strict=True)):
+        own = {slot: targets[slot] for slot in template.slots}
+        own |= {slot: Target(slot, None, None, url) for slot, url in template.urls.items()}
+        variants.append(Variant(chr(ord("A") + index), source, template, own, weights[index]))
+    return Plan(
+        account,
+        sending_domain,
+        variants,
+        list_row,
+        campaign,
+        seed if seed is not None else secrets.token_hex(4),
+        recipients,
+    )
+
+
+def _slot_order(slot: str) -> tuple[str, int]:
+    return (slot.rstrip("0123456789"), int(slot[len(slot.rstrip("0123456789")) :] or 0))
+
+
+def _bindings(
+    conn: sqlite3.Connection, account: dict, bindings: list[str], problems: list[str]
+) -> tuple[dict[str, Target], set[str]]:
+    """The targets of the --link bindings that resolve, and every slot bound at all."""
+    targets: dict[str, Target] = {}
+    bound: set[str] = set()
+    for binding in bindings:
+        match = _BINDING.match(binding)
+        if not match:
+            problems.append(f"--link {binding!r} is not SLOT=OFFER or SLOT=URL (e.g. link1=Summer)")
+            continue
+        slot, value = match.group(1).lower(), match.group(2)
+        if not re.match(r"^link[1-9][0-9]*$", slot):
+            problems.append(f"--link {binding!r}: slots are named link1, link2, …")
+            continue
+        if slot in bound:
+            problems.append(f"--link {slot} is bound twice")
+            continue
+        bound.add(slot)
+        if _URLISH.match(value):
+            try:
+                targets[slot] = Target(slot, None, None, validate.destination_url(value))
+            except InvalidInput as e:
+                problems.append(f"--link {slot}: {e.message}")
+            continue
+        try:
+            offer = lookup.find(conn, "offers", value, account["id"])
+        except NotFound as e:
+            problems.append(f"--link {slot}: {e.message}")
+            continue
+        targets[slot] = Target(slot, offer["id"], offer["name"], offer["url"])
+    return targets, bound
+
+
+def _check_fields(
+    conn: sqlite3.Connection,
+    compiled: list[templates.Template],
+    list_row: dict | None,
+    problems: list[str],
+) -> None:
+    """A merge field without a fallback must have a value for every recipient."""
+    required = sorted(
+        {f.name for t in compiled for f in t.fields if f.fallback is None} - set(BUILTIN_FIELDS)
+    )
+    for name in required:
+        if list_row is None:
+            problems.append(
+                f"{{{{{name}}}}} has no contact to come from in a one-off message: give it a"
+                f" fallback ({{{{{name}|…}}}}) or send to a --list"
+            )
+            continue
+        missing = store.row(
+            conn,
+            "SELECT count(*) AS n, min(c.phone) AS example FROM list_members m"
+            " JOIN contacts c ON c.id = m.contact_id WHERE m.list_id = ?"
+            " AND coalesce(json_extract(c.fields, '$.' || ?), '') = ''",
+            (list_row["id"], f'"{name}"'),
+        )
+        if missing["n"]:
+            problems.append(
+                f"{{{{{name}}}}}: {missing['n']:,} contact(s) of list {list_row['name']!r} have no"
+                f" {name} (e.g. {missing['example']}): add a fallback such as {{{{{name}|there}}}}"
+            )
+
+
+def _generated_name(conn: sqlite3.Connection, account_id: int, list_name: str) -> str:
+    base = f"{list_name[:80]}-{clock.utcnow():%Y%m%d-%H%M}"
+    name, n = base, 1
+    while store.row(
+        conn, "SELECT 1 FROM campaigns WHERE account_id = ? AND name = ?", (account_id, name)
+    ):
+        n += 1
+        name = f"{base}-{n}"
+    return name
+
+
+def assign_variant(seed: str, contact_id: int, cumulative: list[float]) -> int:
+    """The variant index of a contact: a keyed hash, so the same seed gives the same split."""
+    digest = hashlib.blake2b(f"{seed}:{contact_id}".encode(), digest_size=8).digest()
+    point = int.from_bytes(digest, "big") / 2**64
+    for index, bound in enumerate(cumulative):
+        if point < bound:
+            return index
+    return len(cumulative) - 1
+
+
+def run(
+    db: Database,
+    plan: Plan,
+    *,
+    outbox: Path | None = None,
+    max_segments: int = 3,
+    progress: Callable[[int], None] | None = None,
+    id_source: links.IdSource = links.random_ids,
+) -> Summary:
+    """Write the messages and links of `plan` in one transaction; stream the outbox CSV."""
+    domain = plan.domain
+    summary = Summary(
+        campaign=plan.campaign,
+        campaign_id=None,
+        list=plan.list_row["name"] if plan.list_row else None,
+        domain=domain["hostname"],
+        seed=plan.seed,
+        max_segments=max_segments,
+    )
+    partial = None
+    writer = None
+    handle = None
+    if outbox is not None and plan.list_row is not None:
+        partial = outbox.with_name(f".{outbox.name}.partial")
+        try:
+            handle = partial.open("w", newline="", encoding="utf-8")
+        except OSError as e:
+            raise InvalidInput(f"cannot write {outbox}: {e.strerror or e}") from e
+        writer = csv.writer(handle)
+        writer.writerow(OUTBOX_COLUMNS)
+    # A bigger page cache for the random-key inserts of the links (a fixed 64 MB, whatever the
+    # list's size), back to what it was afterwards.
+    cache_size = db.conn.execute("PRAGMA cache_size").fetchone()[0]
+    db.conn.execute("PRAGMA cache_size = -65536")
+    try:
+        with store.write(db) as conn:
+            _write(conn, plan, summary, writer, progress, id_source)
+            if handle is not None:
+                handle.close()
+                os.replace(partial, outbox)
+                summary.outbox = str(outbox)
+    finally:
+        db.conn.execute(f"PRAGMA cache_size = {int(cache_size)}")
+        if handle is not None and not handle.closed:
+            handle.close()
+        if partial is not None and partial.exists():
+            partial.unlink()
+    return summary
+
+
+def _write(
+    conn: sqlite3.Connection,
+    plan: Plan,
+    summary: Summary,
+    writer,
+    progress,
+    id_source: links.IdSource,
+) -> None:
+    account_id = plan.account["id"]
+    domain = plan.domain
+    now = clock.now_text()
+    list_id = plan.list_row["id"] if plan.list_row else None
+    for variant in plan.variants:
+        if variant.source.creative_id is not None:
+            variant.creative_id = variant.source.creative_id
+        else:
+            variant.creative_id = creatives.save_for_campaign(
+                conn, account_id, variant.source.name, variant.source.text
+            )
+    campaign_id = None
+    if plan.campaign is not None:
+        campaign_id = conn.execute(
+            "INSERT INTO campaigns (account_id, name, list_id, domain_id, seed, created_at)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (account_id, plan.campaign, list_id, domain["id"], plan.seed, now),
+        ).lastrowid
+        conn.executemany(
+            "INSERT INTO campaign_variants (campaign_id, label, creative_id, weight)"
+            " VALUES (?, ?, ?, ?)",
+            [(campaign_id, v.label, v.creative_id, v.weight) for v in plan.variants],
+        )
+    summary.campaign_id = campaign_id
+    total = sum(v.weight for v in plan.variants)
+    cumulative, running = [], 0
+    for v in plan.variants:
+        running += v.weight
+        cumulative.append(running / total)
+
+    next_id = store.scalar(conn, "SELECT coalesce(max(id), 0) + 1 FROM messages")
+    sent: Counter = Counter()  # (variant index, offer id or 0) -> messages
+    per_variant: Counter = Counter()
+    base = f"{domain['scheme']}://{domain['hostname']}/"
+    # Messages of a campaign carry their variant label (A, B, …); a one-off message has none.
+    labels = [v.label if campaign_id is not None else None for v in plan.variants]
+
+    if plan.list_row is None:
+        recipients = iter([[(None, None, "{}")]])
+    else:
+        cursor = conn.execute(
+            "SELECT c.id, c.phone, c.fields FROM list_members m JOIN contacts c"
+            " ON c.id = m.contact_id WHERE m.list_id = ? ORDER BY m.contact_id",
+            (list_id,),
+        )
+        recipients = iter(lambda: cursor.fetchmany(BATCH), [])
+
+    for chunk in recipients:
+        slots_needed = 0
+        chosen = []
+        for contact_id, phone, fields in chunk:
+            index = assign_variant(plan.seed, contact_id, cumulative) if contact_id else 0
+            chosen.append(index)
+            slots_needed += len(plan.variants[index].targets)
+        ids = iter(links.fresh_ids(conn, slots_needed, id_source))
+        message_rows, link_rows = [], []
+        for (contact_id, phone, fields), index in zip(chunk, chosen, strict=True):
+            variant = plan.variants[index]
+            message_id = next_id
+            next_id += 1
+            short = {}
+            offers_carried = set()
+            for slot, target in variant.targets.items():
+                link_id = next(ids)
+                short[slot] = base + link_id
+                link_rows.append(
+                    (
+                        link_id,
+                        account_id,
+                        message_id,
+                        contact_id,
+                        domain["id"],
+                        slot,
+                        target.offer_id,
+                        None if target.offer_id else target.url,
+                        now,
+                    )
+                )
+                offers_carried.add(target.offer_id or 0)
+            values = json.loads(fields)
+            values["phone"] = phone or ""
+            text = variant.template.render(values, short)
+            segments, encoding = sms.segments(text)
+            message_rows.append(
+                (
+                    message_id,
+                    account_id,
+                    campaign_id,
+                    list_id,
+                    variant.creative_id,
+                    contact_id,
+                    labels[index],
+                    domain["id"],
+                    text,
+                    segments,
+                    encoding,
+                    now,
+                )
+            )
+            for offer_id in offers_carried:
+                sent[(index, offer_id)] += 1
+            per_variant[index] += 1
+            _count_segments(summary, segments, encoding)
+            if writer is not None:
+                writer.writerow([phone, message_id, text, segments, encoding])
+            if summary.message is None and plan.list_row is None:
+                summary.message = {
+                    "message_id": message_id,
+                    "text": text,
+                    "segments": segments,
+                    "encoding": encoding,
+                    "links": [
+                        {
+                            "slot": slot,
+                            "id": short[slot].rsplit("/", 1)[1],
+                            "short_url": short[slot],
+                            "offer": t.offer_name,
+                            "offer_id": t.offer_id,
+                            "destination": t.url,
+                        }
+                        for slot, t in variant.targets.items()
+                    ],
+                }
+        conn.executemany(
+            "INSERT INTO messages (id, account_id, campaign_id, list_id, creative_id, contact_id,"
+            " variant, domain_id, body, segments, encoding, created_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            message_rows,
+        )
+        link_rows.sort()  # inserting in key order keeps the B-tree pages warm
+        conn.executemany(
+            "INSERT INTO short_links (id, account_id, message_id, contact_id, domain_id, slot,"
+            " offer_id, url, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            link_rows,
+        )
+        summary.recipients += len(message_rows)
+        summary.links += len(link_rows)
+        if progress:
+            progress(summary.recipients)
+    _count_sent(conn, plan, campaign_id, list_id, now, sent, per_variant, labels)
+    summary.variants = [
+        {
+            "variant": v.label,
+            "creative": v.source.name,
+            "creative_id": v.creative_id,
+            "weight": v.weight,
+            "messages": per_variant[i],
+        }
+        for i, v in enumerate(plan.variants)
+    ]
+
+
+def _count_segments(summary: Summary, segments: int, encoding: str) -> None:
+    if not summary.encodings:
+        summary.segments_min = summary.segments_max = segments
+    summary.segments_min = min(summary.segments_min, segments)
+    summary.segments_max = max(summary.segments_max, segments)
+    summary.encodings[encoding] += 1
+    if segments > summary.max_segments:
+        summary.over_max_segments += 1
+
+
+def _count_sent(
+    conn: sqlite3.Connection,
+    plan: Plan,
+    campaign_id: int | None,
+    list_id: int | None,
+    now: str,
+    sent: Counter,
+    per_variant: Counter,
+    labels: list[str | None],
+) -> None:
+    """The report counters for what was just sent: messages once each (`sent`), and once per
+    offer they carry (`offer_sent`)."""
+    bucket = clock.bucket_of(now)
+    rows = []
+    for index, count in per_variant.items():
+        v = plan.variants[index]
+        rows.append(
+            (
+                plan.account["id"],
+                bucket,
+                campaign_id or 0,
+                v.creative_id,
+                list_id or 0,
+                labels[index] or "",
+                plan.domain["id"],
+                0,
+                count,
+                0,
+            )
+        )
+    for (index, offer_id), count in sent.items():
+        v = plan.variants[index]
+        rows.append(
+            (
+                plan.account["id"],
+                bucket,
+                campaign_id or 0,
+                v.creative_id,
+                list_id or 0,
+                labels[index] or "",
+                plan.domain["id"],
+                offer_id,
+                0,
+                count,
+            )
+        )
+    conn.executemany(
+        "INSERT INTO report_rollups (account_id, bucket_at, campaign_id, creative_id, list_id,"
+        " variant, domain_id, offer_id, sent, offer_sent) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        " ON CONFLICT (account_id, bucket_at, campaign_id, creative_id, list_id, variant,"
+        " domain_id, offer_id) DO UPDATE SET sent = sent + excluded.sent,"
+        " offer_sent = offer_sent + excluded.offer_sent",
+        rows,
+    )
