@@ -425,7 +425,7 @@ def _write(
     for chunk in recipients:
         slots_needed = 0
         chosen = []
-        for contact_id, phone, fields in chunk:
+        for contact_id, _phone, _fields in chunk:
             index = assign_variant(plan.seed, contact_id, cumulative) if contact_id else 0
             chosen.append(index)
             slots_needed += len(plan.variants[index].targets)
