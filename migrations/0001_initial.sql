@@ -2,6 +2,8 @@
 -- Never edit this file after it has shipped: add 0002_….sql instead.
 --
 -- Conventions
+--   * names are unique per account by name_key, the name case-folded (NFKC) by the code, so
+--     that 'Bücher' and 'BÜCHER' are one name (SQLite's NOCASE folds only A-Z);
 --   * timestamps are UTC text 'YYYY-MM-DDTHH:MM:SS.ffffffZ' in columns ending in _at; the fixed
 --     width makes text order time order;
 --   * money is an integer number of micros (1/1,000,000 of the currency unit) in *_micros columns;
@@ -26,8 +28,8 @@ INSERT INTO config_version (id, version) VALUES (1, 0);
 
 CREATE TABLE accounts (
     id                       INTEGER PRIMARY KEY,
-    name                     TEXT NOT NULL UNIQUE COLLATE NOCASE
-                             CHECK (length(name) BETWEEN 1 AND 100),
+    name                     TEXT NOT NULL CHECK (length(name) BETWEEN 1 AND 100),
+    name_key                 TEXT NOT NULL UNIQUE,   -- the name case-folded (NFKC): one per name
     retention_days           INTEGER NOT NULL DEFAULT 90 CHECK (retention_days >= 1),
     anonymize_ips_after_days INTEGER CHECK (anonymize_ips_after_days >= 0),
     created_at               TEXT NOT NULL,
@@ -48,7 +50,8 @@ CREATE UNIQUE INDEX domains_one_default ON domains(account_id) WHERE is_default 
 CREATE TABLE offers (
     id               INTEGER PRIMARY KEY,
     account_id       INTEGER NOT NULL REFERENCES accounts(id),
-    name TEXT NOT NULL COLLATE NOCASE CHECK (length(name) BETWEEN 1 AND 100),
+    name             TEXT NOT NULL CHECK (length(name) BETWEEN 1 AND 100),
+    name_key         TEXT NOT NULL,   -- the name case-folded (NFKC)
     url              TEXT NOT NULL,
     payout_micros    INTEGER NOT NULL DEFAULT 0 CHECK (payout_micros >= 0),
     attribution_days INTEGER NOT NULL DEFAULT 7 CHECK (attribution_days >= 0),
@@ -64,13 +67,14 @@ CREATE TABLE offers (
     postback_ips     TEXT NOT NULL DEFAULT '[]',   -- JSON array of CIDRs; empty: any address
     created_at       TEXT NOT NULL,
     updated_at       TEXT NOT NULL,
-    UNIQUE (account_id, name)
+    UNIQUE (account_id, name_key)
 );
 
 CREATE TABLE lists (
     id                       INTEGER PRIMARY KEY,
     account_id               INTEGER NOT NULL REFERENCES accounts(id),
-    name TEXT NOT NULL COLLATE NOCASE CHECK (length(name) BETWEEN 1 AND 100),
+    name             TEXT NOT NULL CHECK (length(name) BETWEEN 1 AND 100),
+    name_key         TEXT NOT NULL,   -- the name case-folded (NFKC)
     bot_filter               TEXT NOT NULL DEFAULT 'flag'
                              CHECK (bot_filter IN ('off', 'flag', 'confirm')),
     min_human_seconds        REAL NOT NULL DEFAULT 2 CHECK (min_human_seconds >= 0),
@@ -80,7 +84,7 @@ CREATE TABLE lists (
     interstitial_meta        TEXT NOT NULL DEFAULT '{}',
     created_at               TEXT NOT NULL,
     updated_at               TEXT NOT NULL,
-    UNIQUE (account_id, name)
+    UNIQUE (account_id, name_key)
 );
 
 CREATE TABLE contacts (
@@ -104,21 +108,23 @@ CREATE INDEX list_members_contact ON list_members(contact_id);
 CREATE TABLE creatives (
     id         INTEGER PRIMARY KEY,
     account_id INTEGER NOT NULL REFERENCES accounts(id),
-    name TEXT NOT NULL COLLATE NOCASE CHECK (length(name) BETWEEN 1 AND 100),
+    name             TEXT NOT NULL CHECK (length(name) BETWEEN 1 AND 100),
+    name_key         TEXT NOT NULL,   -- the name case-folded (NFKC)
     body       TEXT NOT NULL,
     created_at TEXT NOT NULL,
-    UNIQUE (account_id, name)
+    UNIQUE (account_id, name_key)
 );
 
 CREATE TABLE campaigns (
     id         INTEGER PRIMARY KEY,
     account_id INTEGER NOT NULL REFERENCES accounts(id),
-    name TEXT NOT NULL COLLATE NOCASE CHECK (length(name) BETWEEN 1 AND 100),
+    name             TEXT NOT NULL CHECK (length(name) BETWEEN 1 AND 100),
+    name_key         TEXT NOT NULL,   -- the name case-folded (NFKC)
     list_id    INTEGER REFERENCES lists(id),
     domain_id  INTEGER NOT NULL REFERENCES domains(id),
     seed       TEXT NOT NULL,          -- reproduces the A/B assignment
     created_at TEXT NOT NULL,
-    UNIQUE (account_id, name)
+    UNIQUE (account_id, name_key)
 );
 
 CREATE TABLE campaign_variants (

@@ -15,13 +15,16 @@ app = typer.Typer(help="Accounts (brands): create, list, show, update.", no_args
 
 RetentionOpt = Annotated[
     int | None,
-    typer.Option("--retention-days", min=1, help="Keep raw clicks this many days (default 90)."),
+    typer.Option(
+        "--retention-days", min=1, max=36500, help="Keep raw clicks this many days (default 90)."
+    ),
 ]
 AnonymizeOpt = Annotated[
     int | None,
     typer.Option(
         "--anonymize-ips-after",
         min=0,
+        max=36500,
         metavar="DAYS",
         help="Truncate stored IPs (IPv4 /24, IPv6 /48) older than DAYS; 0: at once.",
     ),

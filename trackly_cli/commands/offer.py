@@ -43,7 +43,10 @@ PayoutOpt = Annotated[
 DaysOpt = Annotated[
     int | None,
     typer.Option(
-        "--attribution-days", min=0, help="Conversions count this many days after the click (7)."
+        "--attribution-days",
+        min=0,
+        max=3650,
+        help="Conversions count this many days after the click (7).",
     ),
 ]
 InterstitialOpt = Annotated[

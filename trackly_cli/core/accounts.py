@@ -23,12 +23,12 @@ def create(
     _check_settings(retention_days, anonymize_ips_after_days)
     now = clock.now_text()
     with store.write(db) as conn:
-        if store.row(conn, "SELECT id FROM accounts WHERE name = ?", (name,)):
+        if store.row(conn, "SELECT id FROM accounts WHERE name_key = ?", (validate.key(name),)):
             raise Conflict(f"account {name!r} already exists")
         cursor = conn.execute(
-            "INSERT INTO accounts (name, retention_days, anonymize_ips_after_days, created_at,"
-            " updated_at) VALUES (?, ?, ?, ?, ?)",
-            (name, retention_days, anonymize_ips_after_days, now, now),
+            "INSERT INTO accounts (name, name_key, retention_days, anonymize_ips_after_days,"
+            " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)",
+            (name, validate.key(name), retention_days, anonymize_ips_after_days, now, now),
         )
     return show(db, cursor.lastrowid)
 
@@ -48,11 +48,14 @@ def update(
         if name is not None:
             name = validate.name(name, "account")
             other = store.row(
-                conn, "SELECT id FROM accounts WHERE name = ? AND id <> ?", (name, account["id"])
+                conn,
+                "SELECT id FROM accounts WHERE name_key = ? AND id <> ?",
+                (validate.key(name), account["id"]),
             )
             if other:
                 raise Conflict(f"account {name!r} already exists")
             changes["name"] = name
+            changes["name_key"] = validate.key(name)
         if retention_days is not None:
             changes["retention_days"] = retention_days
         if anonymize_ips_after_days is not None:
@@ -66,11 +69,14 @@ def update(
     return show(db, account["id"])
 
 
+MAX_DAYS = 36_500
+
+
 def _check_settings(retention_days: int, anonymize_ips_after_days: int | None) -> None:
-    if retention_days < 1:
-        raise InvalidInput("--retention-days must be at least 1")
-    if anonymize_ips_after_days is not None and anonymize_ips_after_days < 0:
-        raise InvalidInput("--anonymize-ips-after must be 0 (at once) or more days")
+    if not 1 <= retention_days <= MAX_DAYS:
+        raise InvalidInput(f"--retention-days must be between 1 and {MAX_DAYS:,}")
+    if anonymize_ips_after_days is not None and not 0 <= anonymize_ips_after_days <= MAX_DAYS:
+        raise InvalidInput(f"--anonymize-ips-after must be between 0 (at once) and {MAX_DAYS:,}")
 
 
 def list_all(db: Database) -> list[dict]:

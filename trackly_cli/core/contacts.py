@@ -13,7 +13,7 @@ from typing import BinaryIO
 import phonenumbers
 from sqlite_utils import Database
 
-from trackly_cli.core import accounts, clock, lookup, store
+from trackly_cli.core import accounts, clock, lookup, store, validate
 from trackly_cli.core.errors import InvalidInput, NotFound
 
 BATCH = 5000
@@ -85,7 +85,8 @@ def import_csv(
     """Import a CSV with a `phone` column (other columns become merge fields) into a list, in one
     transaction: an interrupted or failed import leaves nothing behind."""
     country = check_country(country)
-    reader = csv.reader(_lines(stream))
+    # strict: a quote left open is an error, not a field that silently swallows the next rows
+    reader = csv.reader(_lines(stream), strict=True)
     try:
         header = next(reader)
     except StopIteration:
@@ -211,7 +212,7 @@ def list_contacts(
 
 def find_contact(conn: sqlite3.Connection, account_id: int, ref: str, country: str = "US") -> dict:
     text = ref.strip()
-    if text.isdigit() and not text.startswith("+") and len(text) < 9:
+    if validate.is_id(text) and len(text) < 9:
         found = store.row(
             conn, "SELECT * FROM contacts WHERE id = ? AND account_id = ?", (int(text), account_id)
         )

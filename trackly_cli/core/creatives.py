@@ -17,8 +17,8 @@ def add(db: Database, account_ref: str | None, name: str, body: str) -> dict:
         account = accounts.resolve(conn, account_ref)
         if store.row(
             conn,
-            "SELECT id FROM creatives WHERE account_id = ? AND name = ?",
-            (account["id"], name),
+            "SELECT id FROM creatives WHERE account_id = ? AND name_key = ?",
+            (account["id"], validate.key(name)),
         ):
             raise Conflict(f"creative {name!r} already exists in account {account['name']!r}")
         creative_id = insert(conn, account["id"], name, body)
@@ -27,8 +27,9 @@ def add(db: Database, account_ref: str | None, name: str, body: str) -> dict:
 
 def insert(conn: sqlite3.Connection, account_id: int, name: str, body: str) -> int:
     return conn.execute(
-        "INSERT INTO creatives (account_id, name, body, created_at) VALUES (?, ?, ?, ?)",
-        (account_id, name, body, clock.now_text()),
+        "INSERT INTO creatives (account_id, name, name_key, body, created_at)"
+        " VALUES (?, ?, ?, ?, ?)",
+        (account_id, name, validate.key(name), body, clock.now_text()),
     ).lastrowid
 
 
@@ -40,8 +41,8 @@ def save_for_campaign(conn: sqlite3.Connection, account_id: int, name: str, body
     while True:
         found = store.row(
             conn,
-            "SELECT id, body FROM creatives WHERE account_id = ? AND name = ?",
-            (account_id, candidate),
+            "SELECT id, body FROM creatives WHERE account_id = ? AND name_key = ?",
+            (account_id, validate.key(candidate)),
         )
         if found is None:
             return insert(conn, account_id, candidate, body)

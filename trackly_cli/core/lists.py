@@ -32,10 +32,18 @@ def create(
     with store.write(db) as conn:
         account = accounts.resolve(conn, account_ref)
         if store.row(
-            conn, "SELECT id FROM lists WHERE account_id = ? AND name = ?", (account["id"], name)
+            conn,
+            "SELECT id FROM lists WHERE account_id = ? AND name_key = ?",
+            (account["id"], validate.key(name)),
         ):
             raise Conflict(f"list {name!r} already exists in account {account['name']!r}")
-        values |= {"account_id": account["id"], "name": name, "created_at": now, "updated_at": now}
+        values |= {
+            "account_id": account["id"],
+            "name": name,
+            "name_key": validate.key(name),
+            "created_at": now,
+            "updated_at": now,
+        }
         list_id = db["lists"].insert(values).last_pk
     return get(db.conn, list_id)
 
@@ -67,10 +75,11 @@ def update(
             changes["name"] = validate.name(name, "list")
             if store.row(
                 conn,
-                "SELECT id FROM lists WHERE account_id = ? AND name = ? AND id <> ?",
-                (account["id"], changes["name"], found["id"]),
+                "SELECT id FROM lists WHERE account_id = ? AND name_key = ? AND id <> ?",
+                (account["id"], validate.key(changes["name"]), found["id"]),
             ):
                 raise Conflict(f"list {changes['name']!r} already exists")
+            changes["name_key"] = validate.key(changes["name"])
         if changes:
             changes["updated_at"] = clock.now_text()
             db["lists"].update(found["id"], changes)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 
-from trackly_cli.core import store
+from trackly_cli.core import store, validate
 from trackly_cli.core.errors import NotFound
 
 # table -> (what users call it, the command that lists them)
@@ -22,10 +22,12 @@ def find(conn: sqlite3.Connection, table: str, ref: str | int, account_id: int |
     what, listing = _KINDS[table]
     text = str(ref).strip()
     scope, params = ("", ()) if account_id is None else (" AND account_id = ?", (account_id,))
-    if text.isdigit():
+    if validate.is_id(text):
         found = store.row(conn, f"SELECT * FROM {table} WHERE id = ?{scope}", (int(text), *params))
     else:
-        found = store.row(conn, f"SELECT * FROM {table} WHERE name = ?{scope}", (text, *params))
+        found = store.row(
+            conn, f"SELECT * FROM {table} WHERE name_key = ?{scope}", (validate.key(text), *params)
+        )
     if found is None:
         raise NotFound(
             f"no {what} {text!r}"

@@ -124,13 +124,21 @@ def _statements(sql: str):
     """Split a script into statements with SQLite's own notion of a complete statement, so that
     semicolons inside triggers, strings and comments are handled."""
     buffer = ""
-    for piece in sql.split(";"):
-        buffer += piece + ";"
+    pieces = sql.split(";")
+    for index, piece in enumerate(pieces):
+        last = index == len(pieces) - 1
+        buffer += piece if last else piece + ";"
+        if last and _strip_comments(buffer).strip():
+            buffer += "\n;"  # a last statement without its semicolon still runs
         if sqlite3.complete_statement(buffer):
             statement = buffer.strip()
             buffer = ""
             if _strip_comments(statement).strip(" \n\t;"):
                 yield statement
+    if _strip_comments(buffer).strip():
+        raise DatabaseVersionError(
+            f"a migration ends with an incomplete statement: {buffer[:60]!r}"
+        )
 
 
 def _strip_comments(statement: str) -> str:

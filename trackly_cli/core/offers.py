@@ -14,6 +14,7 @@ from trackly_cli.core.errors import Conflict, InvalidInput
 INTERSTITIAL_MODES = ("none", "custom", "list_default")
 BOT_FILTERS = ("inherit", "off", "flag", "confirm")
 DEFAULT_ATTRIBUTION_DAYS = 7
+MAX_ATTRIBUTION_DAYS = 3650
 
 
 def new_secret() -> str:
@@ -54,12 +55,15 @@ def create(
     with store.write(db) as conn:
         account = accounts.resolve(conn, account_ref)
         if store.row(
-            conn, "SELECT id FROM offers WHERE account_id = ? AND name = ?", (account["id"], name)
+            conn,
+            "SELECT id FROM offers WHERE account_id = ? AND name_key = ?",
+            (account["id"], validate.key(name)),
         ):
             raise Conflict(f"offer {name!r} already exists in account {account['name']!r}")
         values |= {
             "account_id": account["id"],
             "name": name,
+            "name_key": validate.key(name),
             "postback_secret": new_secret(),
             "created_at": now,
             "updated_at": now,
@@ -117,10 +121,11 @@ def update(
             changes["name"] = validate.name(name, "offer")
             if store.row(
                 conn,
-                "SELECT id FROM offers WHERE account_id = ? AND name = ? AND id <> ?",
-                (account["id"], changes["name"], offer["id"]),
+                "SELECT id FROM offers WHERE account_id = ? AND name_key = ? AND id <> ?",
+                (account["id"], validate.key(changes["name"]), offer["id"]),
             ):
                 raise Conflict(f"offer {changes['name']!r} already exists")
+            changes["name_key"] = validate.key(changes["name"])
         _check(offer | changes)
         if changes:
             changes["updated_at"] = clock.now_text()
@@ -144,8 +149,8 @@ def _check(values: dict) -> None:
         raise InvalidInput(f"--interstitial must be one of {', '.join(INTERSTITIAL_MODES)}")
     if values["bot_filter"] not in BOT_FILTERS:
         raise InvalidInput(f"--bot-filter must be one of {', '.join(BOT_FILTERS)}")
-    if values["attribution_days"] < 0:
-        raise InvalidInput("--attribution-days must be 0 or more")
+    if not 0 <= values["attribution_days"] <= MAX_ATTRIBUTION_DAYS:
+        raise InvalidInput(f"--attribution-days must be between 0 and {MAX_ATTRIBUTION_DAYS:,}")
     if values["interstitial"] == "custom" and not values.get("title"):
         raise InvalidInput("an offer with --interstitial custom needs a --title for its page")
 

@@ -196,8 +196,8 @@ def prepare(
         else:
             if store.row(
                 conn,
-                "SELECT id FROM campaigns WHERE account_id = ? AND name = ?",
-                (account["id"], campaign),
+                "SELECT id FROM campaigns WHERE account_id = ? AND name_key = ?",
+                (account["id"], validate.key(campaign)),
             ):
                 problems.append(f"campaign {campaign!r} already exists: choose another --campaign")
     elif list_row is not None:
@@ -300,7 +300,9 @@ def _generated_name(conn: sqlite3.Connection, account_id: int, list_name: str) -
     base = f"{list_name[:80]}-{clock.utcnow():%Y%m%d-%H%M}"
     name, n = base, 1
     while store.row(
-        conn, "SELECT 1 FROM campaigns WHERE account_id = ? AND name = ?", (account_id, name)
+        conn,
+        "SELECT 1 FROM campaigns WHERE account_id = ? AND name_key = ?",
+        (account_id, validate.key(name)),
     ):
         n += 1
         name = f"{base}-{n}"
@@ -389,9 +391,17 @@ def _write(
     campaign_id = None
     if plan.campaign is not None:
         campaign_id = conn.execute(
-            "INSERT INTO campaigns (account_id, name, list_id, domain_id, seed, created_at)"
-            " VALUES (?, ?, ?, ?, ?, ?)",
-            (account_id, plan.campaign, list_id, domain["id"], plan.seed, now),
+            "INSERT INTO campaigns (account_id, name, name_key, list_id, domain_id, seed,"
+            " created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (
+                account_id,
+                plan.campaign,
+                validate.key(plan.campaign),
+                list_id,
+                domain["id"],
+                plan.seed,
+                now,
+            ),
         ).lastrowid
         conn.executemany(
             "INSERT INTO campaign_variants (campaign_id, label, creative_id, weight)"

@@ -81,9 +81,11 @@ def compile_template(text: str, *, shorten_urls: bool = True) -> Template:
             parts.append(Field(name.lower(), fallback.strip() if fallback is not None else None))
         position = match.end()
     _literal(text[position:], parts, urls, by_url, shorten_urls)
-    stray = "".join(p for p in parts if isinstance(p, str))
-    if "{{" in stray or "}}" in stray:
-        line = text[: text.find("{{") if "{{" in text else text.find("}}")].count("\n") + 1
+    # What is left once the good placeholders are blanked out must hold no {{ or }}.
+    masked = _PLACEHOLDER.sub(lambda m: " " * len(m.group(0)), text)
+    stray = min((i for i in (masked.find("{{"), masked.find("}}")) if i >= 0), default=-1)
+    if stray >= 0:
+        line = text[:stray].count("\n") + 1
         raise InvalidInput(
             f"line {line}: a {{{{ … }}}} placeholder is malformed: use {{{{link1}}}}"
             " or {{first_name|fallback}}"

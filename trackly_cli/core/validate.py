@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import unicodedata
 from urllib.parse import urlsplit
+
+import idna
 
 from trackly_cli.core.errors import InvalidInput
 
@@ -24,11 +27,22 @@ def name(value: str, what: str) -> str:
         raise InvalidInput(f"{what} name is empty")
     if len(value) > 100:
         raise InvalidInput(f"{what} name is longer than 100 characters")
-    if value.isdigit():
+    if is_id(value):
         raise InvalidInput(f"{what} name {value!r} is only digits, which would read as an id")
     if any(ord(c) < 32 for c in value):
         raise InvalidInput(f"{what} name has control characters")
     return value
+
+
+def key(value: str) -> str:
+    """What makes two names the same name: Unicode case and compatibility forms folded, so that
+    'Bücher', 'BÜCHER' and 'bücher' are one."""
+    return unicodedata.normalize("NFKC", value.strip()).casefold()
+
+
+def is_id(value: str) -> bool:
+    """Whether a reference typed by a user is a numeric id (ASCII digits only)."""
+    return value.isascii() and value.isdigit()
 
 
 def hostname(value: str) -> str:
@@ -50,9 +64,10 @@ def hostname(value: str) -> str:
     else:
         raise InvalidInput(f"{raw!r} is an IP address: a tracking domain must be a hostname")
     try:
-        host = host.encode("idna").decode("ascii")
-    except UnicodeError as e:
-        raise InvalidInput(f"{raw!r} is not a valid hostname") from e
+        # IDNA 2008 with UTS 46 mapping, as browsers do: 'faß.example' -> 'xn--fa-hia.example'
+        host = idna.encode(host, uts46=True).decode("ascii") if not host.isascii() else host
+    except idna.IDNAError as e:
+        raise InvalidInput(f"{raw!r} is not a valid hostname ({e})") from e
     labels = host.split(".")
     if len(host) > 253 or not all(_LABEL.match(label) for label in labels):
         raise InvalidInput(f"{raw!r} is not a valid hostname")
