@@ -12,11 +12,14 @@ from typer.core import TyperGroup
 from trackly_cli import __version__, output
 from trackly_cli.commands import (
     account,
+    bots,
     contacts,
     creative,
     db,
+    demo,
     domain,
     offer,
+    serve,
     shorten,
 )
 from trackly_cli.commands import lists as list_commands
@@ -86,7 +89,10 @@ app.add_typer(list_commands.app, name="list")
 app.add_typer(contacts.app, name="contacts")
 app.add_typer(contacts.contact_app, name="contact")
 app.add_typer(creative.app, name="creative")
+app.add_typer(bots.app, name="bots")
 app.command("shorten")(shorten.shorten_command)
+app.command("serve")(serve.serve_command)
+app.command("demo")(demo.demo_command)
 
 
 def main() -> None:

@@ -1,0 +1,330 @@
+"""Tracked redirects against the bare stack, measured in the same run.
+
+    python bench/redirect.py                   # 1,000,000 links, 3 rounds of 10 s each
+    python bench/redirect.py --links 200000 --rounds 2 --seconds 5
+
+Builds a database with --links short links (a 2-link template sent to half as many contacts),
+starts `trackly serve` on it and a bare Bottle + waitress app that answers every request with a
+fixed 302 (same threads), then loads both alternately with wrk (32 connections, random link
+ids, a phone browser's headers) — or, without wrk, with a small bundled load generator — and
+prints requests/s, p50 and p99 for each, their ratios, and the errors.
+
+Target: a tracked redirect (lookup, bot verdict, durable click row, MessageClick) at >= 65% of
+the bare stack's requests/s with p99 <= 2x the bare p99, and zero errors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import random
+import re
+import shutil
+import socket
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+HOST = "go.bench.test"
+USER_AGENT = (
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 "
+    "(KHTML, like Gecko) Version/17.4 Mobile/15E148 Safari/604.1"
+)
+CONNECTIONS = 32
+
+BARE_APP = """
+import sys
+from bottle import Bottle, HTTPResponse
+import waitress
+
+app = Bottle()
+
+@app.route("/<link_id>")
+def fixed(link_id):
+    return HTTPResponse("", 302, {"Location": "https://shop.example/", "Cache-Control": "no-store"})
+
+waitress.serve(app, host="127.0.0.1", port=int(sys.argv[1]), threads=int(sys.argv[2]),
+               _quiet=True)
+"""
+
+WRK_SCRIPT = """
+local ids = {}
+local headers = {}
+init = function(args)
+  for line in io.lines(args[1]) do ids[#ids + 1] = line end
+  headers["Host"] = args[2]
+  headers["User-Agent"] = args[3]
+  headers["Accept-Language"] = "en-US,en;q=0.9"
+  math.randomseed(tonumber(tostring({}):match("0x(%x+)"), 16) % 2147483647)
+end
+request = function()
+  return wrk.format("GET", "/" .. ids[math.random(#ids)], headers)
+end
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def trackly(db: Path, *args: str) -> None:
+    subprocess.run(
+        [sys.executable, "-m", "trackly_cli", "--db", str(db), *args],
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def build(folder: Path, links: int) -> Path:
+    """A database whose campaign has `links` short links (2 per message)."""
+    from trackly_cli.core import shorten, store
+
+    db_path = folder / "redirect.db"
+    contacts = links // 2
+    trackly(db_path, "account", "create", "bench")
+    trackly(db_path, "domain", "add", HOST)
+    trackly(
+        db_path,
+        "offer",
+        "create",
+        "Shoes",
+        "--url",
+        "https://shop.example/shoes?sub={link_id}&c={contact_id}",
+        "--payout",
+        "2.50",
+    )
+    trackly(db_path, "offer", "create", "Bags", "--url", "https://shop.example/bags")
+    trackly(db_path, "list", "create", "everyone")
+    db = store.open_db(db_path)
+    now = "2026-01-01T00:00:00.000000Z"
+    with store.write(db) as conn:
+        conn.executemany(
+            "INSERT INTO contacts (id, account_id, phone, fields, created_at, updated_at)"
+            " VALUES (?, 1, ?, '{}', ?, ?)",
+            ((i, f"+1202{i:07d}", now, now) for i in range(1, contacts + 1)),
+        )
+        conn.executemany(
+            "INSERT INTO list_members (list_id, contact_id, added_at) VALUES (1, ?, ?)",
+            ((i, now) for i in range(1, contacts + 1)),
+        )
+    plan = shorten.prepare(
+        db,
+        account_ref="bench",
+        sources=[shorten.TemplateSource("bench", "Shoes {{link1}} Bags {{link2}}")],
+        bindings=["link1=Shoes", "link2=Bags"],
+        list_ref="everyone",
+        campaign="bench",
+    )
+    shorten.run(db, plan)
+    # The campaign was "sent" long ago: no click is too fast to be human.
+    db.conn.execute("UPDATE messages SET created_at = ?", (now,))
+    db.close()
+    return db_path
+
+
+def wait_for(port: int, proc: subprocess.Popen, timeout: float = 30.0) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"server on port {port} exited with {proc.returncode}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise SystemExit(f"server on port {port} did not start")
+
+
+def run_wrk(port: int, ids_file: Path, script: Path, seconds: int) -> dict:
+    out = subprocess.run(
+        [
+            "wrk",
+            "-t2",
+            f"-c{CONNECTIONS}",
+            f"-d{seconds}s",
+            "--latency",
+            "-s",
+            str(script),
+            f"http://127.0.0.1:{port}",
+            "--",
+            str(ids_file),
+            HOST,
+            USER_AGENT,
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+
+    def latency(label: str) -> float:
+        match = re.search(rf"^\s*{label}%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
+        value, unit = float(match.group(1)), match.group(2)
+        return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
+
+    requests = int(re.search(r"(\d+) requests in", out).group(1))
+    non_3xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    socket_errors = re.search(
+        r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out
+    )
+    errors = (int(non_3xx.group(1)) if non_3xx else 0) + (
+        sum(int(g) for g in socket_errors.groups()) if socket_errors else 0
+    )
+    return {
+        "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
+        "p50": latency("50"),
+        "p99": latency("99"),
+        "errors": errors,
+        "requests": requests,
+    }
+
+
+def run_python(port: int, ids: list[str], seconds: int) -> dict:
+    """A fallback load generator: CONNECTIONS keep-alive connections in threads."""
+    stop = time.time() + seconds
+    latencies: list[float] = []
+    errors = [0]
+    lock = threading.Lock()
+
+    def worker() -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        mine = []
+        while time.time() < stop:
+            started = time.perf_counter()
+            try:
+                conn.request(
+                    "GET",
+                    "/" + random.choice(ids),
+                    headers={"Host": HOST, "User-Agent": USER_AGENT, "Accept-Language": "en-US"},
+                )
+                response = conn.getresponse()
+                response.read()
+                if response.status != 302:
+                    errors[0] += 1
+            except OSError:
+                errors[0] += 1
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+                continue
+            mine.append((time.perf_counter() - started) * 1000)
+        with lock:
+            latencies.extend(mine)
+
+    threads = [threading.Thread(target=worker) for _ in range(CONNECTIONS)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    latencies.sort()
+    return {
+        "rps": len(latencies) / seconds,
+        "p50": latencies[len(latencies) // 2],
+        "p99": latencies[int(len(latencies) * 0.99)],
+        "errors": errors[0],
+        "requests": len(latencies),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--links", type=int, default=1_000_000)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--threads", type=int, default=8)
+    parser.add_argument("--keep", type=Path, help="Build the database here once and reuse it.")
+    args = parser.parse_args()
+
+    folder = args.keep or Path(tempfile.mkdtemp(prefix="trackly-bench-"))
+    folder.mkdir(parents=True, exist_ok=True)
+    db_path = folder / "redirect.db"
+    if not db_path.exists():
+        started = time.perf_counter()
+        build(folder, args.links)
+        print(f"built {args.links:,} links in {time.perf_counter() - started:.0f} s", flush=True)
+    conn = sqlite3.connect(db_path)
+    ids = [r[0] for r in conn.execute("SELECT id FROM short_links")]
+    clicks_before = conn.execute("SELECT count(*) FROM message_short_link_clicks").fetchone()[0]
+    conn.close()
+    ids_file = folder / "ids.txt"
+    ids_file.write_text("\n".join(ids) + "\n", encoding="ascii")
+    script = folder / "random.lua"
+    script.write_text(WRK_SCRIPT, encoding="utf-8")
+    use_wrk = shutil.which("wrk") is not None
+
+    bare_port, trackly_port = free_port(), free_port()
+    bare = subprocess.Popen([sys.executable, "-c", BARE_APP, str(bare_port), str(args.threads)])
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "trackly_cli",
+            "--db",
+            str(db_path),
+            "serve",
+            "--port",
+            str(trackly_port),
+            "--threads",
+            str(args.threads),
+        ],
+        stderr=subprocess.DEVNULL,
+    )
+    results: dict[str, list[dict]] = {"bare": [], "trackly": []}
+    try:
+        wait_for(bare_port, bare)
+        wait_for(trackly_port, server)
+        for round_number in range(1, args.rounds + 1):
+            for name, port in (("bare", bare_port), ("trackly", trackly_port)):
+                result = (
+                    run_wrk(port, ids_file, script, args.seconds)
+                    if use_wrk
+                    else run_python(port, ids, args.seconds)
+                )
+                results[name].append(result)
+                print(
+                    f"round {round_number} {name:8} {result['rps']:8,.0f} req/s"
+                    f"  p50 {result['p50']:6.2f} ms  p99 {result['p99']:6.2f} ms"
+                    f"  errors {result['errors']}",
+                    flush=True,
+                )
+    finally:
+        for proc in (bare, server):
+            proc.terminate()
+            proc.wait(timeout=30)
+    conn = sqlite3.connect(db_path)
+    recorded = conn.execute("SELECT count(*) FROM message_short_link_clicks").fetchone()[0]
+    conn.close()
+
+    def median(name: str, key: str) -> float:
+        return statistics.median(r[key] for r in results[name])
+
+    bare_rps, tracked_rps = median("bare", "rps"), median("trackly", "rps")
+    bare_p99, tracked_p99 = median("bare", "p99"), median("trackly", "p99")
+    summary = {
+        "load": "wrk" if use_wrk else "python",
+        "links": len(ids),
+        "bare": {"rps": round(bare_rps), "p50_ms": median("bare", "p50"), "p99_ms": bare_p99},
+        "trackly": {
+            "rps": round(tracked_rps),
+            "p50_ms": median("trackly", "p50"),
+            "p99_ms": tracked_p99,
+        },
+        "throughput_ratio": round(tracked_rps / bare_rps, 3),
+        "p99_ratio": round(tracked_p99 / bare_p99, 2),
+        "errors": sum(r["errors"] for rs in results.values() for r in rs),
+        "clicks_recorded": recorded - clicks_before,
+        "tracked_requests": sum(r["requests"] for r in results["trackly"]),
+    }
+    print(json.dumps(summary, indent=2))
+    if not args.keep:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,65 @@
+"""trackly serve: the redirect, conversion and pixel server."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from trackly_cli import output, state
+from trackly_cli.server import Tracker, serve
+
+DomainOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--domain", help="Answer only for this tracking domain (repeatable; default: all)."
+    ),
+]
+HostOpt = Annotated[str, typer.Option("--host", help="Address to listen on.")]
+PortOpt = Annotated[int, typer.Option("--port", "-p", min=1, max=65535, help="Port to listen on.")]
+ThreadsOpt = Annotated[int, typer.Option("--threads", min=1, max=256, help="Worker threads.")]
+ProxyOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--trusted-proxy",
+        metavar="IP",
+        help="The reverse proxy whose X-Forwarded-For gives the client IP (waitress checks it).",
+    ),
+]
+AccessLogOpt = Annotated[
+    bool, typer.Option("--access-log", help="Log one line per request on stderr.")
+]
+
+
+def banner(tracker: Tracker, address: str, demo_links: list[str] | None = None) -> None:
+    snapshot = tracker.snapshot
+    hosts = sorted(tracker.only_hosts or snapshot.domains)
+    output.info(f"[bold]Trackly[/] serving [bold]{tracker.db_path}[/]")
+    if hosts:
+        output.info("  tracking domains: " + ", ".join(hosts))
+    else:
+        output.warn("no tracking domains yet: every link answers 404 (trackly domain add HOST)")
+    output.info(f"  listening on {address}  (Ctrl-C or SIGTERM to stop)")
+
+
+def serve_command(
+    ctx: typer.Context,
+    domain: DomainOpt = None,
+    host: HostOpt = "127.0.0.1",
+    port: PortOpt = 8080,
+    threads: ThreadsOpt = 8,
+    trusted_proxy: ProxyOpt = None,
+    access_log: AccessLogOpt = False,
+) -> None:
+    """Serve short links, conversions and pixels for the tracking domains."""
+    serve(
+        state.state(ctx).db_path,
+        host=host,
+        port=port,
+        threads=threads,
+        domains=domain,
+        trusted_proxy=trusted_proxy,
+        access_log=access_log,
+        announce=banner,
+    )
+    output.info("Stopped.")

@@ -1,0 +1,202 @@
+"""Bot detection, in layers, each verdict with its reasons.
+
+Signals are strong (one is enough) or weak (two are needed):
+
+- request shape: HEAD or OPTIONS, an empty user agent, prefetch headers (strong); no
+  Accept-Language (weak);
+- user agent: crawlerdetect's list, SMS and messenger preview fetchers, scanners that name
+  themselves, over 1 kB (strong);
+- IP: the operator's deny list and imported datacenter ranges (strong);
+- timing: 3+ different IPs on one per-recipient link within 10 s (strong); a click sooner than
+  the list's min-human-seconds after sending, or a second IP on the link within 10 s (weak).
+
+An address on the operator's allow list skips the IP and timing layers (the request shape and
+the user agent still count).
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+
+from crawlerdetect import CrawlerDetect
+
+from trackly_cli.core import ipranges
+from trackly_cli.core.ipranges import RangeSet
+
+MAX_USER_AGENT = 1024
+IP_WINDOW_SECONDS = 10.0
+
+# Link-preview fetchers of SMS and messenger apps and security scanners that general crawler
+# lists miss or name differently; checked before crawlerdetect so the reason is specific.
+PREVIEW_FETCHERS: tuple[tuple[re.Pattern, str], ...] = (
+    (re.compile(r"facebookexternalhit/1\.1 Facebot Twitterbot/1\.0"), "iMessage link preview"),
+    (re.compile(r"GoogleMessages"), "Google Messages link preview"),
+    (re.compile(r"Google-PageRenderer"), "Google page renderer"),
+    (re.compile(r"WhatsApp/"), "WhatsApp link preview"),
+    (re.compile(r"TelegramBot"), "Telegram link preview"),
+    (re.compile(r"^Viber(?:/[\d.]+)?$"), "Viber link preview"),
+    (
+        re.compile(
+            r"^Mozilla/5\.0 \(X11; Ubuntu; Linux x86_64; rv:24\.0\) Gecko/20100101 "
+            r"Firefox/24\.0$"
+        ),
+        "Samsung Messages link preview",
+    ),
+    (
+        re.compile(
+            r"SkypeUriPreview|Slackbot-LinkExpanding|Discordbot|LinkedInBot|Snap URL Preview"
+        ),
+        "messenger link preview",
+    ),
+    (
+        re.compile(
+            r"(?i)\b(?:proofpoint|mimecast|barracuda|symantec|zscaler|trend ?micro|urlscan|"
+            r"virustotal|netcraft|bitdefender|sophos|forcepoint|fortiguard|palo ?alto networks|"
+            r"check ?point|cisco talos|safebrowsing|phishtank|mailscanner)\b"
+        ),
+        "security scanner",
+    ),
+)
+
+PREFETCH_HEADERS = {
+    "HTTP_PURPOSE": ("prefetch", "preview"),
+    "HTTP_SEC_PURPOSE": ("prefetch", "prerender"),
+    "HTTP_X_PURPOSE": ("preview", "prefetch", "instant"),
+    "HTTP_X_MOZ": ("prefetch",),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    is_bot: bool
+    reasons: tuple[str, ...] = ()
+
+    @property
+    def text(self) -> str:
+        return "; ".join(self.reasons)
+
+
+HUMAN = Verdict(False, ())
+
+
+@dataclass(slots=True)
+class RequestFacts:
+    """What a request tells about its sender. `accept_language` and `prefetch` are None when
+    not known (as in `trackly bots check`), which skips their checks."""
+
+    method: str = "GET"
+    user_agent: str = ""
+    ip: str | None = None
+    accept_language: str | None = ""
+    prefetch: str | None = ""  # the prefetch header that was sent, e.g. 'Sec-Purpose: prefetch'
+
+
+def prefetch_header(headers: dict) -> str:
+    """The first prefetch/preview header of a request (WSGI keys), as 'Name: value', or ''."""
+    for key, markers in PREFETCH_HEADERS.items():
+        value = headers.get(key)
+        if value and any(m in value.lower() for m in markers):
+            name = "-".join(part.capitalize() for part in key[5:].split("_"))
+            return f"{name}: {value[:40]}"
+    return ""
+
+
+class RecentHits:
+    """The IPs that hit each per-recipient link in the last few seconds (in memory)."""
+
+    def __init__(self, window: float = IP_WINDOW_SECONDS) -> None:
+        self.window = window
+        self._hits: dict[str, deque[tuple[float, str]]] = {}
+        self._lock = threading.Lock()
+        self._observed = 0
+
+    def other_ips(self, link_id: str, ip: str | None, now: float) -> int:
+        """Record this hit; return how many *other* IPs hit the link within the window."""
+        if not ip:
+            return 0
+        with self._lock:
+            self._observed += 1
+            if self._observed % 10_000 == 0:
+                self._forget(now)
+            hits = self._hits.setdefault(link_id, deque())
+            while hits and now - hits[0][0] > self.window:
+                hits.popleft()
+            others = {seen for _, seen in hits if seen != ip}
+            hits.append((now, ip))
+            return len(others)
+
+    def _forget(self, now: float) -> None:
+        stale = [k for k, hits in self._hits.items() if not hits or now - hits[-1][0] > self.window]
+        for key in stale:
+            del self._hits[key]
+
+
+class Detector:
+    """Classifies clicks. Thread-safe; user-agent verdicts are cached per string."""
+
+    def __init__(self, ranges: dict[str, RangeSet] | None = None) -> None:
+        self._crawler = CrawlerDetect()
+        self._crawler_lock = threading.Lock()
+        self.ranges = ranges or {kind: RangeSet() for kind in ipranges.KINDS}
+        self.recent = RecentHits()
+        self.user_agent_reasons = functools.lru_cache(maxsize=65_536)(self._user_agent_reasons)
+
+    def _user_agent_reasons(self, user_agent: str) -> tuple[str, ...]:
+        if not user_agent.strip():
+            return ("empty user agent",)
+        if len(user_agent) > MAX_USER_AGENT:
+            return (f"user agent longer than {MAX_USER_AGENT} characters",)
+        for pattern, name in PREVIEW_FETCHERS:
+            if pattern.search(user_agent):
+                return (f"user agent: {name}",)
+        # CrawlerDetect keeps the last match on the instance: one caller at a time.
+        with self._crawler_lock:
+            if self._crawler.isCrawler(user_agent):
+                return (f"user agent: crawler ({self._crawler.getMatches()})",)
+        return ()
+
+    def classify(
+        self,
+        facts: RequestFacts,
+        *,
+        seconds_since_sent: float | None = None,
+        min_human_seconds: float = 2.0,
+        link_id: str | None = None,
+        now: float | None = None,
+    ) -> Verdict:
+        """The verdict on one request. `link_id` is given for per-recipient links, whose hits
+        from several IPs within seconds are a scanner's signature."""
+        strong: list[str] = []
+        weak: list[str] = []
+        if facts.method in ("HEAD", "OPTIONS"):
+            strong.append(f"{facts.method} request")
+        if facts.prefetch:
+            strong.append(f"prefetch header ({facts.prefetch})")
+        strong.extend(self.user_agent_reasons(facts.user_agent or ""))
+        if facts.accept_language is not None and not facts.accept_language.strip():
+            weak.append("no Accept-Language")
+        address = ipranges.parse_address(facts.ip)
+        if address is None or not self.ranges["allow"].find(address):
+            denied = self.ranges["deny"].find(address)
+            if denied:
+                strong.append(f"IP on the deny list ({denied})")
+            datacenter = self.ranges["datacenter"].find(address)
+            if datacenter:
+                strong.append(f"datacenter IP ({datacenter})")
+            if seconds_since_sent is not None and seconds_since_sent < min_human_seconds:
+                weak.append(f"{max(seconds_since_sent, 0):.1f} s after sending")
+            if link_id is not None:
+                others = self.recent.other_ips(
+                    link_id, facts.ip, time.monotonic() if now is None else now
+                )
+                if others >= 2:
+                    strong.append(f"{others + 1} IPs on one link within {IP_WINDOW_SECONDS:.0f} s")
+                elif others == 1:
+                    weak.append(f"2 IPs on one link within {IP_WINDOW_SECONDS:.0f} s")
+        reasons = tuple(strong + weak)
+        return Verdict(bool(strong) or len(weak) >= 2, reasons)

@@ -1,0 +1,437 @@
+"""The redirect, conversion and pixel server: a Bottle app made by `create_app`, served by
+waitress in `serve`.
+
+The hot path (GET /<id>) reads from memory: link rows are immutable and cached; routing and
+bot settings are cached and refreshed within a second of a change (a trigger-maintained
+version number); user-agent verdicts are cached. Its only I/O is the click row, handed to the
+one writer thread and committed (together with whatever other requests queued meanwhile)
+before the response leaves.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sqlite3
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bottle import Bottle, HTTPResponse, request
+
+from trackly_cli import pages
+from trackly_cli.core import bots, clicks, clock, ipranges, store, validate
+from trackly_cli.core.clicks import LinkInfo, ListInfo, OfferInfo
+from trackly_cli.core.errors import InvalidInput
+from trackly_cli.core.writer import Writer
+
+log = logging.getLogger("trackly.server")
+
+LINK_CACHE_SIZE = 500_000
+REFRESH_SECONDS = 1.0
+NO_STORE = "no-store"
+
+
+@dataclass(frozen=True, slots=True)
+class DomainInfo:
+    id: int
+    account_id: int
+    hostname: str
+    scheme: str
+
+
+@dataclass
+class Snapshot:
+    """Routing and bot settings as of one config_version."""
+
+    version: int = -1
+    domains: dict[str, DomainInfo] = field(default_factory=dict)
+    offers: dict[int, OfferInfo] = field(default_factory=dict)
+    lists: dict[int, ListInfo] = field(default_factory=dict)
+
+
+class Tracker:
+    """What a running server holds: read connections (one per thread), caches, the bot
+    detector and the writer."""
+
+    def __init__(self, db_path: str | Path, *, domains: Iterable[str] | None = None) -> None:
+        self.db_path = Path(db_path)
+        setup = store.open_db(self.db_path)  # applies migrations before anything else
+        try:
+            self.secret = bytes.fromhex(store.setting(setup.conn, "visitor_secret"))
+            known = {r[0] for r in setup.conn.execute("SELECT hostname FROM domains")}
+        finally:
+            setup.close()
+        self.only_hosts: frozenset[str] | None = None
+        if domains:
+            wanted = {validate.hostname(d) for d in domains}
+            unknown = sorted(wanted - known)
+            if unknown:
+                raise InvalidInput(
+                    f"--domain {', '.join(unknown)}: not a tracking domain"
+                    " (add it with `trackly domain add HOST --account NAME`)"
+                )
+            self.only_hosts = frozenset(wanted)
+        self._local = threading.local()
+        self._connections: list[sqlite3.Connection] = []
+        self._connections_lock = threading.Lock()
+        self._refresh_lock = threading.Lock()
+        self._checked_at = 0.0
+        self.snapshot = Snapshot()
+        self.detector = bots.Detector()
+        self.links: dict[str, LinkInfo] = {}
+        self.writer = Writer(self.db_path).start()
+        # Fail now, with a clear message, if the database cannot be written.
+        self.writer.submit(lambda conn: conn.execute("UPDATE config_version SET id = id"))
+        self.refresh(force=True)
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def conn(self) -> sqlite3.Connection:
+        """This thread's read connection (opened once: closing the last connection would
+        checkpoint and delete the WAL)."""
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = store.connect(self.db_path, check_same_thread=False)
+            self._local.conn = conn
+            with self._connections_lock:
+                self._connections.append(conn)
+        return conn
+
+    def refresh(self, force: bool = False) -> Snapshot:
+        """The current settings, re-read when they changed (checked at most once a second)."""
+        now = time.monotonic()
+        if not force and now - self._checked_at < REFRESH_SECONDS:
+            return self.snapshot
+        with self._refresh_lock:
+            if not force and now - self._checked_at < REFRESH_SECONDS:
+                return self.snapshot
+            conn = self.conn()
+            version = store.scalar(conn, "SELECT version FROM config_version")
+            if version != self.snapshot.version:
+                conn.execute("BEGIN")  # one consistent read of everything
+                try:
+                    snapshot = Snapshot(
+                        version=version,
+                        domains={
+                            hostname: DomainInfo(id_, account_id, hostname, scheme)
+                            for id_, account_id, hostname, scheme in conn.execute(
+                                "SELECT id, account_id, hostname, scheme FROM domains"
+                            )
+                        },
+                        offers=clicks.load_offers(conn),
+                        lists=clicks.load_lists(conn),
+                    )
+                    self.detector.ranges = ipranges.load(conn)
+                finally:
+                    conn.execute("COMMIT")
+                self.snapshot = snapshot
+            self._checked_at = now
+            return self.snapshot
+
+    def domain(self, host_header: str | None) -> DomainInfo | None:
+        """The tracking domain a request's Host names (case-insensitive, port ignored)."""
+        if not host_header:
+            return None
+        host = host_header.strip().lower()
+        if host.startswith("["):
+            return None  # an IPv6 literal is never a tracking domain
+        host = host.rsplit(":", 1)[0].rstrip(".")
+        if self.only_hosts is not None and host not in self.only_hosts:
+            return None
+        return self.refresh().domains.get(host)
+
+    def link(self, link_id: str) -> LinkInfo | None:
+        found = self.links.get(link_id)
+        if found is None:
+            found = clicks.load_link(self.conn(), link_id)
+            if found is not None:
+                if len(self.links) >= LINK_CACHE_SIZE:
+                    self.links.clear()
+                self.links[link_id] = found
+        return found
+
+    def close(self) -> None:
+        self.writer.close()
+        with self._connections_lock:
+            for conn in self._connections:
+                conn.close()
+            self._connections.clear()
+
+
+def _not_found() -> HTTPResponse:
+    return HTTPResponse(
+        pages.NOT_FOUND,
+        404,
+        {"Content-Type": "text/html; charset=utf-8", "Cache-Control": NO_STORE},
+    )
+
+
+def _redirect(url: str) -> HTTPResponse:
+    # A 302 to the stored destination, built here rather than with bottle.redirect(), which
+    # would urljoin() it against the request URL.
+    return HTTPResponse("", 302, {"Location": url, "Cache-Control": NO_STORE})
+
+
+def _page(html: str) -> HTTPResponse:
+    return HTTPResponse(
+        html,
+        200,
+        {
+            "Content-Type": "text/html; charset=utf-8",
+            "Cache-Control": NO_STORE,
+            "Content-Security-Policy": pages.CONTENT_SECURITY_POLICY,
+            "X-Content-Type-Options": "nosniff",
+            "Referrer-Policy": "no-referrer",
+        },
+    )
+
+
+def create_app(
+    db_path: str | Path, *, domains: Iterable[str] | None = None, tracker: Tracker | None = None
+) -> Bottle:
+    """The Bottle app answering short links, conversions and health checks for the tracking
+    domains in the database at `db_path` (only `domains`, when given)."""
+    tracker = tracker or Tracker(db_path, domains=domains)
+    app = Bottle()
+    app.config["trackly.tracker"] = tracker
+
+    def resolve(link_id: str) -> tuple[LinkInfo, Snapshot] | None:
+        domain = tracker.domain(request.environ.get("HTTP_HOST"))
+        if domain is None:
+            return None
+        link = tracker.link(link_id)
+        if link is None or link.account_id != domain.account_id:
+            return None
+        return link, tracker.snapshot
+
+    @app.get("/healthz")
+    def healthz():
+        try:
+            tracker.conn().execute("SELECT 1 FROM config_version").fetchone()
+        except sqlite3.Error as e:
+            return HTTPResponse({"status": "error", "database": str(e)}, 503)
+        return {"status": "ok", "database": "ok"}
+
+    @app.get("/robots.txt")
+    def robots():
+        return HTTPResponse(
+            "User-agent: *\nDisallow: /\n", 200, {"Content-Type": "text/plain; charset=utf-8"}
+        )
+
+    @app.get("/favicon.ico")
+    def favicon():
+        return HTTPResponse("", 204, {"Cache-Control": "max-age=86400"})
+
+    @app.route("/<link_id>", method=["GET", "HEAD", "OPTIONS"])
+    def click(link_id: str):
+        if len(link_id) != 7:
+            return _not_found()
+        found = resolve(link_id)
+        if found is None:
+            return _not_found()
+        link, snapshot = found
+        environ = request.environ
+        offer = snapshot.offers.get(link.offer_id) if link.offer_id else None
+        sending_list = snapshot.lists.get(link.list_id) if link.list_id else None
+        mode = clicks.bot_filter(offer, sending_list)
+        method = environ["REQUEST_METHOD"]
+        ip = environ.get("REMOTE_ADDR")
+        user_agent = environ.get("HTTP_USER_AGENT", "")
+        accept_language = environ.get("HTTP_ACCEPT_LANGUAGE", "")
+        now = time.time()
+        if mode == "off":
+            verdict = bots.HUMAN
+        else:
+            verdict = tracker.detector.classify(
+                bots.RequestFacts(
+                    method, user_agent, ip, accept_language, bots.prefetch_header(environ)
+                ),
+                seconds_since_sent=now - link.sent_at,
+                min_human_seconds=sending_list.min_human_seconds if sending_list else 2.0,
+                link_id=link.id if link.contact_id is not None else None,
+            )
+        record = clicks.Click(
+            link,
+            clock.timestamp_text(now),
+            method,
+            ip,
+            user_agent,
+            environ.get("HTTP_REFERER"),
+            accept_language,
+            clicks.visitor(link, ip, user_agent, tracker.secret),
+            verdict.is_bot,
+            verdict.text,
+            mode != "confirm",
+        )
+        _write(tracker.writer.record_click, record, link.id)
+        if method == "OPTIONS":
+            return HTTPResponse("", 204, {"Allow": "GET, HEAD", "Cache-Control": NO_STORE})
+        target = clicks.destination(link, offer)
+        page = clicks.page_for(offer, sending_list, mode, target)
+        if page is not None:
+            return _page(pages.interstitial(page, f"/{link.id}/go"))
+        return _redirect(target)
+
+    @app.get("/<link_id>/go")
+    def go(link_id: str):
+        """The Continue button of an interstitial: a 302 to the destination, no second click.
+        In confirm mode this is what makes the MessageClick."""
+        if len(link_id) != 7:
+            return _not_found()
+        found = resolve(link_id)
+        if found is None:
+            return _not_found()
+        link, snapshot = found
+        environ = request.environ
+        offer = snapshot.offers.get(link.offer_id) if link.offer_id else None
+        sending_list = snapshot.lists.get(link.list_id) if link.list_id else None
+        mode = clicks.bot_filter(offer, sending_list)
+        ip = environ.get("REMOTE_ADDR")
+        user_agent = environ.get("HTTP_USER_AGENT", "")
+        verdict = (
+            bots.HUMAN
+            if mode == "off"
+            else tracker.detector.classify(
+                bots.RequestFacts(
+                    "GET",
+                    user_agent,
+                    ip,
+                    environ.get("HTTP_ACCEPT_LANGUAGE", ""),
+                    bots.prefetch_header(environ),
+                )
+            )
+        )
+        if not verdict.is_bot:
+            visitor = clicks.visitor(link, ip, user_agent, tracker.secret)
+            _write(
+                tracker, lambda conn: clicks.confirm(conn, link, visitor, ip, user_agent), link.id
+            )
+        return _redirect(clicks.destination(link, offer))
+
+    @app.error(404)
+    @app.error(405)
+    def error_not_found(error):
+        return pages.NOT_FOUND
+
+    @app.error(500)
+    def error_server(error):
+        log.error("request failed: %s", error.exception, exc_info=error.exception)
+        return pages.message("Something went wrong", "Please try again in a moment.")
+
+    return app
+
+
+def _write(write: Callable[[object], object], what: object, link_id: str) -> None:
+    """Record through the writer. If the database cannot take it (disk full…), the visitor is
+    still sent on and the failure is logged: a lost click is better than a lost customer."""
+    try:
+        write(what)
+    except Exception as e:
+        log.error("could not record a click on %s: %s", link_id, e)
+
+
+def serve(
+    db_path: str | Path,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8080,
+    threads: int = 8,
+    domains: Iterable[str] | None = None,
+    trusted_proxy: str | None = None,
+    access_log: bool = False,
+    announce: Callable[[Tracker, str], None] | None = None,
+    routes: Callable[[Bottle], None] | None = None,
+) -> None:
+    """Serve until SIGTERM or Ctrl-C; then finish what is in flight, commit what is queued, and
+    return."""
+    import waitress.server  # the server stands on waitress; the app alone does not
+
+    # waitress warns "Task queue depth is N" whenever requests wait for a thread: under load
+    # that is normal, and logging it on every request costs more than the request.
+    logging.getLogger("waitress.queue").setLevel(logging.ERROR)
+
+    tracker = Tracker(db_path, domains=domains)
+    app = create_app(db_path, tracker=tracker)
+    if routes is not None:
+        routes(app)
+    options: dict = {"host": host, "port": port, "threads": threads, "ident": "trackly"}
+    if trusted_proxy:
+        options |= {
+            "trusted_proxy": trusted_proxy,
+            "trusted_proxy_count": 1,
+            "trusted_proxy_headers": {"x-forwarded-for", "x-forwarded-proto"},
+            "clear_untrusted_proxy_headers": True,
+        }
+    wsgi = AccessLog(app) if access_log else app
+    try:
+        server = waitress.server.create_server(wsgi, **options)
+    except OSError as e:
+        tracker.close()
+        raise InvalidInput(f"cannot listen on {host}:{port}: {e.strerror or e}") from e
+    except ValueError as e:
+        tracker.close()
+        raise InvalidInput(f"bad server option: {e}") from e
+
+    def stop(signum, frame):
+        raise SystemExit(0)
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        if announce:
+            announce(tracker, f"http://{server.effective_host}:{server.effective_port}")
+        server.run()  # returns after SIGTERM / Ctrl-C, once running requests have finished
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        server.close()
+        tracker.close()
+
+
+class AccessLog:
+    """WSGI middleware: one line per request on stderr, in the combined log format."""
+
+    def __init__(self, app: Callable, stream=None) -> None:
+        self.app = app
+        self.stream = stream or sys.stderr
+        self.lock = threading.Lock()
+
+    def __call__(self, environ: dict, start_response: Callable):
+        started = time.time()
+        status_holder: list[str] = []
+
+        def start(status: str, headers: list, exc_info=None):
+            status_holder.append(status.split(" ", 1)[0])
+            return start_response(status, headers, exc_info)
+
+        try:
+            return self.app(environ, start)
+        finally:
+            path = environ.get("PATH_INFO", "")
+            if environ.get("QUERY_STRING"):
+                path += "?" + environ["QUERY_STRING"]
+            line = (
+                '{ip} - - [{when}] "{method} {path} {proto}" {status} - "{ref}" "{ua}" {ms:.1f}ms\n'
+            )
+            text = line.format(
+                ip=environ.get("REMOTE_ADDR", "-"),
+                when=time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(started)),
+                method=environ.get("REQUEST_METHOD", "-"),
+                path=_log_safe(path),
+                proto=environ.get("SERVER_PROTOCOL", "-"),
+                status=status_holder[0] if status_holder else "-",
+                ref=_log_safe(environ.get("HTTP_REFERER", "-")),
+                ua=_log_safe(environ.get("HTTP_USER_AGENT", "-")),
+                ms=(time.time() - started) * 1000,
+            )
+            with self.lock:
+                self.stream.write(text)
+                self.stream.flush()
+
+
+def _log_safe(value: str, limit: int = 512) -> str:
+    """No line breaks or quotes from a client reach the log as they are."""
+    cleaned = value[:limit].encode("unicode_escape").decode("ascii").replace('"', '\\"')
+    return cleaned
