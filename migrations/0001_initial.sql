@@ -54,7 +54,7 @@ CREATE TABLE offers (
     name_key         TEXT NOT NULL,   -- the name case-folded (NFKC)
     url              TEXT NOT NULL,
     payout_micros    INTEGER NOT NULL DEFAULT 0 CHECK (payout_micros >= 0),
-    attribution_days INTEGER NOT NULL DEFAULT 7 CHECK (attribution_days >= 0),
+    attribution_days INTEGER NOT NULL DEFAULT 7 CHECK (attribution_days >= 1),
     interstitial     TEXT NOT NULL DEFAULT 'none'
                      CHECK (interstitial IN ('none', 'custom', 'list_default')),
     title            TEXT,

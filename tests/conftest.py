@@ -93,3 +93,171 @@ def acme(cli: Cli) -> Cli:
         "2.50",
     )
     return cli
+
+
+# -- servers -----------------------------------------------------------------------------------
+
+BROWSER_UA = (
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 "
+    "(KHTML, like Gecko) Version/17.4 Mobile/15E148 Safari/604.1"
+)
+HUMAN_HEADERS = {"User-Agent": BROWSER_UA, "Accept-Language": "en-US,en;q=0.9"}
+
+
+@pytest.fixture
+def campaign(acme: Cli, tmp_path: Path) -> dict:
+    """acme's campaign 'spring': list 'vip' of 3 contacts, a 2-link template (link1 = Summer
+    Sale, link2 = a plain URL), sent long enough ago that no click is too fast to be human.
+    Returns {'links': [{'id', 'slot', 'phone', 'message_id', 'contact_id'}…], 'by_slot': …}."""
+    (tmp_path / "c.csv").write_text(
+        "phone,first_name\n+12025550143,Ann\n+12025550144,Bob\n+12025550145,Cy\n",
+        encoding="utf-8",
+    )
+    acme("list", "create", "vip")
+    acme("contacts", "import", "vip", tmp_path / "c.csv")
+    (tmp_path / "msg.txt").write_text("Hi {{first_name}} {{link1}} {{link2}}", encoding="utf-8")
+    acme(
+        "shorten",
+        "msg.txt",
+        "--list",
+        "vip",
+        "--link",
+        "link1=Summer Sale",
+        "--link",
+        "link2=https://plain.example/page",
+        "--campaign",
+        "spring",
+    )
+    database = store.open_db(tmp_path / "trackly.db")
+    try:
+        database.conn.execute("UPDATE messages SET created_at = '2026-01-01T00:00:00.000000Z'")
+        links = store.rows(
+            database.conn,
+            "SELECT l.id, l.slot, c.phone, l.message_id, l.contact_id FROM short_links l"
+            " JOIN contacts c ON c.id = l.contact_id ORDER BY l.message_id, l.slot",
+        )
+    finally:
+        database.close()
+    return {
+        "links": links,
+        "by_slot": {slot: [x for x in links if x["slot"] == slot] for slot in ("link1", "link2")},
+    }
+
+
+@pytest.fixture
+def webapp(db_path: Path):
+    """make(**create_app options) -> a WebTest TestApp over the real app and database, whose
+    requests come from 198.51.100.7 for go.acme.test unless they say otherwise."""
+    import webtest
+
+    from trackly_cli.server import Tracker, create_app
+
+    trackers = []
+
+    def make(**options):
+        tracker = Tracker(db_path, **options)
+        trackers.append(tracker)
+        return webtest.TestApp(
+            create_app(db_path, tracker=tracker),
+            extra_environ={"HTTP_HOST": "go.acme.test", "REMOTE_ADDR": "198.51.100.7"},
+        )
+
+    yield make
+    for tracker in trackers:
+        tracker.close()
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class LiveServer:
+    """`trackly serve` in a subprocess on a free loopback port."""
+
+    def __init__(self, db_path: Path, *args: str, port: int | None = None) -> None:
+        import subprocess
+        import sys
+
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = db_path.parent / f"serve-{self.port}.log"
+        self._log = self.log.open("wb")
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "trackly_cli",
+                "--db",
+                str(db_path),
+                "serve",
+                "--port",
+                str(self.port),
+                *args,
+            ],
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+        self.wait_ready()
+
+    def wait_ready(self, timeout: float = 20.0) -> None:
+        import socket
+        import time
+
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"trackly serve exited: {self.log.read_text()}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                    return
+            except OSError:
+                time.sleep(0.05)
+        raise AssertionError("trackly serve did not start")
+
+    def request(
+        self,
+        path: str,
+        *,
+        host: str = "go.acme.test",
+        method: str = "GET",
+        headers: dict | None = None,
+        timeout: float = 10.0,
+    ):
+        """(status, headers dict, body bytes) — no redirect is followed."""
+        import http.client
+
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        try:
+            conn.request(method, path, headers={"Host": host, **(headers or {})})
+            response = conn.getresponse()
+            return response.status, dict(response.getheaders()), response.read()
+        finally:
+            conn.close()
+
+    def stop(self, sig: int | None = None, timeout: float = 30.0) -> int:
+        import signal
+
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig or signal.SIGTERM)
+            self.proc.wait(timeout)
+        self._log.close()
+        return self.proc.returncode
+
+
+@pytest.fixture
+def live_server(db_path: Path):
+    """start(*serve args) -> a LiveServer on this test's database; stopped at the end."""
+    servers: list[LiveServer] = []
+
+    def start(*args: str, port: int | None = None) -> LiveServer:
+        server = LiveServer(db_path, *args, port=port)
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()

@@ -295,7 +295,7 @@ def test_bad_bot_filter_is_a_usage_error(acme, db_path):
 
 def test_bad_attribution_days_is_a_usage_error(acme, db_path):
     base = ["offer", "create", "A", "--url", "https://shop.example/", "--attribution-days"]
-    refused_each(acme, db_path, {b: [*base, b] for b in ("-1", "x", "1.5")}, code=2)
+    refused_each(acme, db_path, {b: [*base, b] for b in ("0", "-1", "x", "1.5")}, code=2)
 
 
 def test_huge_attribution_days_are_refused_without_a_traceback(acme, db_path):
@@ -312,9 +312,9 @@ def test_huge_attribution_days_are_refused_without_a_traceback(acme, db_path):
     assert snapshot(db_path) == before
 
 
-def test_attribution_days_zero_is_allowed(acme, db):
-    acme("offer", "create", "A", "--url", "https://shop.example/", "--attribution-days", "0")
-    assert offer_row(db, "A")["attribution_days"] == 0
+def test_a_one_day_window_is_the_shortest(acme, db):
+    acme("offer", "create", "A", "--url", "https://shop.example/", "--attribution-days", "1")
+    assert offer_row(db, "A")["attribution_days"] == 1
 
 
 def test_postback_ips_are_validated_and_normalised(acme, db):

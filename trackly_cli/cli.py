@@ -14,6 +14,7 @@ from trackly_cli.commands import (
     account,
     bots,
     contacts,
+    conversions,
     creative,
     db,
     demo,
@@ -90,6 +91,7 @@ app.add_typer(contacts.app, name="contacts")
 app.add_typer(contacts.contact_app, name="contact")
 app.add_typer(creative.app, name="creative")
 app.add_typer(bots.app, name="bots")
+app.add_typer(conversions.app, name="conversions")
 app.command("shorten")(shorten.shorten_command)
 app.command("serve")(serve.serve_command)
 app.command("demo")(demo.demo_command)

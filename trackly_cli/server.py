@@ -23,9 +23,9 @@ from pathlib import Path
 from bottle import Bottle, HTTPResponse, request
 
 from trackly_cli import pages
-from trackly_cli.core import bots, clicks, clock, ipranges, store, validate
+from trackly_cli.core import bots, clicks, clock, conversions, ipranges, store, validate
 from trackly_cli.core.clicks import LinkInfo, ListInfo, OfferInfo
-from trackly_cli.core.errors import InvalidInput
+from trackly_cli.core.errors import InvalidInput, NotFound, TracklyError
 from trackly_cli.core.writer import Writer
 
 log = logging.getLogger("trackly.server")
@@ -33,6 +33,11 @@ log = logging.getLogger("trackly.server")
 LINK_CACHE_SIZE = 500_000
 REFRESH_SECONDS = 1.0
 NO_STORE = "no-store"
+# A 1x1 transparent GIF.
+PIXEL = (
+    b"GIF89a\x01\x00\x01\x00\x80\x00\x00\x00\x00\x00\xff\xff\xff!\xf9\x04\x01\x00\x00\x00"
+    b"\x00,\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02D\x01\x00;"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -311,6 +316,97 @@ def create_app(
                 tracker, lambda conn: clicks.confirm(conn, link, visitor, ip, user_agent), link.id
             )
         return _redirect(clicks.destination(link, offer))
+
+    def convert(source: str, path_link_id: str | None = None) -> dict:
+        """Record a postback for `source`; raises TracklyError for a bad or foreign one."""
+        domain = tracker.domain(request.environ.get("HTTP_HOST"))
+        if domain is None:
+            raise NotFound("not a tracking domain")
+        snapshot = tracker.snapshot
+        values = conversions.canonical(request.query)
+        if path_link_id is not None:
+            if values.get("link_id", path_link_id) != path_link_id:
+                raise InvalidInput("the link id in the path and the query differ")
+            values["link_id"] = path_link_id
+        ip = request.environ.get("REMOTE_ADDR")
+        offer = None
+        if source == "conv_offer":
+            offer_ref = (values.get("offer_id") or "").strip()
+            if validate.is_id(offer_ref) and len(offer_ref) < 12:
+                offer = snapshot.offers.get(int(offer_ref))
+            if offer is None or offer.account_id != domain.account_id:
+                raise NotFound("unknown offer_id")
+            conversions.check_secret(offer, values.get("postback_secret"))
+        postback = conversions.parse(values)
+        link = None
+        if postback.link_id is not None:
+            link = tracker.link(postback.link_id)
+            if link is None or link.account_id != domain.account_id:
+                raise NotFound(f"unknown link_id {postback.link_id}")
+            if offer is not None and link.offer_id != offer.id:
+                raise InvalidInput(f"link {link.id} does not carry offer {offer.id}")
+        elif source == "conv":
+            raise InvalidInput("link_id is missing (or click_id, clickid, cid, subid)")
+        if offer is None and link is not None and link.offer_id:
+            offer = snapshot.offers.get(link.offer_id)
+        conversions.check_source_ip(offer, ip)
+
+        def write(conn: sqlite3.Connection) -> conversions.Result:
+            target = link
+            if target is None and postback.message_id is not None:
+                found = conversions.find_offer_link(conn, offer, postback.message_id)
+                target = tracker.link(found) if found else None
+            return conversions.record(
+                conn,
+                account_id=domain.account_id,
+                postback=postback,
+                link=target,
+                offer=offer,
+                source=source,
+                ip=ip,
+            )
+
+        return tracker.writer.submit(write).as_dict()
+
+    def postback(source: str):
+        try:
+            return convert(source)
+        except TracklyError as e:
+            return HTTPResponse(
+                {"status": "error", "error": e.message}, e.http_status, {"Cache-Control": NO_STORE}
+            )
+
+    @app.get("/conv")
+    def conv():
+        """The standard postback: link_id (or click_id, clickid, cid, subid), event, revenue
+        (or amount), payout, txn_id (or txid, tid, order_id)."""
+        return postback("conv")
+
+    @app.get("/conv/offer")
+    def conv_offer():
+        """An offer-level postback that needs no prior click; requires the offer's secret."""
+        return postback("conv_offer")
+
+    @app.get("/pixel/<name>")
+    def pixel(name: str):
+        """Always a 1x1 GIF, so a thank-you page never shows a broken image; bad input records
+        nothing."""
+        if name.endswith(".gif") and len(name) == 11:
+            try:
+                convert("pixel", path_link_id=name[:7])
+            except TracklyError:
+                pass
+            except Exception as e:  # a pixel never fails: log and carry on
+                log.error("pixel %s failed: %s", name, e)
+        return HTTPResponse(
+            PIXEL,
+            200,
+            {
+                "Content-Type": "image/gif",
+                "Cache-Control": NO_STORE,
+                "Content-Length": str(len(PIXEL)),
+            },
+        )
 
     @app.error(404)
     @app.error(405)

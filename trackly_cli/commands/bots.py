@@ -9,8 +9,8 @@ from typing import Annotated
 import typer
 
 from trackly_cli import output, state
-from trackly_cli.core import bots, ipranges
-from trackly_cli.options import FormatOpt, OutputOpt
+from trackly_cli.core import bots, filters, ipranges, rescan, store
+from trackly_cli.options import AccountOpt, FormatOpt, OutputOpt
 from trackly_cli.output import Format
 
 app = typer.Typer(
@@ -126,3 +126,30 @@ def ranges_list(ctx: typer.Context, fmt: FormatOpt = Format.table, out: OutputOp
         out,
         empty="No IP ranges yet: trackly bots ranges import FILE",
     )
+
+
+@app.command("rescan")
+def rescan_command(
+    ctx: typer.Context,
+    since: Annotated[
+        str | None,
+        typer.Option("--since", help="Only clicks from this date or time (2026-11-01, 7d)."),
+    ] = None,
+    account: AccountOpt = None,
+    fmt: FormatOpt = Format.table,
+) -> None:
+    """Re-run the classifier over stored clicks (after importing ranges, say) and rebuild the
+    MessageClicks and attributions that follow from the new verdicts."""
+    db = state.db(ctx)
+    with store.write(db) as conn:
+        chosen = filters.resolve(conn, account=account, since=since)
+        result = rescan.rescan(conn, chosen.account["id"], since=chosen.since_text)
+    if fmt is Format.table:
+        output.info(
+            f"Re-classified {result.clicks:,} clicks: {result.to_bot:,} now bots,"
+            f" {result.to_human:,} now human; MessageClicks +{result.message_clicks_added:,}"
+            f" −{result.message_clicks_removed:,}; {result.conversions_reattributed:,}"
+            " conversions re-attributed."
+        )
+    else:
+        output.emit_record(result.as_dict(), fmt)

@@ -44,7 +44,7 @@ DaysOpt = Annotated[
     int | None,
     typer.Option(
         "--attribution-days",
-        min=0,
+        min=1,
         max=3650,
         help="Conversions count this many days after the click (7).",
     ),

@@ -1,6 +1,10 @@
 """Time in one place: UTC in the database, in a fixed-width text form that sorts as it should."""
 
+import re
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from trackly_cli.core.errors import InvalidInput
 
 TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 
@@ -38,3 +42,46 @@ def bucket_of(text: str) -> str:
     '2026-11-29T13:00:00Z'. The rollup triggers in the schema compute the same."""
     minute = int(text[14:16]) // 15 * 15
     return f"{text[:14]}{minute:02d}:00Z"
+
+
+_RELATIVE = re.compile(r"^(\d{1,5})([dhm])$")
+
+
+def parse_moment(
+    text: str, tz: ZoneInfo | None = None, *, end: bool = False, now: datetime | None = None
+) -> datetime:
+    """A moment typed by a user: '2026-11-29' (the start of that day, or with `end` the start
+    of the next), '2026-11-29T14:30', '2026-11-29 14:30:00', with or without an offset or Z,
+    or a relative '7d', '24h', '30m' (ago). Naive times are in `tz` (UTC by default)."""
+    value = text.strip()
+    zone = tz or UTC
+    relative = _RELATIVE.match(value)
+    if relative:
+        amount, unit = int(relative.group(1)), relative.group(2)
+        delta = {
+            "d": timedelta(days=amount),
+            "h": timedelta(hours=amount),
+            "m": timedelta(minutes=amount),
+        }[unit]
+        return (now or utcnow()) - delta
+    try:
+        if len(value) == 10:
+            day = datetime.strptime(value, "%Y-%m-%d").replace(tzinfo=zone)
+            return day + timedelta(days=1) if end else day
+        moment = datetime.fromisoformat(value.replace(" ", "T", 1))
+    except ValueError:
+        raise InvalidInput(
+            f"{text!r} is not a date or time: use 2026-11-29, 2026-11-29T14:30 or 7d"
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=zone)
+    return moment
+
+
+def zone(name: str | None) -> ZoneInfo | None:
+    if not name or name.upper() == "UTC":
+        return None
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise InvalidInput(f"--tz {name!r} is not a time zone such as Europe/Paris") from None

@@ -60,7 +60,9 @@ def field_name(header: str) -> str:
     return _FIELD.sub("_", header.strip().lower()).strip("_")
 
 
-def _lines(stream: BinaryIO) -> Iterator[str]:
+def csv_lines(stream: BinaryIO) -> Iterator[str]:
+    """The lines of a UTF-8 CSV file (a BOM is fine); a line that is not UTF-8 is an error
+    naming it."""
     for number, raw in enumerate(stream, start=1):
         try:
             text = raw.decode("utf-8-sig" if number == 1 else "utf-8")
@@ -86,7 +88,7 @@ def import_csv(
     transaction: an interrupted or failed import leaves nothing behind."""
     country = check_country(country)
     # strict: a quote left open is an error, not a field that silently swallows the next rows
-    reader = csv.reader(_lines(stream), strict=True)
+    reader = csv.reader(csv_lines(stream), strict=True)
     try:
         header = next(reader)
     except StopIteration:

@@ -149,8 +149,8 @@ def _check(values: dict) -> None:
         raise InvalidInput(f"--interstitial must be one of {', '.join(INTERSTITIAL_MODES)}")
     if values["bot_filter"] not in BOT_FILTERS:
         raise InvalidInput(f"--bot-filter must be one of {', '.join(BOT_FILTERS)}")
-    if not 0 <= values["attribution_days"] <= MAX_ATTRIBUTION_DAYS:
-        raise InvalidInput(f"--attribution-days must be between 0 and {MAX_ATTRIBUTION_DAYS:,}")
+    if not 1 <= values["attribution_days"] <= MAX_ATTRIBUTION_DAYS:
+        raise InvalidInput(f"--attribution-days must be between 1 and {MAX_ATTRIBUTION_DAYS:,}")
     if values["interstitial"] == "custom" and not values.get("title"):
         raise InvalidInput("an offer with --interstitial custom needs a --title for its page")
 

@@ -1,0 +1,143 @@
+"""trackly conversions: list them with their attribution; import a network's report."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from trackly_cli import output, state
+from trackly_cli.core import clicks, conversions, filters, lookup, store
+from trackly_cli.core.contacts import csv_lines
+from trackly_cli.core.errors import InvalidInput
+from trackly_cli.options import AccountOpt, FormatOpt, OutputOpt
+from trackly_cli.output import Format
+
+app = typer.Typer(help="Conversions: list them (with their attribution) or import a report.")
+
+CampaignOpt = Annotated[str | None, typer.Option("--campaign", help="Only this campaign.")]
+OfferOpt = Annotated[str | None, typer.Option("--offer", help="Only this offer.")]
+SinceOpt = Annotated[
+    str | None,
+    typer.Option("--since", help="From this date or time (2026-11-01, 2026-11-01T08:00, 7d)."),
+]
+UntilOpt = Annotated[
+    str | None, typer.Option("--until", help="Up to this date (inclusive) or time (exclusive).")
+]
+
+COLUMNS = [
+    "id",
+    "converted_at",
+    "event",
+    "revenue",
+    "payout",
+    "txn_id",
+    "offer",
+    "campaign",
+    "link_id",
+    "phone",
+    "attribution",
+    "source",
+]
+
+
+@app.callback(invoke_without_command=True)
+def list_command(
+    ctx: typer.Context,
+    campaign: CampaignOpt = None,
+    offer: OfferOpt = None,
+    since: SinceOpt = None,
+    until: UntilOpt = None,
+    limit: Annotated[int | None, typer.Option("--limit", min=1, help="At most this many.")] = None,
+    account: AccountOpt = None,
+    fmt: FormatOpt = Format.table,
+    out: OutputOpt = None,
+) -> None:
+    """List conversions with their attribution (attributed, outside_window, no_click,
+    no_message). `trackly conversions import FILE` imports a network's report."""
+    if ctx.invoked_subcommand:
+        return
+    db = state.db(ctx)
+    chosen = filters.resolve(
+        db.conn, account=account, campaign=campaign, offer=offer, since=since, until=until
+    )
+    found = conversions.list_conversions(
+        db.conn,
+        chosen.account["id"],
+        campaign_id=chosen.campaign["id"] if chosen.campaign else None,
+        offer_id=chosen.offer["id"] if chosen.offer else None,
+        since=chosen.since_text,
+        until=chosen.until_text,
+        limit=limit,
+    )
+    output.emit(
+        found, fmt, out, columns=COLUMNS if fmt is Format.table else None, empty="No conversions."
+    )
+
+
+@app.command("import")
+def import_command(
+    ctx: typer.Context,
+    file: Annotated[
+        Path,
+        typer.Argument(
+            help="CSV with link_id (or click_id, cid, subid) or message_id, event, revenue, "
+            "payout, txn_id, time.",
+            dir_okay=False,
+        ),
+    ],
+    offer: Annotated[
+        str | None,
+        typer.Option(
+            "--offer", help="The offer of rows that give a message_id rather than a link."
+        ),
+    ] = None,
+    strict: Annotated[
+        bool, typer.Option("--strict", help="Import nothing if any row is invalid.")
+    ] = False,
+    account: AccountOpt = None,
+    fmt: FormatOpt = Format.table,
+) -> None:
+    """Import conversions from a network's CSV report, with the postbacks' validation and
+    deduplication (one transaction; bad rows reported by line)."""
+    db = state.db(ctx)
+    try:
+        stream = file.open("rb")
+    except OSError as e:
+        raise InvalidInput(f"cannot read {file}: {e.strerror or e}") from e
+    with stream, store.write(db) as conn:
+        owner = filters.resolve(conn, account=account).account
+        offers = clicks.load_offers(conn)
+        chosen = offers[lookup.find(conn, "offers", offer, owner["id"])["id"]] if offer else None
+        reader = csv.DictReader(csv_lines(stream), strict=True)
+        if not reader.fieldnames:
+            raise InvalidInput(f"{file} is empty: it needs a header row")
+        rows = (
+            (reader.line_num, {k.strip().lower(): (v or "").strip() for k, v in row.items() if k})
+            for row in reader
+        )
+        try:
+            result = conversions.import_rows(
+                conn, owner["id"], rows, offers_by_id=offers, default_offer=chosen, strict=strict
+            )
+        except csv.Error as e:
+            raise InvalidInput(f"line {reader.line_num}: {e}") from e
+    for line, reason in result.invalid[:20]:
+        output.warn(f"line {line}: {reason} (skipped)")
+    if len(result.invalid) > 20:
+        output.warn(f"… and {len(result.invalid) - 20:,} more invalid rows (skipped)")
+    summary = {
+        "rows": result.rows,
+        "recorded": result.recorded,
+        "duplicates": result.duplicates,
+        "invalid": len(result.invalid),
+    }
+    if fmt is Format.table:
+        output.info(
+            f"Imported {result.recorded:,} of {result.rows:,} rows:"
+            f" {result.duplicates:,} duplicates, {len(result.invalid):,} invalid."
+        )
+    else:
+        output.emit_record(summary, fmt)

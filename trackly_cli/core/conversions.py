@@ -1,0 +1,471 @@
+"""Conversions: postbacks, offer postbacks, pixels and imports, deduplicated by txn_id and
+attributed to the first click.
+
+A conversion is attributed to the MessageClick of its link's message and contact when it comes
+within the offer's attribution window after that click; otherwise it is recorded as
+unattributed (outside_window, no_click, or no_message for an offer postback without a
+message). When the only clicks on the link were flagged as bots, a human evidently clicked:
+the earliest of them is promoted to the MessageClick, with the reason recorded.
+"""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+import re
+import sqlite3
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+
+from trackly_cli.core import clicks, clock, links, money, store
+from trackly_cli.core.clicks import LinkInfo, OfferInfo
+from trackly_cli.core.errors import Forbidden, InvalidInput, NotFound
+
+EVENTS = ("lead", "sale", "rebill", "refund", "chargeback", "install", "signup")
+REVERSALS = frozenset({"refund", "chargeback"})
+DEFAULT_EVENT = "sale"
+SOURCES = ("conv", "conv_offer", "pixel", "import")
+_EVENT = re.compile(r"^[a-z0-9_]{1,32}$")
+MAX_TXN_ID = 128
+MAX_VALUE = 256
+
+# The parameter names affiliate networks already use in their postback templates.
+ALIASES: dict[str, tuple[str, ...]] = {
+    "link_id": ("link_id", "click_id", "clickid", "cid", "subid"),
+    "revenue": ("revenue", "amount"),
+    "payout": ("payout",),
+    "txn_id": ("txn_id", "txid", "tid", "order_id"),
+    "event": ("event", "goal", "type"),
+    "message_id": ("message_id",),
+    "offer_id": ("offer_id",),
+    "postback_secret": ("postback_secret",),
+}
+
+
+@dataclass(frozen=True)
+class Postback:
+    """A validated conversion report, before it is matched to a link or offer."""
+
+    event: str
+    revenue_micros: int | None
+    payout_micros: int | None
+    txn_id: str | None
+    link_id: str | None = None
+    message_id: int | None = None
+
+    @property
+    def is_reversal(self) -> bool:
+        return self.event in REVERSALS
+
+
+def canonical(params: Mapping[str, str]) -> dict[str, str]:
+    """The parameters under their canonical names; a name given twice with different values
+    (txid=A&txn_id=B) is an error."""
+    result: dict[str, str] = {}
+    given: dict[str, str] = {}
+    for name, aliases in ALIASES.items():
+        for alias in aliases:
+            values = (
+                params.getall(alias)
+                if hasattr(params, "getall")
+                else ([params[alias]] if alias in params else [])
+            )
+            for value in values:
+                if len(value) > MAX_VALUE:
+                    raise InvalidInput(f"{alias} is longer than {MAX_VALUE} characters")
+                if name in result and result[name] != value:
+                    raise InvalidInput(
+                        f"{name} is given twice with different values ({given[name]}, {alias})"
+                    )
+                result[name] = value
+                given[name] = alias
+    return result
+
+
+def parse(values: Mapping[str, str]) -> Postback:
+    """Validate canonical postback values (see `canonical`)."""
+    event = (values.get("event") or DEFAULT_EVENT).strip().lower()
+    if not _EVENT.match(event):
+        raise InvalidInput(
+            f"event must be 1-32 characters of a-z, 0-9 and _ (such as {', '.join(EVENTS)})"
+        )
+    reversal = event in REVERSALS
+    revenue = _amount(values.get("revenue"), "revenue", reversal)
+    payout = _amount(values.get("payout"), "payout", reversal)
+    txn_id = (values.get("txn_id") or "").strip() or None
+    if txn_id is not None:
+        if len(txn_id) > MAX_TXN_ID:
+            raise InvalidInput(f"txn_id is longer than {MAX_TXN_ID} characters")
+        if any(ord(c) < 32 or ord(c) == 127 for c in txn_id):
+            raise InvalidInput("txn_id has control characters")
+    link_id = (values.get("link_id") or "").strip() or None
+    if link_id is not None and not links.VALID_ID.match(link_id):
+        raise InvalidInput(f"link_id {link_id[:20]!r} is not a 7-character link id")
+    message_id = None
+    if values.get("message_id"):
+        text = values["message_id"].strip()
+        if not (text.isascii() and text.isdigit()) or len(text) > 18:
+            raise InvalidInput("message_id is not a number")
+        message_id = int(text)
+    return Postback(event, revenue, payout, txn_id, link_id, message_id)
+
+
+def _amount(text: str | None, name: str, reversal: bool) -> int | None:
+    if text is None or not text.strip():
+        return None
+    micros = money.parse_amount(text, name=name, allow_negative=reversal)
+    return abs(micros)
+
+
+def check_source_ip(offer: OfferInfo | None, ip: str | None) -> None:
+    """Postbacks for an offer with an IP allowlist must come from it."""
+    if offer is None or not offer.postback_ips:
+        return
+    try:
+        address = ipaddress.ip_address(ip or "")
+    except ValueError:
+        raise Forbidden("postbacks for this offer are only accepted from its allowed IPs") from None
+    if not any(address in ipaddress.ip_network(cidr) for cidr in offer.postback_ips):
+        raise Forbidden(f"postbacks for this offer are not accepted from {ip}")
+
+
+def check_secret(offer: OfferInfo, given: str | None) -> None:
+    """Compared in constant time; a missing secret is a wrong one."""
+    if not hmac.compare_digest((given or "").encode(), offer.postback_secret.encode()):
+        raise Forbidden("missing or wrong postback_secret")
+
+
+@dataclass(frozen=True)
+class Result:
+    status: str  # recorded or duplicate
+    conversion_id: int
+    attribution: str
+
+    def as_dict(self) -> dict:
+        return {
+            "status": self.status,
+            "conversion_id": self.conversion_id,
+            "attribution": self.attribution,
+        }
+
+
+_INSERT = """
+INSERT INTO conversions (
+    account_id, offer_id, link_id, message_id, contact_id, campaign_id, creative_id, list_id,
+    variant, domain_id, message_click_id, event, is_reversal, revenue_micros, payout_micros,
+    txn_id, source, attribution, ip, converted_at, created_at)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT DO NOTHING
+"""
+
+
+def record(
+    conn: sqlite3.Connection,
+    *,
+    account_id: int,
+    postback: Postback,
+    link: LinkInfo | None,
+    offer: OfferInfo | None,
+    source: str,
+    ip: str | None,
+    converted_at: str | None = None,
+    promote: bool = True,
+) -> Result:
+    """Record one conversion inside the caller's write transaction: recorded, or duplicate
+    (the unique indexes decide, so concurrent identical postbacks make one row)."""
+    converted_at = converted_at or clock.now_text()
+    original = None
+    if postback.is_reversal and postback.txn_id:
+        original = store.row(
+            conn,
+            "SELECT * FROM conversions WHERE account_id = ? AND txn_id = ? AND NOT is_reversal",
+            (account_id, postback.txn_id),
+        )
+    if original is not None:
+        # A refund of a known sale: it reverses that sale, wherever it came from.
+        keys = {
+            k: original[k]
+            for k in (
+                "offer_id",
+                "link_id",
+                "message_id",
+                "contact_id",
+                "campaign_id",
+                "creative_id",
+                "list_id",
+                "variant",
+                "domain_id",
+                "message_click_id",
+                "attribution",
+            )
+        }
+        revenue = postback.revenue_micros
+        payout = postback.payout_micros
+        revenue = -(original["revenue_micros"] if revenue is None else revenue)
+        payout = -(original["payout_micros"] if payout is None else payout)
+    else:
+        message_click_id, attribution = attribute(conn, link, offer, converted_at, promote=promote)
+        keys = {
+            "offer_id": offer.id if offer else None,
+            "link_id": link.id if link else None,
+            "message_id": link.message_id if link else postback.message_id,
+            "contact_id": link.contact_id if link else None,
+            "campaign_id": link.campaign_id if link else None,
+            "creative_id": link.creative_id if link else None,
+            "list_id": link.list_id if link else None,
+            "variant": link.variant if link else None,
+            "domain_id": link.domain_id if link else None,
+            "message_click_id": message_click_id,
+            "attribution": attribution,
+        }
+        revenue = postback.revenue_micros or 0
+        payout = postback.payout_micros
+        if payout is None:
+            payout = offer.payout_micros if offer is not None and not postback.is_reversal else 0
+        if postback.is_reversal:
+            revenue, payout = -revenue, -payout
+    cursor = conn.execute(
+        _INSERT,
+        (
+            account_id,
+            keys["offer_id"],
+            keys["link_id"],
+            keys["message_id"],
+            keys["contact_id"],
+            keys["campaign_id"],
+            keys["creative_id"],
+            keys["list_id"],
+            keys["variant"],
+            keys["domain_id"],
+            keys["message_click_id"],
+            postback.event,
+            int(postback.is_reversal),
+            revenue,
+            payout,
+            postback.txn_id,
+            source,
+            keys["attribution"],
+            ip,
+            converted_at,
+            clock.now_text(),
+        ),
+    )
+    if cursor.rowcount:
+        return Result("recorded", cursor.lastrowid, keys["attribution"])
+    existing = _existing(conn, account_id, postback, keys["link_id"])
+    return Result("duplicate", existing["id"], existing["attribution"])
+
+
+def _existing(
+    conn: sqlite3.Connection, account_id: int, postback: Postback, link_id: str | None
+) -> dict:
+    if postback.txn_id is not None:
+        found = store.row(
+            conn,
+            "SELECT id, attribution FROM conversions WHERE account_id = ?"
+            " AND txn_id = ? AND is_reversal = ?",
+            (account_id, postback.txn_id, int(postback.is_reversal)),
+        )
+    else:
+        found = store.row(
+            conn,
+            "SELECT id, attribution FROM conversions WHERE link_id = ?"
+            " AND event = ? AND txn_id IS NULL",
+            (link_id, postback.event),
+        )
+    if found is None:  # pragma: no cover - the unique indexes are the only conflicts
+        raise NotFound("the conversion conflicts with one that cannot be found")
+    return found
+
+
+def attribute(
+    conn: sqlite3.Connection,
+    link: LinkInfo | None,
+    offer: OfferInfo | None,
+    converted_at: str,
+    *,
+    promote: bool = True,
+) -> tuple[int | None, str]:
+    """(the MessageClick a conversion belongs to, its attribution) for a conversion on `link`
+    at `converted_at`."""
+    if link is None:
+        return None, "no_message"
+    click = first_click(conn, link)
+    if click is None and promote:
+        click = promote_bot_click(conn, link)
+    if click is None:
+        return None, "no_click"
+    days = offer.attribution_days if offer is not None else 7
+    clicked = clock.from_text(click["clicked_at"])
+    converted = clock.from_text(converted_at)
+    if clicked <= converted <= clicked + timedelta(days=days):
+        return click["id"], "attributed"
+    return click["id"], "outside_window"
+
+
+def first_click(conn: sqlite3.Connection, link: LinkInfo) -> dict | None:
+    """The MessageClick of the link's message and contact (for an anonymous one-off message,
+    the message's first)."""
+    if link.contact_id is not None:
+        return store.row(
+            conn,
+            "SELECT id, clicked_at FROM message_clicks WHERE message_id = ? AND visitor = ?",
+            (link.message_id, f"c:{link.contact_id}"),
+        )
+    return store.row(
+        conn,
+        "SELECT id, clicked_at FROM message_clicks WHERE message_id = ?"
+        " ORDER BY clicked_at LIMIT 1",
+        (link.message_id,),
+    )
+
+
+def promote_bot_click(conn: sqlite3.Connection, link: LinkInfo) -> dict | None:
+    """When a link's only clicks were flagged as bots and a conversion arrives, a human
+    evidently clicked: the earliest click becomes the MessageClick."""
+    earliest = store.row(
+        conn,
+        "SELECT id, clicked_at, visitor, ip, user_agent FROM message_short_link_clicks"
+        " WHERE link_id = ? AND is_bot = 1 ORDER BY clicked_at LIMIT 1",
+        (link.id,),
+    )
+    if earliest is None:
+        return None
+    visitor = f"c:{link.contact_id}" if link.contact_id is not None else earliest["visitor"]
+    new_id = clicks.insert_message_click(
+        conn,
+        link,
+        visitor,
+        earliest["clicked_at"],
+        earliest["ip"],
+        earliest["user_agent"],
+        earliest["id"],
+        "promoted",
+        "a conversion arrived, so a human clicked; only bot-flagged clicks were recorded",
+    )
+    if new_id is None:
+        return first_click(conn, link)
+    return {"id": new_id, "clicked_at": earliest["clicked_at"]}
+
+
+def find_offer_link(conn: sqlite3.Connection, offer: OfferInfo, message_id: int) -> str | None:
+    """The link of a message that carries `offer` (its first such slot)."""
+    found = store.row(
+        conn,
+        "SELECT id FROM short_links WHERE message_id = ? AND offer_id = ? ORDER BY slot LIMIT 1",
+        (message_id, offer.id),
+    )
+    if found is None:
+        exists = store.row(conn, "SELECT account_id FROM messages WHERE id = ?", (message_id,))
+        if exists is None or exists["account_id"] != offer.account_id:
+            raise NotFound(f"unknown message_id {message_id}")
+        return None
+    return found["id"]
+
+
+@dataclass
+class ImportResult:
+    rows: int = 0
+    recorded: int = 0
+    duplicates: int = 0
+    invalid: list[tuple[int, str]] | None = None
+
+    def __post_init__(self) -> None:
+        self.invalid = self.invalid or []
+
+
+def import_rows(
+    conn: sqlite3.Connection,
+    account_id: int,
+    rows,
+    *,
+    offers_by_id: dict[int, OfferInfo],
+    default_offer: OfferInfo | None = None,
+    strict: bool = False,
+) -> ImportResult:
+    """Import a network's report: rows of (line, {column: value}) with link_id (or an alias)
+    or message_id, event, revenue, payout, txn_id and time; through the same validation and
+    deduplication as the postbacks. Call inside a write transaction."""
+    result = ImportResult()
+    for line, raw in rows:
+        result.rows += 1
+        try:
+            values = canonical(raw)
+            postback = parse(values)
+            when = raw.get("time") or raw.get("converted_at") or raw.get("date")
+            converted_at = clock.to_text(clock.parse_moment(when)) if when else None
+            link = None
+            offer = default_offer
+            if postback.link_id is not None:
+                link = clicks.load_link(conn, postback.link_id)
+                if link is None or link.account_id != account_id:
+                    raise NotFound(f"unknown link_id {postback.link_id}")
+                offer = offers_by_id.get(link.offer_id) if link.offer_id else offer
+            elif postback.message_id is not None:
+                if offer is None:
+                    raise InvalidInput("a row with message_id needs --offer")
+                found = find_offer_link(conn, offer, postback.message_id)
+                link = clicks.load_link(conn, found) if found else None
+            else:
+                raise InvalidInput("no link_id (or click_id, cid, subid) and no message_id")
+            outcome = record(
+                conn,
+                account_id=account_id,
+                postback=postback,
+                link=link,
+                offer=offer,
+                source="import",
+                ip=None,
+                converted_at=converted_at,
+            )
+        except (InvalidInput, NotFound) as e:
+            if strict:
+                raise InvalidInput(f"line {line}: {e.message} (nothing was imported)") from e
+            result.invalid.append((line, e.message))
+            continue
+        if outcome.status == "recorded":
+            result.recorded += 1
+        else:
+            result.duplicates += 1
+    return result
+
+
+def list_conversions(
+    conn: sqlite3.Connection,
+    account_id: int,
+    *,
+    campaign_id: int | None = None,
+    offer_id: int | None = None,
+    since: str | None = None,
+    until: str | None = None,
+    limit: int | None = None,
+) -> list[dict]:
+    clauses, params = ["c.account_id = ?"], [account_id]
+    for column, value in (("c.campaign_id", campaign_id), ("c.offer_id", offer_id)):
+        if value is not None:
+            clauses.append(f"{column} = ?")
+            params.append(value)
+    if since:
+        clauses.append("c.converted_at >= ?")
+        params.append(since)
+    if until:
+        clauses.append("c.converted_at < ?")
+        params.append(until)
+    sql = (
+        "SELECT c.id, c.converted_at, c.event, c.revenue_micros, c.payout_micros, c.txn_id,"
+        " o.name AS offer, k.name AS campaign, c.variant, c.link_id, c.message_id,"
+        " ct.phone, c.attribution, c.source, c.message_click_id"
+        " FROM conversions c LEFT JOIN offers o ON o.id = c.offer_id"
+        " LEFT JOIN campaigns k ON k.id = c.campaign_id"
+        " LEFT JOIN contacts ct ON ct.id = c.contact_id"
+        f" WHERE {' AND '.join(clauses)} ORDER BY c.converted_at, c.id"
+    )
+    if limit:
+        sql += " LIMIT ?"
+        params.append(limit)
+    found = store.rows(conn, sql, tuple(params))
+    for item in found:
+        item["revenue"] = money.format_amount(item.pop("revenue_micros"))
+        item["payout"] = money.format_amount(item.pop("payout_micros"))
+    return found

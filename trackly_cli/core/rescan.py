@@ -1,0 +1,190 @@
+"""Re-classify stored clicks (after importing IP ranges, say) and rebuild the MessageClicks and
+conversion attributions that depend on the verdicts."""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+
+from trackly_cli.core import bots, clicks, clock, conversions, ipranges, store
+
+
+@dataclass
+class RescanResult:
+    clicks: int = 0
+    to_bot: int = 0
+    to_human: int = 0
+    message_clicks_added: int = 0
+    message_clicks_removed: int = 0
+    conversions_reattributed: int = 0
+
+    def as_dict(self) -> dict:
+        return dict(vars(self))
+
+
+def _prefetch(reasons: str) -> str:
+    """The prefetch header a click was sent with, as its stored reasons recorded it."""
+    for reason in reasons.split("; "):
+        if reason.startswith("prefetch header ("):
+            return reason[len("prefetch header (") : -1]
+    return ""
+
+
+def rescan(conn: sqlite3.Connection, account_id: int, *, since: str | None = None) -> RescanResult:
+    """Run the classifier again over the account's stored clicks (from `since`); call inside a
+    write transaction."""
+    detector = bots.Detector(ipranges.load(conn))
+    offers = clicks.load_offers(conn)
+    lists = clicks.load_lists(conn)
+    result = RescanResult()
+    affected: set[tuple[int, str]] = set()
+    cursor = conn.execute(
+        "SELECT c.id, c.link_id, c.message_id, c.contact_id, c.offer_id, c.list_id, c.method,"
+        " c.ip, c.user_agent, c.accept_language, c.bot_reasons, c.is_bot, c.clicked_at,"
+        " c.visitor, m.created_at FROM message_short_link_clicks c"
+        " JOIN messages m ON m.id = c.message_id"
+        " WHERE c.account_id = ? AND c.clicked_at >= ? ORDER BY c.link_id, c.clicked_at",
+        (account_id, since or ""),
+    )
+    updates = []
+    for (
+        click_id,
+        link_id,
+        message_id,
+        contact_id,
+        offer_id,
+        list_id,
+        method,
+        ip,
+        user_agent,
+        accept_language,
+        reasons,
+        is_bot,
+        clicked_at,
+        visitor,
+        sent_at,
+    ) in cursor:
+        result.clicks += 1
+        offer = offers.get(offer_id) if offer_id else None
+        sending_list = lists.get(list_id) if list_id else None
+        mode = clicks.bot_filter(offer, sending_list)
+        if mode == "off":
+            verdict = bots.HUMAN
+        else:
+            moment = clock.from_text(clicked_at).timestamp()
+            verdict = detector.classify(
+                bots.RequestFacts(
+                    method, user_agent or "", ip, accept_language or "", _prefetch(reasons)
+                ),
+                seconds_since_sent=moment - clock.from_text(sent_at).timestamp(),
+                min_human_seconds=sending_list.min_human_seconds if sending_list else 2.0,
+                link_id=link_id if contact_id is not None else None,
+                now=moment,
+            )
+        if int(verdict.is_bot) != is_bot or verdict.text != reasons:
+            updates.append((int(verdict.is_bot), verdict.text, click_id))
+            if int(verdict.is_bot) != is_bot:
+                result.to_bot += verdict.is_bot
+                result.to_human += not verdict.is_bot
+                affected.add((message_id, visitor))
+    conn.executemany(
+        "UPDATE message_short_link_clicks SET is_bot = ?, bot_reasons = ? WHERE id = ?", updates
+    )
+    messages = _rebuild_message_clicks(conn, affected, offers, lists, result)
+    result.conversions_reattributed = reattribute(conn, messages, offers)
+    return result
+
+
+def _rebuild_message_clicks(
+    conn: sqlite3.Connection,
+    affected: set[tuple[int, str]],
+    offers: dict,
+    lists: dict,
+    result: RescanResult,
+) -> set[int]:
+    """Make each affected (message, visitor) MessageClick the first click that now counts.
+    MessageClicks made by the Continue button or by a conversion's promotion stay."""
+    changed: set[int] = set()
+    for message_id, visitor in sorted(affected):
+        existing = store.row(
+            conn,
+            "SELECT id, click_id, source FROM message_clicks WHERE message_id = ? AND visitor = ?",
+            (message_id, visitor),
+        )
+        if existing is not None and existing["source"] not in ("click", "rescan"):
+            continue
+        first = store.row(
+            conn,
+            "SELECT c.id, c.link_id, c.clicked_at, c.ip, c.user_agent FROM"
+            " message_short_link_clicks c WHERE c.message_id = ? AND c.visitor = ?"
+            " AND c.is_bot = 0 ORDER BY c.clicked_at LIMIT 1",
+            (message_id, visitor),
+        )
+        if first is not None:
+            link = clicks.load_link(conn, first["link_id"])
+            offer = offers.get(link.offer_id) if link.offer_id else None
+            sending_list = lists.get(link.list_id) if link.list_id else None
+            if clicks.bot_filter(offer, sending_list) == "confirm":
+                first = None  # in confirm mode only the Continue button makes one
+        if existing is not None and first is not None and existing["click_id"] == first["id"]:
+            continue
+        if existing is not None:
+            conn.execute("DELETE FROM message_clicks WHERE id = ?", (existing["id"],))
+            result.message_clicks_removed += 1
+            changed.add(message_id)
+        if first is not None:
+            clicks.insert_message_click(
+                conn,
+                link,
+                visitor,
+                first["clicked_at"],
+                first["ip"],
+                first["user_agent"],
+                first["id"],
+                "rescan",
+                "bots rescan: the first click that is not a bot",
+            )
+            result.message_clicks_added += 1
+            changed.add(message_id)
+    return changed
+
+
+def reattribute(conn: sqlite3.Connection, message_ids: set[int], offers: dict) -> int:
+    """Attribute the conversions of these messages again (their MessageClicks changed)."""
+    count = 0
+    for message_id in sorted(message_ids):
+        for row in store.rows(
+            conn,
+            "SELECT id, link_id, offer_id, txn_id, is_reversal,"
+            " converted_at, attribution, message_click_id FROM conversions"
+            " WHERE message_id = ? ORDER BY is_reversal, id",
+            (message_id,),
+        ):
+            if row["is_reversal"] and row["txn_id"]:
+                original = store.row(
+                    conn,
+                    "SELECT attribution, message_click_id FROM"
+                    " conversions WHERE account_id = (SELECT account_id FROM"
+                    " conversions WHERE id = ?) AND txn_id = ?"
+                    " AND NOT is_reversal",
+                    (row["id"], row["txn_id"]),
+                )
+                if original is not None:
+                    click_id, attribution = original["message_click_id"], original["attribution"]
+                else:
+                    click_id, attribution = _attribution(conn, row, offers)
+            else:
+                click_id, attribution = _attribution(conn, row, offers)
+            if (click_id, attribution) != (row["message_click_id"], row["attribution"]):
+                conn.execute(
+                    "UPDATE conversions SET message_click_id = ?, attribution = ? WHERE id = ?",
+                    (click_id, attribution, row["id"]),
+                )
+                count += 1
+    return count
+
+
+def _attribution(conn: sqlite3.Connection, row: dict, offers: dict) -> tuple[int | None, str]:
+    link = clicks.load_link(conn, row["link_id"]) if row["link_id"] else None
+    offer = offers.get(row["offer_id"]) if row["offer_id"] else None
+    return conversions.attribute(conn, link, offer, row["converted_at"], promote=False)
