@@ -20,6 +20,7 @@ from trackly_cli.commands import (
     demo,
     domain,
     offer,
+    report,
     serve,
     shorten,
 )
@@ -95,6 +96,10 @@ app.add_typer(conversions.app, name="conversions")
 app.command("shorten")(shorten.shorten_command)
 app.command("serve")(serve.serve_command)
 app.command("demo")(demo.demo_command)
+app.command("report")(report.report_command)
+app.command("ab")(report.ab_command)
+app.command("segment")(report.segment_command)
+app.command("clicks")(report.clicks_command)
 
 
 def main() -> None:

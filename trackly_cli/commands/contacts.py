@@ -9,7 +9,7 @@ import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from trackly_cli import output, state
-from trackly_cli.core import contacts
+from trackly_cli.core import accounts, contacts, exports
 from trackly_cli.core.errors import InvalidInput
 from trackly_cli.options import AccountOpt, FormatOpt, OutputOpt
 from trackly_cli.output import Format
@@ -106,3 +106,45 @@ def list_command(
     """List contacts with their merge fields."""
     found = contacts.list_contacts(state.db(ctx), account, list_name, limit)
     output.emit(found, fmt, out, empty="No contacts.")
+
+
+@contact_app.command("show")
+def show(
+    ctx: typer.Context,
+    phone: Annotated[str, typer.Argument(help="Phone number (any format) or contact id.")],
+    country: Annotated[
+        str, typer.Option("--country", help="Country of a number written without +country code.")
+    ] = "US",
+    account: AccountOpt = None,
+    fmt: FormatOpt = Format.table,
+    out: OutputOpt = None,
+) -> None:
+    """A contact's journey: lists, messages, clicks, conversions and revenue."""
+    db = state.db(ctx)
+    owner = accounts.resolve(db.conn, account)
+    found = exports.journey(db.conn, contacts.find_contact(db.conn, owner["id"], phone, country))
+    if fmt is not Format.table:
+        output.emit_record(found, fmt, out)
+        return
+    summary = {k: v for k, v in found.items() if k not in ("messages", "conversions")}
+    output.emit_record(summary, fmt, out, title=f"Contact {found['phone']}")
+    output.emit(
+        found["messages"],
+        fmt,
+        out,
+        columns=[
+            "message_id",
+            "sent_at",
+            "campaign",
+            "variant",
+            "clicks",
+            "bot_clicks",
+            "first_click_at",
+            "conversions",
+            "revenue",
+        ],
+        title="Messages",
+        empty="No messages.",
+    )
+    if found["conversions"]:
+        output.emit(found["conversions"], fmt, out, title="Conversions")

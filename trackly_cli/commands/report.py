@@ -1,0 +1,381 @@
+"""trackly report / ab / segment / clicks: the numbers operators decide with."""
+
+from __future__ import annotations
+
+import csv
+import sys
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from trackly_cli import html_report, output, state
+from trackly_cli.core import abtest, exports, filters, reports, segments, store
+from trackly_cli.core.errors import InvalidInput
+from trackly_cli.options import AccountOpt, FormatOpt, OutputOpt
+from trackly_cli.output import Format
+
+
+class By(StrEnum):
+    campaign = "campaign"
+    message = "message"
+    offer = "offer"
+    creative = "creative"
+    list = "list"
+    variant = "variant"
+    day = "day"
+    domain = "domain"
+
+
+CampaignOpt = Annotated[str | None, typer.Option("--campaign", help="Only this campaign.")]
+OfferOpt = Annotated[str | None, typer.Option("--offer", help="Only this offer.")]
+ListOpt = Annotated[str | None, typer.Option("--list", help="Only messages to this list.")]
+SinceOpt = Annotated[
+    str | None,
+    typer.Option("--since", help="From this date or time (2026-11-01, 2026-11-01T08:00, 7d)."),
+]
+UntilOpt = Annotated[
+    str | None, typer.Option("--until", help="Up to this date (inclusive) or time (exclusive).")
+]
+TzOpt = Annotated[
+    str | None,
+    typer.Option("--tz", help="Time zone of dates and days, e.g. Europe/Paris (default UTC)."),
+]
+
+TABLE_COLUMNS = [
+    "sent",
+    "clicks",
+    "bot_clicks",
+    "bot_pct",
+    "unique_clicks",
+    "click_rate",
+    "conversions",
+    "conversion_rate",
+    "revenue",
+    "payout",
+    "epc",
+    "unattributed_conversions",
+]
+
+
+def _table_value(column: str, value):
+    if value is None:
+        return "–"
+    if column in ("bot_pct", "click_rate", "conversion_rate"):
+        return f"{value}%"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return value
+
+
+def _rich_table(result: reports.Report, title: str) -> Table:
+    labels = [result.key] if result.by != "variant" else ["campaign", "variant"]
+    if result.by == "message":
+        labels = ["message_id", "phone"]
+    columns = labels + TABLE_COLUMNS
+    spark = result.by == "day"
+    table = Table(title=title, show_footer=True, header_style="bold", footer_style="bold")
+    for index, column in enumerate(columns):
+        footer = (
+            "Total"
+            if index == 0
+            else (
+                "" if index < len(labels) else str(_table_value(column, result.totals.get(column)))
+            )
+        )
+        table.add_column(
+            column.replace("_", " "),
+            footer=footer,
+            justify="left" if index < len(labels) else "right",
+        )
+        if spark and column == "unique_clicks":
+            table.add_column("", footer="", justify="left", style="blue")
+    bars = reports.sparkline([r["unique_clicks"] for r in result.rows]) if spark else []
+    for position, row in enumerate(result.rows):
+        cells = []
+        for column in columns:
+            cells.append(str(_table_value(column, row.get(column))))
+            if spark and column == "unique_clicks":
+                cells.append(bars[position])
+        table.add_row(*cells)
+    return table
+
+
+def report_command(
+    ctx: typer.Context,
+    by: Annotated[By, typer.Option("--by", help="What each row is.")] = By.campaign,
+    campaign: CampaignOpt = None,
+    offer: OfferOpt = None,
+    list_name: ListOpt = None,
+    since: SinceOpt = None,
+    until: UntilOpt = None,
+    tz: TzOpt = None,
+    limit: Annotated[
+        int | None, typer.Option("--limit", min=1, help="At most this many rows.")
+    ] = None,
+    html: Annotated[
+        Path | None,
+        typer.Option(
+            "--html", dir_okay=False, help="Also write a self-contained HTML report with charts."
+        ),
+    ] = None,
+    account: AccountOpt = None,
+    fmt: FormatOpt = Format.table,
+    out: OutputOpt = None,
+) -> None:
+    """Sent, raw / bot / unique clicks, click rate, conversions, revenue and payout, by
+    campaign, message, offer, creative, list, variant, day or domain."""
+    db = state.db(ctx)
+    chosen = filters.resolve(
+        db.conn,
+        account=account,
+        campaign=campaign,
+        offer=offer,
+        sending_list=list_name,
+        since=since,
+        until=until,
+        tz=tz,
+    )
+    result = reports.report(db.conn, chosen, by.value, limit=limit)
+    title = f"Trackly report by {by.value} — {chosen.account['name']}"
+    subtitle = ", ".join(
+        part
+        for part in (
+            f"campaign {chosen.campaign['name']}" if chosen.campaign else "",
+            f"offer {chosen.offer['name']}" if chosen.offer else "",
+            f"list {chosen.sending_list['name']}" if chosen.sending_list else "",
+            reports.day_range_label(chosen) if chosen.since or chosen.until else "all time",
+            f"days in {chosen.tz.key}" if chosen.tz else "times in UTC",
+        )
+        if part
+    )
+    if html is not None:
+        days = result if by is By.day else reports.report(db.conn, chosen, "day")
+        columns = (
+            [result.key] if by is not By.variant else ["campaign", "variant"]
+        ) + TABLE_COLUMNS
+        try:
+            html.write_text(
+                html_report.page(title, subtitle, result, columns, days), encoding="utf-8"
+            )
+        except OSError as e:
+            raise InvalidInput(f"cannot write {html}: {e.strerror or e}") from e
+        output.info(f"Wrote {html}")
+    if fmt is Format.table:
+        if not result.rows:
+            output.info("Nothing in this range.")
+            return
+        output.render(_rich_table(result, f"{title} ({subtitle})"), out)
+    else:
+        output.emit(result.rows, fmt, out)
+
+
+def ab_command(
+    ctx: typer.Context,
+    campaign: Annotated[str, typer.Argument(help="Campaign name or id.")],
+    account: AccountOpt = None,
+    fmt: FormatOpt = Format.table,
+    out: OutputOpt = None,
+) -> None:
+    """Compare a campaign's variants: click rate with a 95% interval, conversions, revenue,
+    and which variant wins (or how many more sends would tell)."""
+    db = state.db(ctx)
+    chosen = filters.resolve(db.conn, account=account, campaign=campaign)
+    result = abtest.ab(db.conn, chosen.campaign)
+    if fmt is not Format.table:
+        if fmt is Format.json:
+            output.emit_record(result, fmt, out)
+        else:
+            output.emit(result["variants"], fmt, out)
+        return
+    table = Table(title=f"A/B test — {result['campaign']}", header_style="bold")
+    for column in (
+        "variant",
+        "creative",
+        "sent",
+        "unique clicks",
+        "click rate (95% CI)",
+        "conversions",
+        "conv. rate",
+        "revenue",
+        "epc",
+    ):
+        table.add_column(column, justify="left" if column in ("variant", "creative") else "right")
+    for row in result["variants"]:
+        interval = (
+            f"{row['click_rate']}% ({row['click_rate_low']}–{row['click_rate_high']})"
+            if row["click_rate"] is not None
+            else "–"
+        )
+        table.add_row(
+            row["variant"],
+            row["creative"] or "",
+            f"{row['sent']:,}",
+            f"{row['unique_clicks']:,}",
+            interval,
+            f"{row['conversions']:,}",
+            f"{row['conversion_rate']}%" if row["conversion_rate"] is not None else "–",
+            row["revenue"],
+            row["epc"] or "–",
+        )
+    output.render(table, out)
+    for verdict in result["verdicts"]:
+        style = "bold green" if verdict["winner"] else "yellow"
+        output.stdout.print(f"[{style}]{verdict['metric']}:[/] {verdict['message']}")
+
+
+class Audience(StrEnum):
+    clicked = "clicked"
+    not_clicked = "not_clicked"
+    converted = "converted"
+    bots_only = "bots_only"
+
+
+def segment_command(
+    ctx: typer.Context,
+    campaign: Annotated[str, typer.Argument(help="Campaign name or id.")],
+    clicked: Annotated[bool, typer.Option("--clicked", help="Contacts who clicked.")] = False,
+    not_clicked: Annotated[bool, typer.Option("--not-clicked", help="Who did not click.")] = False,
+    converted: Annotated[bool, typer.Option("--converted", help="Who converted.")] = False,
+    bots_only: Annotated[
+        bool, typer.Option("--bots-only", help="Whose links only bots visited.")
+    ] = False,
+    offer: OfferOpt = None,
+    into_list: Annotated[
+        str | None, typer.Option("--into-list", help="Save the audience as a new list.")
+    ] = None,
+    account: AccountOpt = None,
+    fmt: FormatOpt = Format.csv,
+    out: OutputOpt = None,
+) -> None:
+    """Build an audience from a campaign by click behaviour: a new list (--into-list) or
+    contacts as CSV (or JSON, or a table)."""
+    chosen_kinds = [
+        k
+        for k, on in (
+            ("clicked", clicked),
+            ("not_clicked", not_clicked),
+            ("converted", converted),
+            ("bots_only", bots_only),
+        )
+        if on
+    ]
+    if len(chosen_kinds) != 1:
+        raise InvalidInput(
+            "choose exactly one of --clicked, --not-clicked, --converted, --bots-only"
+        )
+    db = state.db(ctx)
+    with store.write(db) as conn:
+        owner = filters.resolve(conn, account=account).account
+        found = segments.segment(conn, owner["id"], campaign, chosen_kinds[0], offer)
+        saved = segments.into_list(conn, owner["id"], into_list, found) if into_list else None
+    if saved:
+        output.info(f"Saved {saved['members']:,} contacts as list [bold]{saved['list']}[/].")
+        if out is None:
+            return
+    rows = [{"phone": c["phone"]} | c["fields"] for c in found]
+    names: list[str] = ["phone"]
+    for row in rows:
+        names += [k for k in row if k not in names]
+    output.emit(
+        [{n: r.get(n) for n in names} for r in rows],
+        fmt,
+        out,
+        columns=names if rows else ["phone"],
+        empty="No contacts in this segment.",
+    )
+    if not saved:
+        output.info(f"{len(rows):,} contacts.")
+
+
+def clicks_command(
+    ctx: typer.Context,
+    campaign: CampaignOpt = None,
+    offer: OfferOpt = None,
+    since: SinceOpt = None,
+    until: UntilOpt = None,
+    bots: Annotated[bool, typer.Option("--bots", help="Only clicks flagged as bots.")] = False,
+    humans: Annotated[bool, typer.Option("--humans", help="Only clicks not flagged.")] = False,
+    limit: Annotated[int | None, typer.Option("--limit", min=1, help="At most this many.")] = None,
+    account: AccountOpt = None,
+    fmt: FormatOpt = Format.csv,
+    out: OutputOpt = None,
+) -> None:
+    """Export raw clicks (every hit, repeats and bots included) with the bot verdict and its
+    reasons."""
+    if bots and humans:
+        raise InvalidInput("--bots and --humans exclude each other")
+    db = state.db(ctx)
+    chosen = filters.resolve(
+        db.conn, account=account, campaign=campaign, offer=offer, since=since, until=until
+    )
+    rows = exports.list_clicks(
+        db.conn, chosen, bots=True if bots else False if humans else None, limit=limit
+    )
+    if fmt is Format.csv:
+        _stream_csv(rows, out)
+    else:
+        output.emit(
+            list(rows),
+            fmt,
+            out,
+            empty="No clicks.",
+            columns=[
+                "clicked_at",
+                "link_id",
+                "phone",
+                "offer",
+                "ip",
+                "is_bot",
+                "bot_reasons",
+                "user_agent",
+            ]
+            if fmt is Format.table
+            else None,
+        )
+
+
+def _stream_csv(rows, out: Path | None) -> None:
+    """CSV row by row, so that a large export needs no memory."""
+    try:
+        handle = out.open("w", newline="", encoding="utf-8") if out else sys.stdout
+    except OSError as e:
+        raise InvalidInput(f"cannot write {out}: {e.strerror or e}") from e
+    try:
+        writer = None
+        count = 0
+        for row in rows:
+            if writer is None:
+                writer = csv.DictWriter(handle, fieldnames=list(row), lineterminator="\n")
+                writer.writeheader()
+            writer.writerow(row)
+            count += 1
+        if writer is None:
+            handle.write(",".join(CLICK_COLUMNS) + "\n")
+    finally:
+        if out:
+            handle.close()
+            output.info(f"Wrote {count:,} clicks to {out}")
+
+
+CLICK_COLUMNS = [
+    "id",
+    "clicked_at",
+    "link_id",
+    "slot",
+    "message_id",
+    "phone",
+    "offer",
+    "campaign",
+    "variant",
+    "method",
+    "ip",
+    "user_agent",
+    "referer",
+    "accept_language",
+    "is_bot",
+    "bot_reasons",
+    "message_click",
+]
