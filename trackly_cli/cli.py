@@ -20,6 +20,7 @@ from trackly_cli.commands import (
     demo,
     domain,
     offer,
+    prune,
     report,
     serve,
     shorten,
@@ -100,6 +101,7 @@ app.command("report")(report.report_command)
 app.command("ab")(report.ab_command)
 app.command("segment")(report.segment_command)
 app.command("clicks")(report.clicks_command)
+app.command("prune")(prune.prune_command)
 
 
 def main() -> None:

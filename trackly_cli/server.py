@@ -23,7 +23,16 @@ from pathlib import Path
 from bottle import Bottle, HTTPResponse, request
 
 from trackly_cli import pages
-from trackly_cli.core import bots, clicks, clock, conversions, ipranges, store, validate
+from trackly_cli.core import (
+    bots,
+    clicks,
+    clock,
+    conversions,
+    ipranges,
+    retention,
+    store,
+    validate,
+)
 from trackly_cli.core.clicks import LinkInfo, ListInfo, OfferInfo
 from trackly_cli.core.errors import InvalidInput, NotFound, TracklyError
 from trackly_cli.core.writer import Writer
@@ -31,6 +40,8 @@ from trackly_cli.core.writer import Writer
 log = logging.getLogger("trackly.server")
 
 LINK_CACHE_SIZE = 500_000
+PRUNE_EVERY_SECONDS = 24 * 3600
+PRUNE_FIRST_AFTER_SECONDS = 60
 REFRESH_SECONDS = 1.0
 NO_STORE = "no-store"
 # A 1x1 transparent GIF.
@@ -56,6 +67,7 @@ class Snapshot:
     domains: dict[str, DomainInfo] = field(default_factory=dict)
     offers: dict[int, OfferInfo] = field(default_factory=dict)
     lists: dict[int, ListInfo] = field(default_factory=dict)
+    anonymize_at_once: frozenset[int] = frozenset()  # accounts that store no full IP
 
 
 class Tracker:
@@ -129,6 +141,12 @@ class Tracker:
                         },
                         offers=clicks.load_offers(conn),
                         lists=clicks.load_lists(conn),
+                        anonymize_at_once=frozenset(
+                            r[0]
+                            for r in conn.execute(
+                                "SELECT id FROM accounts WHERE anonymize_ips_after_days = 0"
+                            )
+                        ),
                     )
                     self.detector.ranges = ipranges.load(conn)
                 finally:
@@ -259,11 +277,12 @@ def create_app(
                 min_human_seconds=sending_list.min_human_seconds if sending_list else 2.0,
                 link_id=link.id if link.contact_id is not None else None,
             )
+        anonymized = link.account_id in snapshot.anonymize_at_once
         record = clicks.Click(
             link,
             clock.timestamp_text(now),
             method,
-            ip,
+            retention.anonymize_ip(ip) if anonymized else ip,  # after the verdict, not before
             user_agent,
             environ.get("HTTP_REFERER"),
             accept_language,
@@ -271,6 +290,7 @@ def create_app(
             verdict.is_bot,
             verdict.text,
             mode != "confirm",
+            anonymized,
         )
         _write(tracker.writer.record_click, record, link.id)
         if method == "OPTIONS":
@@ -312,8 +332,12 @@ def create_app(
         )
         if not verdict.is_bot:
             visitor = clicks.visitor(link, ip, user_agent, tracker.secret)
+            anonymized = link.account_id in snapshot.anonymize_at_once
+            stored_ip = retention.anonymize_ip(ip) if anonymized else ip
             _write(
-                tracker, lambda conn: clicks.confirm(conn, link, visitor, ip, user_agent), link.id
+                tracker.writer.submit,
+                lambda conn: clicks.confirm(conn, link, visitor, stored_ip, user_agent, anonymized),
+                link.id,
             )
         return _redirect(clicks.destination(link, offer))
 
@@ -356,6 +380,7 @@ def create_app(
             if target is None and postback.message_id is not None:
                 found = conversions.find_offer_link(conn, offer, postback.message_id)
                 target = tracker.link(found) if found else None
+            anonymized = domain.account_id in snapshot.anonymize_at_once
             return conversions.record(
                 conn,
                 account_id=domain.account_id,
@@ -363,7 +388,8 @@ def create_app(
                 link=target,
                 offer=offer,
                 source=source,
-                ip=ip,
+                ip=retention.anonymize_ip(ip) if anonymized else ip,
+                ip_anonymized=anonymized,
             )
 
         return tracker.writer.submit(write).as_dict()
@@ -446,6 +472,11 @@ def serve(
     return."""
     import waitress.server  # the server stands on waitress; the app alone does not
 
+    logging.basicConfig(
+        level=logging.INFO,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
     # waitress warns "Task queue depth is N" whenever requests wait for a thread: under load
     # that is normal, and logging it on every request costs more than the request.
     logging.getLogger("waitress.queue").setLevel(logging.ERROR)
@@ -472,6 +503,8 @@ def serve(
         tracker.close()
         raise InvalidInput(f"bad server option: {e}") from e
 
+    pruner = Pruner(Path(db_path))
+
     def stop(signum, frame):
         raise SystemExit(0)
 
@@ -479,11 +512,72 @@ def serve(
     try:
         if announce:
             announce(tracker, f"http://{server.effective_host}:{server.effective_port}")
+        pruner.start()
         server.run()  # returns after SIGTERM / Ctrl-C, once running requests have finished
     finally:
         signal.signal(signal.SIGTERM, previous)
         server.close()
+        pruner.stop()
         tracker.close()
+
+
+class Pruner:
+    """Runs `trackly prune` once a day inside the server, in its own thread and connection and
+    in small transactions, off the request path."""
+
+    def __init__(
+        self,
+        db_path: Path,
+        *,
+        first_after: float = PRUNE_FIRST_AFTER_SECONDS,
+        every: float = PRUNE_EVERY_SECONDS,
+    ) -> None:
+        self.db_path = db_path
+        self.first_after = first_after
+        self.every = every
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="trackly-prune", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(30)
+
+    def _run(self) -> None:
+        if self._stop.wait(self.first_after):
+            return
+        while True:
+            try:
+                conn = store.connect(self.db_path)
+                try:
+                    for result in retention.prune(conn, on_chunk=self._check_stop):
+                        log.info(
+                            "prune: %s: removed %d raw clicks older than %d days, "
+                            "anonymised %d IPs",
+                            result.account,
+                            result.clicks,
+                            result.retention_days,
+                            sum(result.ips.values()),
+                        )
+                finally:
+                    conn.close()
+            except _Stopping:
+                return
+            except Exception as e:  # the server carries on; the next day tries again
+                log.error("prune failed: %s", e)
+            if self._stop.wait(self.every):
+                return
+
+    def _check_stop(self) -> None:
+        if self._stop.is_set():
+            raise _Stopping
+
+
+class _Stopping(Exception):
+    pass
 
 
 class AccessLog:

@@ -215,22 +215,23 @@ class Click:
     is_bot: bool
     reasons: str
     counts: bool  # may become the MessageClick (False in confirm mode: the button decides)
+    ip_anonymized: bool = False  # `ip` is already truncated (the account keeps no full IPs)
 
 
 _INSERT_CLICK = """
 INSERT INTO message_short_link_clicks (
     id, clicked_at, link_id, message_id, contact_id, offer_id, account_id, campaign_id,
     creative_id, list_id, variant, domain_id, method, ip, user_agent, referer, accept_language,
-    visitor, is_bot, bot_reasons)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+    visitor, is_bot, bot_reasons, ip_anonymized_at)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 """
 
 _INSERT_MESSAGE_CLICK = """
 INSERT INTO message_clicks (
     message_id, visitor, contact_id, link_id, offer_id, account_id, campaign_id, creative_id,
     list_id, variant, domain_id, click_id, clicked_at, ip, user_agent, source, reason,
-    created_at)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+    created_at, ip_anonymized_at)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (message_id, visitor) DO NOTHING
 """
 
@@ -276,6 +277,7 @@ def record_many(conn: sqlite3.Connection, batch: list[Click], first_id: int | No
                 c.visitor,
                 int(c.is_bot),
                 c.reasons,
+                c.clicked_at if c.ip_anonymized else None,
             )
             for click_id, c in zip(ids, batch, strict=True)
         ],
@@ -303,6 +305,7 @@ def record_many(conn: sqlite3.Connection, batch: list[Click], first_id: int | No
                 "click",
                 None,
                 now,
+                c.clicked_at if c.ip_anonymized else None,
             )
             for click_id, c in zip(ids, batch, strict=True)
             if c.counts and not c.is_bot
@@ -321,6 +324,7 @@ def insert_message_click(
     click_id: int | None,
     source: str,
     reason: str | None = None,
+    ip_anonymized: bool = False,
 ) -> int | None:
     """The MessageClick of (message, visitor), unless one exists: returns its id if new."""
     cursor = conn.execute(
@@ -344,13 +348,19 @@ def insert_message_click(
             source,
             reason,
             clock.now_text(),
+            clicked_at if ip_anonymized else None,
         ),
     )
     return cursor.lastrowid if cursor.rowcount else None
 
 
 def confirm(
-    conn: sqlite3.Connection, link: LinkInfo, visitor_key: str, ip: str | None, user_agent: str
+    conn: sqlite3.Connection,
+    link: LinkInfo,
+    visitor_key: str,
+    ip: str | None,
+    user_agent: str,
+    ip_anonymized: bool = False,
 ) -> int | None:
     """The Continue button of an interstitial was followed: that is the MessageClick (unless the
     visitor already has one), tied to the page view it came from."""
@@ -370,4 +380,5 @@ def confirm(
         click_id,
         "confirm",
         "followed the Continue button",
+        ip_anonymized,
     )

@@ -154,8 +154,8 @@ _INSERT = """
 INSERT INTO conversions (
     account_id, offer_id, link_id, message_id, contact_id, campaign_id, creative_id, list_id,
     variant, domain_id, message_click_id, event, is_reversal, revenue_micros, payout_micros,
-    txn_id, source, attribution, ip, converted_at, created_at)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+    txn_id, source, attribution, ip, converted_at, created_at, ip_anonymized_at)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT DO NOTHING
 """
 
@@ -171,6 +171,7 @@ def record(
     ip: str | None,
     converted_at: str | None = None,
     promote: bool = True,
+    ip_anonymized: bool = False,
 ) -> Result:
     """Record one conversion inside the caller's write transaction: recorded, or duplicate
     (the unique indexes decide, so concurrent identical postbacks make one row)."""
@@ -249,6 +250,7 @@ def record(
             ip,
             converted_at,
             clock.now_text(),
+            clock.now_text() if ip_anonymized else None,
         ),
     )
     if cursor.rowcount:

@@ -1,0 +1,46 @@
+"""trackly prune: retention of raw clicks and IP anonymisation."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from trackly_cli import output, state
+from trackly_cli.core import accounts, retention
+from trackly_cli.options import AccountOpt, FormatOpt, OutputOpt
+from trackly_cli.output import Format
+
+
+def prune_command(
+    ctx: typer.Context,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Say what would be removed; change nothing.")
+    ] = False,
+    account: AccountOpt = None,
+    fmt: FormatOpt = Format.table,
+    out: OutputOpt = None,
+) -> None:
+    """Delete raw clicks older than each account's --retention-days and anonymise IPs older
+    than its --anonymize-ips-after. Reports do not change: they read counters kept as the
+    clicks came. (`trackly serve` does this once a day by itself.)"""
+    db = state.db(ctx)
+    account_id = accounts.resolve(db.conn, account)["id"] if account else None
+    results = retention.prune(db.conn, account_id=account_id, dry_run=dry_run)
+    rows = [r.as_dict() for r in results]
+    if fmt is Format.table:
+        verb = "would remove" if dry_run else "removed"
+        for r in rows:
+            anonymised = (
+                f", {r['ips_anonymized']:,} IPs {'to anonymise' if dry_run else 'anonymised'}"
+                if r["anonymize_ips_after_days"] is not None
+                else ""
+            )
+            output.info(
+                f"{r['account']}: {verb} {r['clicks']:,} raw clicks older than"
+                f" {r['retention_days']} days{anonymised}."
+            )
+        if out:
+            output.emit(rows, fmt, out)
+    else:
+        output.emit(rows, fmt, out)
