@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bottle import Bottle, HTTPResponse, request
+from bottle import Bottle, FormsDict, HTTPResponse, request
 
 from trackly_cli import pages
 from trackly_cli.core import (
@@ -347,7 +347,7 @@ def create_app(
         if domain is None:
             raise NotFound("not a tracking domain")
         snapshot = tracker.snapshot
-        values = conversions.canonical(request.query)
+        values = conversions.canonical(_utf8_query())
         if path_link_id is not None:
             if values.get("link_id", path_link_id) != path_link_id:
                 raise InvalidInput("the link id in the path and the query differ")
@@ -394,9 +394,11 @@ def create_app(
 
         return tracker.writer.submit(write).as_dict()
 
-    def postback(source: str):
+    def postback(source: str) -> HTTPResponse:
+        if request.method == "HEAD":  # a link checker or prefetch: it records nothing
+            return HTTPResponse({"status": "ignored"}, 200, {"Cache-Control": NO_STORE})
         try:
-            return convert(source)
+            return HTTPResponse(convert(source), 200, {"Cache-Control": NO_STORE})
         except TracklyError as e:
             return HTTPResponse(
                 {"status": "error", "error": e.message}, e.http_status, {"Cache-Control": NO_STORE}
@@ -417,7 +419,7 @@ def create_app(
     def pixel(name: str):
         """Always a 1x1 GIF, so a thank-you page never shows a broken image; bad input records
         nothing."""
-        if name.endswith(".gif") and len(name) == 11:
+        if name.endswith(".gif") and len(name) == 11 and request.method != "HEAD":
             try:
                 convert("pixel", path_link_id=name[:7])
             except TracklyError:
@@ -445,6 +447,18 @@ def create_app(
         return pages.message("Something went wrong", "Please try again in a moment.")
 
     return app
+
+
+def _utf8_query() -> FormsDict:
+    """The query parameters as the UTF-8 text that was sent (Bottle hands them over as Latin-1
+    text); a query that is not UTF-8 is refused."""
+    decoded = FormsDict()
+    try:
+        for key, value in request.query.allitems():
+            decoded.append(key.encode("latin-1").decode(), value.encode("latin-1").decode())
+    except UnicodeError:
+        raise InvalidInput("the query string is not UTF-8") from None
+    return decoded
 
 
 def _write(write: Callable[[object], object], what: object, link_id: str) -> None:

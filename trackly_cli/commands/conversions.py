@@ -72,9 +72,8 @@ def list_command(
         until=chosen.until_text,
         limit=limit,
     )
-    output.emit(
-        found, fmt, out, columns=COLUMNS if fmt is Format.table else None, empty="No conversions."
-    )
+    columns = {Format.table: COLUMNS, Format.csv: conversions.LIST_COLUMNS}.get(fmt)
+    output.emit(found, fmt, out, columns=columns, empty="No conversions.")
 
 
 @app.command("import")

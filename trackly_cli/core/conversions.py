@@ -433,6 +433,25 @@ def import_rows(
     return result
 
 
+LIST_COLUMNS = [
+    "id",
+    "converted_at",
+    "event",
+    "revenue",
+    "payout",
+    "txn_id",
+    "offer",
+    "campaign",
+    "variant",
+    "link_id",
+    "message_id",
+    "phone",
+    "attribution",
+    "source",
+    "message_click_id",
+]
+
+
 def list_conversions(
     conn: sqlite3.Connection,
     account_id: int,
@@ -470,4 +489,4 @@ def list_conversions(
     for item in found:
         item["revenue"] = money.format_amount(item.pop("revenue_micros"))
         item["payout"] = money.format_amount(item.pop("payout_micros"))
-    return found
+    return [{k: item[k] for k in LIST_COLUMNS} for item in found]

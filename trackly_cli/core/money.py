@@ -10,7 +10,7 @@ from trackly_cli.core.errors import InvalidInput
 MICROS = 1_000_000
 MAX_PLACES = 4
 MAX_AMOUNT = Decimal(10_000_000)  # per conversion or payout: anything larger is a mistake
-_AMOUNT = re.compile(r"^[+-]?(\d{1,12})(?:\.(\d{1,12}))?$")
+_AMOUNT = re.compile(r"^[+-]?(\d{0,12})(?:\.(\d{0,12}))?$")
 
 
 def parse_amount(text: str, *, name: str = "amount", allow_negative: bool = False) -> int:
@@ -18,7 +18,7 @@ def parse_amount(text: str, *, name: str = "amount", allow_negative: bool = Fals
     most four places and a sane magnitude: 'abc', 'NaN', 'inf', '1e400', '0.12345', '1e3'."""
     text = text.strip()
     match = _AMOUNT.match(text)
-    if not match:
+    if not match or not (match.group(1) or match.group(2)):  # '.5' and '5.' are fine, '.' not
         raise InvalidInput(f"{name} {_shorten(text)!r} is not a decimal amount such as 24.99")
     places = match.group(2) or ""
     if len(places) > MAX_PLACES:
