@@ -92,11 +92,15 @@ def parse_file(path: Path) -> tuple[str, list[str]]:
             raise InvalidInput(f"{path} is not valid JSON (line {e.lineno}): {e.msg}") from e
         if isinstance(data, dict) and ("prefixes" in data or "ipv6_prefixes" in data):
             cidrs = []
+            keys_seen: set[str] = set()
             for entry in data.get("prefixes", []) + data.get("ipv6_prefixes", []):
                 for key in ("ip_prefix", "ipv6_prefix", "ipv4Prefix", "ipv6Prefix"):
                     if isinstance(entry, dict) and key in entry:
                         cidrs.append(entry[key])
-            fmt = "aws" if "syncToken" in data or "ipv6_prefixes" in data else "google"
+                        keys_seen.add(key)
+            # AWS names its entries ip_prefix / ipv6_prefix, Google ipv4Prefix / ipv6Prefix
+            # (both files carry a syncToken).
+            fmt = "aws" if keys_seen & {"ip_prefix", "ipv6_prefix"} else "google"
             return fmt, [str(validate.cidr(c)) for c in cidrs]
         raise InvalidInput(
             f"{path}: JSON without 'prefixes': expected AWS ip-ranges.json or Google cloud.json"
