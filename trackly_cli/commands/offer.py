@@ -112,7 +112,10 @@ def create(
         output.info(
             f"Created offer [bold]{offer['name']}[/] (id {offer['id']}), payout {offer['payout']}."
         )
-    output.emit_record(_shown(offer), fmt)
+        keys = ("id", "name", "url", "payout", "postback_secret", "postback_url")
+        output.emit_record({k: offer[k] for k in keys}, fmt)
+    else:
+        output.emit_record(_shown(offer), fmt)
 
 
 def _shown(offer: dict) -> dict:

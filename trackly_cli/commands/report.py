@@ -330,7 +330,6 @@ def clicks_command(
                 "ip",
                 "is_bot",
                 "bot_reasons",
-                "user_agent",
             ]
             if fmt is Format.table
             else None,

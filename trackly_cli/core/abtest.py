@@ -13,6 +13,7 @@ from trackly_cli.core.reports import epc, percent
 
 Z_95 = 1.959963984540054  # two-sided 95%
 Z_POWER = 0.8416212335729143  # 80% power
+MIN_EXPECTED = 5  # expected hits (and misses) per variant for the normal approximation
 
 
 def wilson(successes: int, trials: int, z: float = Z_95) -> tuple[float, float] | None:
@@ -71,6 +72,18 @@ def _verdict(metric: str, unit: str, rows: list[dict], hits: str, trials: str) -
     if test is None:
         return Verdict(metric, None, None, f"not significant yet: a variant has no {unit}")
     _, p_value = test
+    pooled = (best[hits] + runner[hits]) / (best[trials] + runner[trials])
+    smallest = min(best[trials], runner[trials])
+    if smallest * min(pooled, 1 - pooled) < MIN_EXPECTED:
+        # The z-test's normal approximation needs about 5 expected hits and misses per variant.
+        needed = math.ceil(MIN_EXPECTED / max(min(pooled, 1 - pooled), 1e-9))
+        return Verdict(
+            metric,
+            None,
+            None,
+            f"not significant yet: too few {unit} to test (each variant needs about"
+            f" {max(needed, smallest + 1):,})",
+        )
     if p_value < 0.05 and best[hits] / best[trials] > runner[hits] / runner[trials]:
         return Verdict(
             metric,

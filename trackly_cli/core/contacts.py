@@ -42,7 +42,7 @@ def normalise_phone(raw: str, country: str) -> str:
     try:
         number = phonenumbers.parse(text, country)
     except phonenumbers.NumberParseException as e:
-        raise InvalidInput(f"not a phone number ({e._msg})") from e
+        raise InvalidInput("not a phone number") from e
     if not phonenumbers.is_valid_number(number):
         raise InvalidInput("not a valid phone number")
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
