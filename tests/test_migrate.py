@@ -481,9 +481,25 @@ def test_db_check_json(cli, db_path):
 
 
 def test_db_check_table(cli):
+    cli("db", "migrate")
     out = cli("db", "check").stdout
     assert "ok" in out
     assert SHIPPED[-1] in out
+
+
+def test_db_check_of_a_missing_database_is_an_error_and_creates_nothing(cli, db_path):
+    assert "no database" in cli.error("db", "check")
+    assert not db_path.exists()
+
+
+def test_db_check_changes_nothing_in_the_file_it_checks(cli, db_path, tmp_path):
+    cli("db", "migrate")
+    copy = tmp_path / "copy.db"
+    cli("db", "backup", copy)
+    before = copy.read_bytes()
+    result = cli.json("--db", copy, "db", "check")
+    assert result["ok"] is True and result["journal_mode"] == "delete"
+    assert copy.read_bytes() == before
 
 
 # --- trackly db backup -------------------------------------------------------------------------

@@ -978,3 +978,45 @@ def test_go_for_an_unknown_id_is_404(campaign, webapp, db_path):
         assert "Location" not in r.headers
         assert NOT_FOUND_TEXT in r.text
     assert message_clicks(db_path) == []
+
+
+# --- health, domain check and the access log -----------------------------------------------------
+
+
+def test_head_healthz_and_head_conv_are_not_taken_for_link_ids(webapp, campaign):
+    app = webapp()
+    assert app.head("/healthz").status_int == 200
+    assert app.head("/robots.txt").status_int == 200
+    response = app.head("/conv?cid=abcdefg&amount=1", expect_errors=True)
+    assert response.status_int == 200  # HEAD records nothing and is not an error
+
+
+def test_domain_check_answers_for_tracking_domains_only(webapp, campaign):
+    app = webapp()
+    assert app.get("/domain-check?domain=go.acme.test").status_int == 200
+    assert app.get("/domain-check?domain=GO.ACME.TEST").status_int == 200
+    assert app.get("/domain-check?domain=evil.example", expect_errors=True).status_int == 404
+    assert app.get("/domain-check", expect_errors=True).status_int == 404
+
+
+def test_the_access_log_never_writes_a_postback_secret(db_path, campaign):
+    import io
+
+    import webtest
+
+    from trackly_cli.server import AccessLog, Tracker, create_app
+
+    tracker = Tracker(db_path)
+    try:
+        stream = io.StringIO()
+        app = webtest.TestApp(
+            AccessLog(create_app(db_path, tracker=tracker), stream=stream),
+            extra_environ={"HTTP_HOST": "go.acme.test", "REMOTE_ADDR": "198.51.100.7"},
+        )
+        app.get("/conv/offer?offer_id=1&postback_secret=s3cr3t-value&revenue=1", expect_errors=True)
+        line = stream.getvalue()
+        assert "/conv/offer?offer_id=1&postback_secret=[redacted]&revenue=1" in line
+        assert "s3cr3t-value" not in line
+        assert " 403 " in line
+    finally:
+        tracker.close()

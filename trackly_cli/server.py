@@ -11,6 +11,7 @@ before the response leaves.
 from __future__ import annotations
 
 import logging
+import re
 import signal
 import sqlite3
 import sys
@@ -44,6 +45,9 @@ PRUNE_EVERY_SECONDS = 24 * 3600
 PRUNE_FIRST_AFTER_SECONDS = 60
 REFRESH_SECONDS = 1.0
 NO_STORE = "no-store"
+# Every GET route answers HEAD explicitly: Bottle tries HEAD routes before falling back to GET,
+# so the HEAD route of /<link_id> would otherwise catch HEAD /healthz (7 characters) or /conv.
+GET_HEAD = ["GET", "HEAD"]
 # A 1x1 transparent GIF.
 PIXEL = (
     b"GIF89a\x01\x00\x01\x00\x80\x00\x00\x00\x00\x00\xff\xff\xff!\xf9\x04\x01\x00\x00\x00"
@@ -231,7 +235,7 @@ def create_app(
             return None
         return link, tracker.snapshot
 
-    @app.get("/healthz")
+    @app.route("/healthz", method=GET_HEAD)
     def healthz():
         try:
             tracker.conn().execute("SELECT 1 FROM config_version").fetchone()
@@ -239,13 +243,21 @@ def create_app(
             return HTTPResponse({"status": "error", "database": str(e)}, 503)
         return {"status": "ok", "database": "ok"}
 
-    @app.get("/robots.txt")
+    @app.route("/domain-check", method=GET_HEAD)
+    def domain_check():
+        """For a TLS proxy's on-demand certificates (Caddy's `ask`): 200 when ?domain= is a
+        tracking domain this server answers for, 404 otherwise."""
+        if tracker.domain(request.query.get("domain", "")[:300]) is None:
+            return HTTPResponse({"domain": "unknown"}, 404, {"Cache-Control": NO_STORE})
+        return {"domain": "ok"}
+
+    @app.route("/robots.txt", method=GET_HEAD)
     def robots():
         return HTTPResponse(
             "User-agent: *\nDisallow: /\n", 200, {"Content-Type": "text/plain; charset=utf-8"}
         )
 
-    @app.get("/favicon.ico")
+    @app.route("/favicon.ico", method=GET_HEAD)
     def favicon():
         return HTTPResponse("", 204, {"Cache-Control": "max-age=86400"})
 
@@ -301,7 +313,7 @@ def create_app(
             return _page(pages.interstitial(page, f"/{link.id}/go"))
         return _redirect(target)
 
-    @app.get("/<link_id>/go")
+    @app.route("/<link_id>/go", method=GET_HEAD)
     def go(link_id: str):
         """The Continue button of an interstitial: a 302 to the destination, no second click.
         In confirm mode this is what makes the MessageClick."""
@@ -404,18 +416,18 @@ def create_app(
                 {"status": "error", "error": e.message}, e.http_status, {"Cache-Control": NO_STORE}
             )
 
-    @app.get("/conv")
+    @app.route("/conv", method=GET_HEAD)
     def conv():
         """The standard postback: link_id (or click_id, clickid, cid, subid), event, revenue
         (or amount), payout, txn_id (or txid, tid, order_id)."""
         return postback("conv")
 
-    @app.get("/conv/offer")
+    @app.route("/conv/offer", method=GET_HEAD)
     def conv_offer():
         """An offer-level postback that needs no prior click; requires the offer's secret."""
         return postback("conv_offer")
 
-    @app.get("/pixel/<name>")
+    @app.route("/pixel/<name>", method=GET_HEAD)
     def pixel(name: str):
         """Always a 1x1 GIF, so a thank-you page never shows a broken image; bad input records
         nothing."""
@@ -615,7 +627,7 @@ class AccessLog:
         finally:
             path = environ.get("PATH_INFO", "")
             if environ.get("QUERY_STRING"):
-                path += "?" + environ["QUERY_STRING"]
+                path += "?" + _SECRET.sub(r"\1=[redacted]", environ["QUERY_STRING"])
             line = (
                 '{ip} - - [{when}] "{method} {path} {proto}" {status} - "{ref}" "{ua}" {ms:.1f}ms\n'
             )
@@ -633,6 +645,9 @@ class AccessLog:
             with self.lock:
                 self.stream.write(text)
                 self.stream.flush()
+
+
+_SECRET = re.compile(r"(postback_secret)=[^&]*", re.IGNORECASE)
 
 
 def _log_safe(value: str, limit: int = 512) -> str:

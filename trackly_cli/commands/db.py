@@ -51,10 +51,13 @@ def backup(
     ctx: typer.Context,
     target: Annotated[Path, typer.Argument(help="Where to write the copy.", dir_okay=False)],
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Say nothing on success.")] = False,
 ) -> None:
     """Write a consistent copy of the database with SQLite's online backup (safe while
     `trackly serve` runs)."""
     result = maintenance.backup(state.db(ctx), target, overwrite=force)
+    if quiet:
+        return
     output.info(
         f"Backed up {result['pages']:,} pages to {result['path']}"
         f" (schema {result['schema_version']}, {result['bytes']:,} bytes)."
@@ -63,8 +66,9 @@ def backup(
 
 @app.command("check")
 def check(ctx: typer.Context, fmt: FormatOpt = Format.table, out: OutputOpt = None) -> None:
-    """Run SQLite's integrity check and report the schema version."""
-    result = maintenance.check(state.db(ctx))
+    """Run SQLite's integrity check and report the schema version (read-only: it migrates
+    nothing and creates no database)."""
+    result = maintenance.check_file(state.state(ctx).db_path)
     output.emit_record(result, fmt, out)
     if not result["ok"]:
         raise typer.Exit(1)

@@ -9,7 +9,7 @@ from pathlib import Path
 from sqlite_utils import Database
 
 from trackly_cli.core import migrate
-from trackly_cli.core.errors import Conflict, InvalidInput
+from trackly_cli.core.errors import Conflict, InvalidInput, NotFound
 
 
 def backup(db: Database, target: Path, *, overwrite: bool = False) -> dict:
@@ -51,9 +51,26 @@ def backup(db: Database, target: Path, *, overwrite: bool = False) -> dict:
     }
 
 
-def check(db: Database) -> dict:
+def check_file(path: Path) -> dict:
+    """`check` on the database file at `path`, opened read-only: a missing file is an error,
+    and nothing (not even the journal mode) is changed."""
+    path = Path(path)
+    if not path.is_file():
+        raise NotFound(f"no database at {path}")
+    try:
+        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+    except sqlite3.Error as e:
+        raise InvalidInput(f"cannot open {path}: {e}") from e
+    try:
+        return check(conn)
+    except sqlite3.DatabaseError as e:
+        raise InvalidInput(f"{path} is not a usable SQLite database: {e}") from e
+    finally:
+        conn.close()
+
+
+def check(conn: sqlite3.Connection) -> dict:
     """SQLite's integrity and foreign-key checks, and the schema version."""
-    conn = db.conn
     problems = [r[0] for r in conn.execute("PRAGMA integrity_check")]
     fk_problems = conn.execute("PRAGMA foreign_key_check").fetchall()
     path = conn.execute("PRAGMA database_list").fetchone()[2]
@@ -63,7 +80,7 @@ def check(db: Database) -> dict:
         "integrity": "ok" if problems == ["ok"] else "; ".join(problems[:20]),
         "foreign_key_problems": len(fk_problems),
         "schema_version": migrate.schema_version(conn),
-        "migrations": len(migrate.available()),
+        "pending_migrations": sum(1 for m in migrate.status(conn) if m.state == "pending"),
         "path": path,
         "bytes": os.path.getsize(path) if path else None,
         "journal_mode": conn.execute("PRAGMA journal_mode").fetchone()[0],
