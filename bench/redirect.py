@@ -39,9 +39,13 @@ USER_AGENT = (
 CONNECTIONS = 32
 
 BARE_APP = """
+import logging
 import sys
 from bottle import Bottle, HTTPResponse
 import waitress
+
+# as in trackly serve: no "Task queue depth" warning per queued request
+logging.getLogger("waitress.queue").setLevel(logging.ERROR)
 
 app = Bottle()
 
