@@ -261,3 +261,47 @@ def live_server(db_path: Path):
     yield start
     for server in servers:
         server.stop()
+
+
+# -- reading the database directly -------------------------------------------------------------
+
+
+def snapshot(path: Path) -> dict[str, list[tuple]]:
+    """Every row of every table, to check that a failed command wrote nothing."""
+    import sqlite3
+
+    conn = sqlite3.connect(path)
+    try:
+        names = [
+            r[0]
+            for r in conn.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name"
+            )
+        ]
+        return {n: conn.execute(f'SELECT * FROM "{n}" ORDER BY 1').fetchall() for n in names}
+    finally:
+        conn.close()
+
+
+def query(db_path: Path, sql: str, *params) -> list[dict]:
+    """Rows as dicts, read through a fresh connection (what the writer committed)."""
+    import sqlite3
+
+    conn = sqlite3.connect(db_path)
+    conn.row_factory = sqlite3.Row
+    try:
+        return [dict(r) for r in conn.execute(sql, params)]
+    finally:
+        conn.close()
+
+
+def execute(db_path: Path, sql: str, *params) -> None:
+    """One statement, committed, through a fresh connection."""
+    import sqlite3
+
+    conn = sqlite3.connect(db_path)
+    try:
+        with conn:
+            conn.execute(sql, params)
+    finally:
+        conn.close()

@@ -10,7 +10,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from conftest import HUMAN_HEADERS
+from conftest import HUMAN_HEADERS, query
 
 from trackly_cli.core import bots, ipranges
 from trackly_cli.core.bots import Detector, RecentHits, RequestFacts
@@ -39,15 +39,6 @@ def ranges(**kinds: list[tuple[str, str]]) -> dict[str, RangeSet]:
 
 def ip(text: str):
     return ipaddress.ip_address(text)
-
-
-def query(db_path: Path, sql: str, *params) -> list[dict]:
-    conn = sqlite3.connect(db_path)
-    conn.row_factory = sqlite3.Row
-    try:
-        return [dict(r) for r in conn.execute(sql, params)]
-    finally:
-        conn.close()
 
 
 @pytest.fixture(scope="module")

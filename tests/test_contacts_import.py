@@ -4,27 +4,12 @@ transaction."""
 from __future__ import annotations
 
 import json
-import sqlite3
 from pathlib import Path
 
 import pytest
+from conftest import snapshot
 
 from trackly_cli.core import contacts as core_contacts
-
-
-def snapshot(path: Path) -> dict[str, list[tuple]]:
-    """Every row of every table, to check that a failed command wrote nothing."""
-    conn = sqlite3.connect(path)
-    try:
-        names = [
-            r[0]
-            for r in conn.execute(
-                "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name"
-            )
-        ]
-        return {n: conn.execute(f'SELECT * FROM "{n}" ORDER BY 1').fetchall() for n in names}
-    finally:
-        conn.close()
 
 
 def contacts(db) -> dict[str, dict]:

@@ -5,36 +5,17 @@ app and database; attribution, dedup, refunds, payout, the postback secret and I
 from __future__ import annotations
 
 import json
-import sqlite3
 from pathlib import Path
 from urllib.parse import urlencode
 
 import pytest
-from conftest import HUMAN_HEADERS
+from conftest import HUMAN_HEADERS, execute, query
 
 CURL = {"User-Agent": "curl/8.5.0"}
 CLICKED_AT = "2026-03-01T12:00:00.000000Z"
 
 
 # --- helpers ------------------------------------------------------------------------------------
-
-
-def query(db_path: Path, sql: str, *params) -> list[dict]:
-    conn = sqlite3.connect(db_path)
-    conn.row_factory = sqlite3.Row
-    try:
-        return [dict(r) for r in conn.execute(sql, params)]
-    finally:
-        conn.close()
-
-
-def execute(db_path: Path, sql: str, *params) -> None:
-    conn = sqlite3.connect(db_path, timeout=10)
-    try:
-        with conn:
-            conn.execute(sql, params)
-    finally:
-        conn.close()
 
 
 def conversions(db_path: Path) -> list[dict]:

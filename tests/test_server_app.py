@@ -4,7 +4,6 @@ interstitial pages and the small routes."""
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from datetime import UTC, datetime
 from html.parser import HTMLParser
@@ -13,7 +12,7 @@ from urllib.parse import quote
 
 import pytest
 import webtest
-from conftest import BROWSER_UA, HUMAN_HEADERS, free_port
+from conftest import BROWSER_UA, HUMAN_HEADERS, execute, free_port, query
 
 from trackly_cli.core.errors import InvalidInput
 
@@ -23,25 +22,6 @@ NOT_FOUND_TEXT = "Link not found"
 
 
 # --- helpers ----------------------------------------------------------------------------------
-
-
-def query(db_path: Path, sql: str, *params) -> list[dict]:
-    """Rows as dicts, read through a fresh connection (what the writer committed)."""
-    conn = sqlite3.connect(db_path)
-    conn.row_factory = sqlite3.Row
-    try:
-        return [dict(r) for r in conn.execute(sql, params)]
-    finally:
-        conn.close()
-
-
-def execute(db_path: Path, sql: str, *params) -> None:
-    conn = sqlite3.connect(db_path)
-    try:
-        with conn:
-            conn.execute(sql, params)
-    finally:
-        conn.close()
 
 
 def clicks(db_path: Path) -> list[dict]:
