@@ -31,36 +31,7 @@ def _meta_tags(meta: dict) -> str:
     return "\n".join(tags)
 
 
-def interstitial(page: Page, go_url: str) -> str:
-    meta = dict(page.meta)
-    meta.setdefault("og:title", page.title)
-    if page.description:
-        meta.setdefault("og:description", page.description)
-        meta.setdefault("description", page.description)
-    meta.setdefault("twitter:card", "summary")
-    description = f"<p>{escape(page.description)}</p>" if page.description else ""
-    return f"""<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<meta name="robots" content="noindex, nofollow">
-<title>{escape(page.title)}</title>
-{_meta_tags(meta)}
-<style>{STYLE}</style>
-</head>
-<body>
-<main>
-<h1>{escape(page.title)}</h1>
-{description}
-<a class="cta" href="{escape(go_url)}" rel="nofollow">{escape(page.cta)}</a>
-</main>
-</body>
-</html>
-"""
-
-
-def message(title: str, text: str) -> str:
+def _document(title: str, body: str, head: str = "") -> str:
     return f"""<!DOCTYPE html>
 <html lang="en">
 <head>
@@ -68,16 +39,35 @@ def message(title: str, text: str) -> str:
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <meta name="robots" content="noindex, nofollow">
 <title>{escape(title)}</title>
-<style>{STYLE}</style>
+{head}<style>{STYLE}</style>
 </head>
 <body>
 <main>
-<h1>{escape(title)}</h1>
-<p>{escape(text)}</p>
+{body}
 </main>
 </body>
 </html>
 """
+
+
+def interstitial(page: Page, go_url: str) -> str:
+    meta = dict(page.meta)
+    meta.setdefault("og:title", page.title)
+    if page.description:
+        meta.setdefault("og:description", page.description)
+        meta.setdefault("description", page.description)
+    meta.setdefault("twitter:card", "summary")
+    description = f"<p>{escape(page.description)}</p>\n" if page.description else ""
+    return _document(
+        page.title,
+        f"<h1>{escape(page.title)}</h1>\n{description}"
+        f'<a class="cta" href="{escape(go_url)}" rel="nofollow">{escape(page.cta)}</a>',
+        head=_meta_tags(meta) + "\n",
+    )
+
+
+def message(title: str, text: str) -> str:
+    return _document(title, f"<h1>{escape(title)}</h1>\n<p>{escape(text)}</p>")
 
 
 NOT_FOUND = message("Link not found", "This link does not exist or has expired.")

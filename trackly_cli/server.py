@@ -63,6 +63,27 @@ class DomainInfo:
     scheme: str
 
 
+@dataclass(frozen=True, slots=True)
+class Visit:
+    """A request for a short link, resolved: the link and its settings, and the sender."""
+
+    link: LinkInfo
+    offer: OfferInfo | None
+    sending_list: ListInfo | None
+    mode: str  # the bot filter: off, flag or confirm
+    method: str
+    ip: str | None
+    user_agent: str
+    accept_language: str
+    anonymized: bool  # the account stores no full IP
+
+    @property
+    def stored_ip(self) -> str | None:
+        """The IP as it is stored: truncated at once for an account that keeps no full IPs
+        (after the bot verdict has used it whole)."""
+        return retention.anonymize_ip(self.ip) if self.anonymized else self.ip
+
+
 @dataclass
 class Snapshot:
     """Routing and bot settings as of one config_version."""
@@ -226,14 +247,53 @@ def create_app(
     app = Bottle()
     app.config["trackly.tracker"] = tracker
 
-    def resolve(link_id: str) -> tuple[LinkInfo, Snapshot] | None:
-        domain = tracker.domain(request.environ.get("HTTP_HOST"))
+    def visit(link_id: str) -> Visit | None:
+        """The link a request asks for, if it is one of the Host's account, with what the
+        request tells about its sender."""
+        if len(link_id) != 7:
+            return None
+        environ = request.environ
+        domain = tracker.domain(environ.get("HTTP_HOST"))
         if domain is None:
             return None
         link = tracker.link(link_id)
         if link is None or link.account_id != domain.account_id:
             return None
-        return link, tracker.snapshot
+        snapshot = tracker.snapshot
+        offer = snapshot.offers.get(link.offer_id) if link.offer_id else None
+        sending_list = snapshot.lists.get(link.list_id) if link.list_id else None
+        return Visit(
+            link,
+            offer,
+            sending_list,
+            clicks.bot_filter(offer, sending_list),
+            environ["REQUEST_METHOD"],
+            environ.get("REMOTE_ADDR"),
+            environ.get("HTTP_USER_AGENT", ""),
+            environ.get("HTTP_ACCEPT_LANGUAGE", ""),
+            link.account_id in snapshot.anonymize_at_once,
+        )
+
+    def judge(seen: Visit, now: float | None = None) -> bots.Verdict:
+        """The bot verdict on a visit; with `now`, the timing signals count too."""
+        if seen.mode == "off":
+            return bots.HUMAN
+        facts = bots.RequestFacts(
+            seen.method,
+            seen.user_agent,
+            seen.ip,
+            seen.accept_language,
+            bots.prefetch_header(request.environ),
+        )
+        if now is None:
+            return tracker.detector.classify(facts)
+        link = seen.link
+        return tracker.detector.classify(
+            facts,
+            seconds_since_sent=now - link.sent_at,
+            min_human_seconds=seen.sending_list.min_human_seconds if seen.sending_list else 2.0,
+            link_id=link.id if link.contact_id is not None else None,
+        )
 
     @app.route("/healthz", method=GET_HEAD)
     def healthz():
@@ -263,52 +323,31 @@ def create_app(
 
     @app.route("/<link_id>", method=["GET", "HEAD", "OPTIONS"])
     def click(link_id: str):
-        if len(link_id) != 7:
+        seen = visit(link_id)
+        if seen is None:
             return _not_found()
-        found = resolve(link_id)
-        if found is None:
-            return _not_found()
-        link, snapshot = found
-        environ = request.environ
-        offer = snapshot.offers.get(link.offer_id) if link.offer_id else None
-        sending_list = snapshot.lists.get(link.list_id) if link.list_id else None
-        mode = clicks.bot_filter(offer, sending_list)
-        method = environ["REQUEST_METHOD"]
-        ip = environ.get("REMOTE_ADDR")
-        user_agent = environ.get("HTTP_USER_AGENT", "")
-        accept_language = environ.get("HTTP_ACCEPT_LANGUAGE", "")
+        link = seen.link
         now = time.time()
-        if mode == "off":
-            verdict = bots.HUMAN
-        else:
-            verdict = tracker.detector.classify(
-                bots.RequestFacts(
-                    method, user_agent, ip, accept_language, bots.prefetch_header(environ)
-                ),
-                seconds_since_sent=now - link.sent_at,
-                min_human_seconds=sending_list.min_human_seconds if sending_list else 2.0,
-                link_id=link.id if link.contact_id is not None else None,
-            )
-        anonymized = link.account_id in snapshot.anonymize_at_once
+        verdict = judge(seen, now)
         record = clicks.Click(
             link,
             clock.timestamp_text(now),
-            method,
-            retention.anonymize_ip(ip) if anonymized else ip,  # after the verdict, not before
-            user_agent,
-            environ.get("HTTP_REFERER"),
-            accept_language,
-            clicks.visitor(link, ip, user_agent, tracker.secret),
+            seen.method,
+            seen.stored_ip,
+            seen.user_agent,
+            request.environ.get("HTTP_REFERER"),
+            seen.accept_language,
+            clicks.visitor(link, seen.ip, seen.user_agent, tracker.secret),
             verdict.is_bot,
             verdict.text,
-            mode != "confirm",
-            anonymized,
+            seen.mode != "confirm",
+            seen.anonymized,
         )
         _write(tracker.writer.record_click, record, link.id)
-        if method == "OPTIONS":
+        if seen.method == "OPTIONS":
             return HTTPResponse("", 204, {"Allow": "GET, HEAD", "Cache-Control": NO_STORE})
-        target = clicks.destination(link, offer)
-        page = clicks.page_for(offer, sending_list, mode, target)
+        target = clicks.destination(link, seen.offer)
+        page = clicks.page_for(seen.offer, seen.sending_list, seen.mode, target)
         if page is not None:
             return _page(pages.interstitial(page, f"/{link.id}/go"))
         return _redirect(target)
@@ -317,41 +356,20 @@ def create_app(
     def go(link_id: str):
         """The Continue button of an interstitial: a 302 to the destination, no second click.
         In confirm mode this is what makes the MessageClick."""
-        if len(link_id) != 7:
+        seen = visit(link_id)
+        if seen is None:
             return _not_found()
-        found = resolve(link_id)
-        if found is None:
-            return _not_found()
-        link, snapshot = found
-        environ = request.environ
-        offer = snapshot.offers.get(link.offer_id) if link.offer_id else None
-        sending_list = snapshot.lists.get(link.list_id) if link.list_id else None
-        mode = clicks.bot_filter(offer, sending_list)
-        ip = environ.get("REMOTE_ADDR")
-        user_agent = environ.get("HTTP_USER_AGENT", "")
-        verdict = (
-            bots.HUMAN
-            if mode == "off"
-            else tracker.detector.classify(
-                bots.RequestFacts(
-                    "GET",
-                    user_agent,
-                    ip,
-                    environ.get("HTTP_ACCEPT_LANGUAGE", ""),
-                    bots.prefetch_header(environ),
-                )
-            )
-        )
-        if not verdict.is_bot:
-            visitor = clicks.visitor(link, ip, user_agent, tracker.secret)
-            anonymized = link.account_id in snapshot.anonymize_at_once
-            stored_ip = retention.anonymize_ip(ip) if anonymized else ip
+        link = seen.link
+        if seen.method == "GET" and not judge(seen).is_bot:
+            visitor = clicks.visitor(link, seen.ip, seen.user_agent, tracker.secret)
             _write(
                 tracker.writer.submit,
-                lambda conn: clicks.confirm(conn, link, visitor, stored_ip, user_agent, anonymized),
+                lambda conn: clicks.confirm(
+                    conn, link, visitor, seen.stored_ip, seen.user_agent, seen.anonymized
+                ),
                 link.id,
             )
-        return _redirect(clicks.destination(link, offer))
+        return _redirect(clicks.destination(link, seen.offer))
 
     def convert(source: str, path_link_id: str | None = None) -> dict:
         """Record a postback for `source`; raises TracklyError for a bad or foreign one."""

@@ -63,15 +63,7 @@ def list_command(
     chosen = filters.resolve(
         db.conn, account=account, campaign=campaign, offer=offer, since=since, until=until
     )
-    found = conversions.list_conversions(
-        db.conn,
-        chosen.account["id"],
-        campaign_id=chosen.campaign["id"] if chosen.campaign else None,
-        offer_id=chosen.offer["id"] if chosen.offer else None,
-        since=chosen.since_text,
-        until=chosen.until_text,
-        limit=limit,
-    )
+    found = conversions.list_conversions(db.conn, chosen, limit=limit)
     columns = {Format.table: COLUMNS, Format.csv: conversions.LIST_COLUMNS}.get(fmt)
     output.emit(found, fmt, out, columns=columns, empty="No conversions.")
 

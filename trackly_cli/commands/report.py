@@ -44,20 +44,8 @@ TzOpt = Annotated[
     typer.Option("--tz", help="Time zone of dates and days, e.g. Europe/Paris (default UTC)."),
 ]
 
-TABLE_COLUMNS = [
-    "sent",
-    "clicks",
-    "bot_clicks",
-    "bot_pct",
-    "unique_clicks",
-    "click_rate",
-    "conversions",
-    "conversion_rate",
-    "revenue",
-    "payout",
-    "epc",
-    "unattributed_conversions",
-]
+# The table leaves out unattributed revenue (JSON and CSV have it) to stay readable.
+TABLE_COLUMNS = [c for c in reports.COLUMNS if c != "unattributed_revenue"]
 
 
 def _table_value(column: str, value):

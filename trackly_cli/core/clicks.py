@@ -286,32 +286,59 @@ def record_many(conn: sqlite3.Connection, batch: list[Click], first_id: int | No
     conn.executemany(
         _INSERT_MESSAGE_CLICK,
         [
-            (
-                c.link.message_id,
+            _message_click_row(
+                c.link,
                 c.visitor,
-                c.link.contact_id,
-                c.link.id,
-                c.link.offer_id,
-                c.link.account_id,
-                c.link.campaign_id,
-                c.link.creative_id,
-                c.link.list_id,
-                c.link.variant,
-                c.link.domain_id,
-                click_id,
                 c.clicked_at,
                 c.ip,
-                _clip(c.user_agent),
+                c.user_agent,
+                click_id,
                 "click",
                 None,
                 now,
-                c.clicked_at if c.ip_anonymized else None,
+                c.ip_anonymized,
             )
             for click_id, c in zip(ids, batch, strict=True)
             if c.counts and not c.is_bot
         ],
     )
     return first + len(batch)
+
+
+def _message_click_row(
+    link: LinkInfo,
+    visitor_key: str,
+    clicked_at: str,
+    ip: str | None,
+    user_agent: str | None,
+    click_id: int | None,
+    source: str,
+    reason: str | None,
+    now: str,
+    ip_anonymized: bool,
+) -> tuple:
+    """The values of _INSERT_MESSAGE_CLICK."""
+    return (
+        link.message_id,
+        visitor_key,
+        link.contact_id,
+        link.id,
+        link.offer_id,
+        link.account_id,
+        link.campaign_id,
+        link.creative_id,
+        link.list_id,
+        link.variant,
+        link.domain_id,
+        click_id,
+        clicked_at,
+        ip,
+        _clip(user_agent),
+        source,
+        reason,
+        now,
+        clicked_at if ip_anonymized else None,
+    )
 
 
 def insert_message_click(
@@ -329,26 +356,17 @@ def insert_message_click(
     """The MessageClick of (message, visitor), unless one exists: returns its id if new."""
     cursor = conn.execute(
         _INSERT_MESSAGE_CLICK,
-        (
-            link.message_id,
+        _message_click_row(
+            link,
             visitor_key,
-            link.contact_id,
-            link.id,
-            link.offer_id,
-            link.account_id,
-            link.campaign_id,
-            link.creative_id,
-            link.list_id,
-            link.variant,
-            link.domain_id,
-            click_id,
             clicked_at,
             ip,
-            _clip(user_agent),
+            user_agent,
+            click_id,
             source,
             reason,
             clock.now_text(),
-            clicked_at if ip_anonymized else None,
+            ip_anonymized,
         ),
     )
     return cursor.lastrowid if cursor.rowcount else None

@@ -21,6 +21,7 @@ from datetime import timedelta
 from trackly_cli.core import clicks, clock, links, money, store
 from trackly_cli.core.clicks import LinkInfo, OfferInfo
 from trackly_cli.core.errors import Forbidden, InvalidInput, NotFound
+from trackly_cli.core.filters import Filters
 
 EVENTS = ("lead", "sale", "rebill", "refund", "chargeback", "install", "signup")
 REVERSALS = frozenset({"refund", "chargeback"})
@@ -453,26 +454,10 @@ LIST_COLUMNS = [
 
 
 def list_conversions(
-    conn: sqlite3.Connection,
-    account_id: int,
-    *,
-    campaign_id: int | None = None,
-    offer_id: int | None = None,
-    since: str | None = None,
-    until: str | None = None,
-    limit: int | None = None,
+    conn: sqlite3.Connection, chosen: Filters, limit: int | None = None
 ) -> list[dict]:
-    clauses, params = ["c.account_id = ?"], [account_id]
-    for column, value in (("c.campaign_id", campaign_id), ("c.offer_id", offer_id)):
-        if value is not None:
-            clauses.append(f"{column} = ?")
-            params.append(value)
-    if since:
-        clauses.append("c.converted_at >= ?")
-        params.append(since)
-    if until:
-        clauses.append("c.converted_at < ?")
-        params.append(until)
+    """The conversions the filters select, oldest first, with their attribution."""
+    clauses, params = chosen.where("c.", "converted_at")
     sql = (
         "SELECT c.id, c.converted_at, c.event, c.revenue_micros, c.payout_micros, c.txn_id,"
         " o.name AS offer, k.name AS campaign, c.variant, c.link_id, c.message_id,"

@@ -13,22 +13,7 @@ def list_clicks(
 ):
     """Raw clicks (MessageShortLinkClicks) with the bot verdict and reasons, oldest first; an
     iterator, so that a large export streams."""
-    clauses, params = ["c.account_id = ?"], [chosen.account["id"]]
-    if chosen.campaign:
-        clauses.append("c.campaign_id = ?")
-        params.append(chosen.campaign["id"])
-    if chosen.offer:
-        clauses.append("c.offer_id = ?")
-        params.append(chosen.offer["id"])
-    if chosen.sending_list:
-        clauses.append("c.list_id = ?")
-        params.append(chosen.sending_list["id"])
-    if chosen.since:
-        clauses.append("c.clicked_at >= ?")
-        params.append(chosen.since_text)
-    if chosen.until:
-        clauses.append("c.clicked_at < ?")
-        params.append(chosen.until_text)
+    clauses, params = chosen.where("c.", "clicked_at")
     if bots is not None:
         clauses.append("c.is_bot = ?")
         params.append(int(bots))

@@ -30,6 +30,27 @@ class Filters:
     def until_text(self) -> str | None:
         return clock.to_text(self.until) if self.until else None
 
+    def where(self, prefix: str = "", time_column: str | None = None) -> tuple[list[str], list]:
+        """SQL conditions (and their parameters) for a table with account_id, campaign_id,
+        offer_id and list_id columns (named with `prefix`), and the time range on
+        `time_column` when one is given."""
+        clauses, params = [f"{prefix}account_id = ?"], [self.account["id"]]
+        for column, record in (
+            ("campaign_id", self.campaign),
+            ("offer_id", self.offer),
+            ("list_id", self.sending_list),
+        ):
+            if record is not None:
+                clauses.append(f"{prefix}{column} = ?")
+                params.append(record["id"])
+        if time_column and self.since:
+            clauses.append(f"{prefix}{time_column} >= ?")
+            params.append(self.since_text)
+        if time_column and self.until:
+            clauses.append(f"{prefix}{time_column} < ?")
+            params.append(self.until_text)
+        return clauses, params
+
 
 def resolve(
     conn: sqlite3.Connection,

@@ -121,15 +121,7 @@ def _bucket_range(chosen: Filters) -> tuple[list[str], list[str]]:
 
 
 def _where(chosen: Filters) -> tuple[str, list]:
-    clauses, params = ["account_id = ?"], [chosen.account["id"]]
-    for column, record in (
-        ("campaign_id", chosen.campaign),
-        ("offer_id", chosen.offer),
-        ("list_id", chosen.sending_list),
-    ):
-        if record is not None:
-            clauses.append(f"{column} = ?")
-            params.append(record["id"])
+    clauses, params = chosen.where()
     more, more_params = _bucket_range(chosen)
     return " AND ".join(clauses + more), params + more_params
 
