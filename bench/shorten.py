@@ -36,6 +36,7 @@ def trackly(db: Path, *args: str, cwd: Path) -> float:
         check=True,
         cwd=cwd,
         stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     return time.perf_counter() - start
 
@@ -99,7 +100,9 @@ def baseline(folder: Path, size: int) -> float:
     db = store.open_db(folder / "baseline.db")
     now = "2026-11-29T00:00:00.000000Z"
     db.conn.execute(
-        "INSERT INTO accounts (id, name, created_at, updated_at) VALUES (1, 'a', ?, ?)", (now, now)
+        "INSERT INTO accounts (id, name, name_key, created_at, updated_at)"
+        " VALUES (1, 'a', 'a', ?, ?)",
+        (now, now),
     )
     db.conn.execute(
         "INSERT INTO domains (id, account_id, hostname, created_at) VALUES (1, 1, 'x', ?)", (now,)
