@@ -11,7 +11,6 @@ before the response leaves.
 from __future__ import annotations
 
 import logging
-import re
 import signal
 import sqlite3
 import sys
@@ -24,6 +23,7 @@ from pathlib import Path
 from bottle import Bottle, FormsDict, HTTPResponse, request
 
 from trackly_cli import pages
+from trackly_cli.access_log import AccessLog
 from trackly_cli.core import (
     bots,
     clicks,
@@ -37,12 +37,11 @@ from trackly_cli.core import (
 from trackly_cli.core.clicks import LinkInfo, ListInfo, OfferInfo
 from trackly_cli.core.errors import InvalidInput, NotFound, TracklyError
 from trackly_cli.core.writer import Writer
+from trackly_cli.housekeeping import Pruner
 
 log = logging.getLogger("trackly.server")
 
 LINK_CACHE_SIZE = 500_000
-PRUNE_EVERY_SECONDS = 24 * 3600
-PRUNE_FIRST_AFTER_SECONDS = 60
 REFRESH_SECONDS = 1.0
 NO_STORE = "no-store"
 # Every GET route answers HEAD explicitly: Bottle tries HEAD routes before falling back to GET,
@@ -563,112 +562,3 @@ def serve(
         server.close()
         pruner.stop()
         tracker.close()
-
-
-class Pruner:
-    """Runs `trackly prune` once a day inside the server, in its own thread and connection and
-    in small transactions, off the request path."""
-
-    def __init__(
-        self,
-        db_path: Path,
-        *,
-        first_after: float = PRUNE_FIRST_AFTER_SECONDS,
-        every: float = PRUNE_EVERY_SECONDS,
-    ) -> None:
-        self.db_path = db_path
-        self.first_after = first_after
-        self.every = every
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="trackly-prune", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(30)
-
-    def _run(self) -> None:
-        if self._stop.wait(self.first_after):
-            return
-        while True:
-            try:
-                conn = store.connect(self.db_path)
-                try:
-                    for result in retention.prune(conn, on_chunk=self._check_stop):
-                        log.info(
-                            "prune: %s: removed %d raw clicks older than %d days, "
-                            "anonymised %d IPs",
-                            result.account,
-                            result.clicks,
-                            result.retention_days,
-                            sum(result.ips.values()),
-                        )
-                finally:
-                    conn.close()
-            except _Stopping:
-                return
-            except Exception as e:  # the server carries on; the next day tries again
-                log.error("prune failed: %s", e)
-            if self._stop.wait(self.every):
-                return
-
-    def _check_stop(self) -> None:
-        if self._stop.is_set():
-            raise _Stopping
-
-
-class _Stopping(Exception):
-    pass
-
-
-class AccessLog:
-    """WSGI middleware: one line per request on stderr, in the combined log format."""
-
-    def __init__(self, app: Callable, stream=None) -> None:
-        self.app = app
-        self.stream = stream or sys.stderr
-        self.lock = threading.Lock()
-
-    def __call__(self, environ: dict, start_response: Callable):
-        started = time.time()
-        status_holder: list[str] = []
-
-        def start(status: str, headers: list, exc_info=None):
-            status_holder.append(status.split(" ", 1)[0])
-            return start_response(status, headers, exc_info)
-
-        try:
-            return self.app(environ, start)
-        finally:
-            path = environ.get("PATH_INFO", "")
-            if environ.get("QUERY_STRING"):
-                path += "?" + _SECRET.sub(r"\1=[redacted]", environ["QUERY_STRING"])
-            line = (
-                '{ip} - - [{when}] "{method} {path} {proto}" {status} - "{ref}" "{ua}" {ms:.1f}ms\n'
-            )
-            text = line.format(
-                ip=environ.get("REMOTE_ADDR", "-"),
-                when=time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(started)),
-                method=environ.get("REQUEST_METHOD", "-"),
-                path=_log_safe(path),
-                proto=environ.get("SERVER_PROTOCOL", "-"),
-                status=status_holder[0] if status_holder else "-",
-                ref=_log_safe(environ.get("HTTP_REFERER", "-")),
-                ua=_log_safe(environ.get("HTTP_USER_AGENT", "-")),
-                ms=(time.time() - started) * 1000,
-            )
-            with self.lock:
-                self.stream.write(text)
-                self.stream.flush()
-
-
-_SECRET = re.compile(r"(postback_secret)=[^&]*", re.IGNORECASE)
-
-
-def _log_safe(value: str, limit: int = 512) -> str:
-    """No line breaks or quotes from a client reach the log as they are."""
-    cleaned = value[:limit].encode("unicode_escape").decode("ascii").replace('"', '\\"')
-    return cleaned

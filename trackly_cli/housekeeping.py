@@ -1,0 +1,73 @@
+"""What a running server does besides answering requests: the daily prune."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+
+from trackly_cli.core import retention, store
+
+log = logging.getLogger("trackly.server")
+
+PRUNE_EVERY_SECONDS = 24 * 3600
+PRUNE_FIRST_AFTER_SECONDS = 60
+
+
+class Pruner:
+    """Runs `trackly prune` once a day inside the server, in its own thread and connection and
+    in small transactions, off the request path."""
+
+    def __init__(
+        self,
+        db_path: Path,
+        *,
+        first_after: float = PRUNE_FIRST_AFTER_SECONDS,
+        every: float = PRUNE_EVERY_SECONDS,
+    ) -> None:
+        self.db_path = db_path
+        self.first_after = first_after
+        self.every = every
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="trackly-prune", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(30)
+
+    def _run(self) -> None:
+        if self._stop.wait(self.first_after):
+            return
+        while True:
+            try:
+                conn = store.connect(self.db_path)
+                try:
+                    for result in retention.prune(conn, on_chunk=self._check_stop):
+                        log.info(
+                            "prune: %s: removed %d raw clicks older than %d days, "
+                            "anonymised %d IPs",
+                            result.account,
+                            result.clicks,
+                            result.retention_days,
+                            sum(result.ips.values()),
+                        )
+                finally:
+                    conn.close()
+            except _Stopping:
+                return
+            except Exception as e:  # the server carries on; the next day tries again
+                log.error("prune failed: %s", e)
+            if self._stop.wait(self.every):
+                return
+
+    def _check_stop(self) -> None:
+        if self._stop.is_set():
+            raise _Stopping
+
+
+class _Stopping(Exception):
+    pass
