@@ -303,13 +303,15 @@ CREATE TABLE report_rollups (
 ) WITHOUT ROWID;
 CREATE INDEX report_rollups_campaign ON report_rollups(campaign_id, bucket_at);
 
--- Raw and bot clicks per message, for `report --by message`, which the rollups above cannot give.
+-- Raw and bot clicks per message (and offer), for `report --by message`, which the rollups
+-- above cannot give.
 CREATE TABLE message_rollups (
     message_id INTEGER NOT NULL,
     bucket_at  TEXT NOT NULL,
+    offer_id   INTEGER NOT NULL DEFAULT 0,
     clicks     INTEGER NOT NULL DEFAULT 0,
     bot_clicks INTEGER NOT NULL DEFAULT 0,
-    PRIMARY KEY (message_id, bucket_at)
+    PRIMARY KEY (message_id, bucket_at, offer_id)
 ) WITHOUT ROWID;
 
 -- Rollup maintenance. The bucket of a timestamp t is substr(t, 1, 14) || the quarter || ':00Z'.
@@ -327,13 +329,13 @@ BEGIN
     ON CONFLICT (account_id, bucket_at, campaign_id, creative_id, list_id, variant, domain_id,
                  offer_id)
     DO UPDATE SET clicks = clicks + 1, bot_clicks = bot_clicks + excluded.bot_clicks;
-    INSERT INTO message_rollups (message_id, bucket_at, clicks, bot_clicks)
+    INSERT INTO message_rollups (message_id, bucket_at, offer_id, clicks, bot_clicks)
     VALUES (NEW.message_id,
             substr(NEW.clicked_at, 1, 14)
                 || substr('00153045', (CAST(substr(NEW.clicked_at, 15, 2) AS INTEGER) / 15) * 2 + 1, 2)
                 || ':00Z',
-            1, NEW.is_bot)
-    ON CONFLICT (message_id, bucket_at)
+            coalesce(NEW.offer_id, 0), 1, NEW.is_bot)
+    ON CONFLICT (message_id, bucket_at, offer_id)
     DO UPDATE SET clicks = clicks + 1, bot_clicks = bot_clicks + excluded.bot_clicks;
 END;
 
@@ -354,7 +356,8 @@ BEGIN
     WHERE message_id = NEW.message_id
       AND bucket_at = substr(NEW.clicked_at, 1, 14)
             || substr('00153045', (CAST(substr(NEW.clicked_at, 15, 2) AS INTEGER) / 15) * 2 + 1, 2)
-            || ':00Z';
+            || ':00Z'
+      AND offer_id = coalesce(NEW.offer_id, 0);
 END;
 
 CREATE TRIGGER message_clicks_rollup_insert AFTER INSERT ON message_clicks

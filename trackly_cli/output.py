@@ -59,7 +59,7 @@ def to_json(data: Any) -> str:
     return json.dumps(_plain(data), indent=2, ensure_ascii=False)
 
 
-def _cell(value: Any, key: str = "") -> str:
+def cell(value: Any, key: str = "") -> str:
     if value is None:
         return ""
     if key.endswith("_at") and isinstance(value, str) and value.endswith("Z"):
@@ -96,7 +96,7 @@ def table(
     right = set(right)
     result = Table(title=title, show_footer=totals is not None, header_style="bold")
     for column in columns:
-        footer = _cell(totals.get(column), column) if totals else ""
+        footer = cell(totals.get(column), column) if totals else ""
         numeric = column in right or (
             rows
             and all(
@@ -109,7 +109,7 @@ def table(
             _heading(column), footer=footer, justify="right" if numeric else "left", overflow="fold"
         )
     for item in rows:
-        result.add_row(*(escape(_cell(item.get(c), c)) for c in columns))
+        result.add_row(*(escape(cell(item.get(c), c)) for c in columns))
     return result
 
 
@@ -148,7 +148,7 @@ def emit(
         writer = csv.writer(buffer, lineterminator="\n")
         writer.writerow(names)
         for item in rows:
-            writer.writerow([_cell(item.get(n)) for n in names])
+            writer.writerow([cell(item.get(n)) for n in names])
         _write(buffer.getvalue(), output)
     elif not rows:
         if output:
@@ -185,5 +185,5 @@ def emit_record(
         grid.add_column(style="bold")
         grid.add_column(overflow="fold")
         for key, value in record.items():
-            grid.add_row(_heading(key), escape(_cell(value, key)))
+            grid.add_row(_heading(key), escape(cell(value, key)))
         render(grid, output)

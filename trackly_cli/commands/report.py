@@ -157,7 +157,7 @@ def report_command(
             return
         output.render(_rich_table(result, f"{title} ({subtitle})"), out)
     else:
-        output.emit(result.rows, fmt, out)
+        output.emit(result.rows, fmt, out, columns=reports.columns(by.value))
 
 
 def ab_command(
@@ -337,7 +337,7 @@ def _stream_csv(rows, out: Path | None) -> None:
             if writer is None:
                 writer = csv.DictWriter(handle, fieldnames=list(row), lineterminator="\n")
                 writer.writeheader()
-            writer.writerow(row)
+            writer.writerow({k: output.cell(v) for k, v in row.items()})
             count += 1
         if writer is None:
             handle.write(",".join(CLICK_COLUMNS) + "\n")

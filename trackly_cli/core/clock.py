@@ -52,7 +52,8 @@ def parse_moment(
 ) -> datetime:
     """A moment typed by a user: '2026-11-29' (the start of that day, or with `end` the start
     of the next), '2026-11-29T14:30', '2026-11-29 14:30:00', with or without an offset or Z,
-    or a relative '7d', '24h', '30m' (ago). Naive times are in `tz` (UTC by default)."""
+    or a relative '7d', '24h', '30m' (ago, from the quarter hour: reports count in 15-minute
+    steps). Naive times are in `tz` (UTC by default)."""
     value = text.strip()
     zone = tz or UTC
     relative = _RELATIVE.match(value)
@@ -63,7 +64,8 @@ def parse_moment(
             "h": timedelta(hours=amount),
             "m": timedelta(minutes=amount),
         }[unit]
-        return (now or utcnow()) - delta
+        moment = (now or utcnow()) - delta
+        return moment.replace(minute=moment.minute // 15 * 15, second=0, microsecond=0)
     try:
         if len(value) == 10:
             day = datetime.strptime(value, "%Y-%m-%d").replace(tzinfo=zone)

@@ -142,6 +142,16 @@ def _nonzero(row: dict) -> bool:
     )
 
 
+def columns(by: str) -> list[str]:
+    """The keys of a report's rows, in order."""
+    labels = {
+        "day": ["day"],
+        "variant": ["campaign", "variant"],
+        "message": ["message_id", "phone", "campaign", "variant"],
+    }.get(by, [by, f"{by}_id"])
+    return labels + COLUMNS
+
+
 def report(
     conn: sqlite3.Connection, chosen: Filters, by: str = "campaign", limit: int | None = None
 ) -> Report:
@@ -193,6 +203,8 @@ def report(
             if _nonzero(r)
         ]
         key = by
+    if limit:
+        rows = rows[:limit]
     return Report(by, key, [finish(r) for r in rows], finish(dict(totals)))
 
 
@@ -254,6 +266,9 @@ def _by_message(conn: sqlite3.Connection, chosen: Filters, limit: int | None) ->
     conv_offer = " AND cv.offer_id = ?" if chosen.offer else ""
     time_params = [v for v in (since, until) if v]
     offer_param = [chosen.offer["id"]] if chosen.offer else []
+    if chosen.offer:
+        r_time += " AND r.offer_id = ?"
+    r_params = bucket_params + offer_param
     sql = f"""
     SELECT m.id AS message_id, c.phone, k.name AS campaign, m.variant,
         (1 {"".join(sent_time)}) AS sent,
@@ -286,8 +301,8 @@ def _by_message(conn: sqlite3.Connection, chosen: Filters, limit: int | None) ->
     """
     query_params = (
         time_params
-        + bucket_params
-        + bucket_params
+        + r_params
+        + r_params
         + time_params
         + offer_param
         + (time_params + offer_param) * 5
