@@ -74,6 +74,11 @@ def _verdict(metric: str, unit: str, rows: list[dict], hits: str, trials: str) -
     _, p_value = test
     pooled = (best[hits] + runner[hits]) / (best[trials] + runner[trials])
     smallest = min(best[trials], runner[trials])
+    if pooled in (0, 1):
+        level = "0%" if pooled == 0 else "100%"
+        return Verdict(
+            metric, None, None, f"not significant yet: every variant is at {level} so far"
+        )
     if smallest * min(pooled, 1 - pooled) < MIN_EXPECTED:
         # The z-test's normal approximation needs about 5 expected hits and misses per variant.
         needed = math.ceil(MIN_EXPECTED / max(min(pooled, 1 - pooled), 1e-9))

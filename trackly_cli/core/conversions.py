@@ -329,7 +329,8 @@ def promote_bot_click(conn: sqlite3.Connection, link: LinkInfo) -> dict | None:
     evidently clicked: the earliest click becomes the MessageClick."""
     earliest = store.row(
         conn,
-        "SELECT id, clicked_at, visitor, ip, user_agent FROM message_short_link_clicks"
+        "SELECT id, clicked_at, visitor, ip, user_agent, ip_anonymized_at"
+        " FROM message_short_link_clicks"
         " WHERE link_id = ? AND is_bot = 1 ORDER BY clicked_at LIMIT 1",
         (link.id,),
     )
@@ -346,6 +347,7 @@ def promote_bot_click(conn: sqlite3.Connection, link: LinkInfo) -> dict | None:
         earliest["id"],
         "promoted",
         "a conversion arrived, so a human clicked; only bot-flagged clicks were recorded",
+        earliest["ip_anonymized_at"] is not None,
     )
     if new_id is None:
         return first_click(conn, link)

@@ -111,11 +111,15 @@ def _rebuild_message_clicks(
             "SELECT id, click_id, source FROM message_clicks WHERE message_id = ? AND visitor = ?",
             (message_id, visitor),
         )
-        if existing is not None and existing["source"] not in ("click", "rescan"):
+        if existing is not None and (
+            existing["source"] not in ("click", "rescan") or existing["click_id"] is None
+        ):
+            # Made by the Continue button or a conversion, or its raw click was pruned: the
+            # clicks that could replace it are not all there any more, so it stays.
             continue
         first = store.row(
             conn,
-            "SELECT c.id, c.link_id, c.clicked_at, c.ip, c.user_agent FROM"
+            "SELECT c.id, c.link_id, c.clicked_at, c.ip, c.user_agent, c.ip_anonymized_at FROM"
             " message_short_link_clicks c WHERE c.message_id = ? AND c.visitor = ?"
             " AND c.is_bot = 0 ORDER BY c.clicked_at LIMIT 1",
             (message_id, visitor),
@@ -143,6 +147,7 @@ def _rebuild_message_clicks(
                 first["id"],
                 "rescan",
                 "bots rescan: the first click that is not a bot",
+                first["ip_anonymized_at"] is not None,
             )
             result.message_clicks_added += 1
             changed.add(message_id)
