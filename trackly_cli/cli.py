@@ -43,6 +43,8 @@ class TracklyGroup(TyperGroup):
             output.fail(f"database error: {e}")
         except sqlite3.DatabaseError as e:
             output.fail(f"the database cannot be used: {e}")
+        except OverflowError:
+            output.fail("a number given is too large")
 
 
 app = typer.Typer(

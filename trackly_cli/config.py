@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import typer
@@ -16,10 +15,5 @@ def default_db_path() -> Path:
 
 
 def resolve_db_path(option: str | Path | None) -> Path:
-    """--db > TRACKLY_DB > typer.get_app_dir("trackly")/trackly.db."""
-    if option:
-        return Path(option).expanduser()
-    env = os.environ.get("TRACKLY_DB")
-    if env:
-        return Path(env).expanduser()
-    return default_db_path()
+    """--db (which Typer also reads from TRACKLY_DB) > typer.get_app_dir("trackly")/trackly.db."""
+    return Path(option).expanduser() if option else default_db_path()

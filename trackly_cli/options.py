@@ -40,3 +40,19 @@ MetaOpt = Annotated[
         metavar="KEY=VALUE",
     ),
 ]
+
+# Filters of listings and reports
+CampaignOpt = Annotated[str | None, typer.Option("--campaign", help="Only this campaign.")]
+OfferOpt = Annotated[str | None, typer.Option("--offer", help="Only this offer.")]
+ListOpt = Annotated[str | None, typer.Option("--list", help="Only messages to this list.")]
+SinceOpt = Annotated[
+    str | None,
+    typer.Option("--since", help="From this date or time (2026-11-01, 2026-11-01T08:00, 7d)."),
+]
+UntilOpt = Annotated[
+    str | None, typer.Option("--until", help="Up to this date (inclusive) or time (exclusive).")
+]
+TzOpt = Annotated[
+    str | None,
+    typer.Option("--tz", help="Time zone of dates and days, e.g. Europe/Paris (default UTC)."),
+]

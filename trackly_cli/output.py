@@ -181,9 +181,14 @@ def emit_record(
     elif fmt is Format.csv:
         emit([record], fmt, output)
     else:
-        grid = Table(title=title, show_header=False, box=None, padding=(0, 2, 0, 0))
-        grid.add_column(style="bold")
-        grid.add_column(overflow="fold")
-        for key, value in record.items():
-            grid.add_row(_heading(key), escape(cell(value, key)))
-        render(grid, output)
+        render(record_table(record, title=title), output)
+
+
+def record_table(record: dict, *, title: str | None = None) -> Table:
+    """One record as a two-column table: name, value."""
+    grid = Table(title=title, show_header=False, box=None, padding=(0, 2, 0, 0))
+    grid.add_column(style="bold")
+    grid.add_column(overflow="fold")
+    for key, value in record.items():
+        grid.add_row(_heading(key), escape(cell(value, key)))
+    return grid

@@ -17,7 +17,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from bottle import Bottle, FormsDict, HTTPResponse, request
@@ -29,13 +29,14 @@ from trackly_cli.core import (
     clicks,
     clock,
     conversions,
-    ipranges,
     retention,
     store,
     validate,
 )
+from trackly_cli.core import snapshot as snapshots
 from trackly_cli.core.clicks import LinkInfo, ListInfo, OfferInfo
 from trackly_cli.core.errors import InvalidInput, NotFound, TracklyError
+from trackly_cli.core.snapshot import DomainInfo, Snapshot
 from trackly_cli.core.writer import Writer
 from trackly_cli.housekeeping import Pruner
 
@@ -52,14 +53,6 @@ PIXEL = (
     b"GIF89a\x01\x00\x01\x00\x80\x00\x00\x00\x00\x00\xff\xff\xff!\xf9\x04\x01\x00\x00\x00"
     b"\x00,\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02D\x01\x00;"
 )
-
-
-@dataclass(frozen=True, slots=True)
-class DomainInfo:
-    id: int
-    account_id: int
-    hostname: str
-    scheme: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,17 +74,6 @@ class Visit:
         """The IP as it is stored: truncated at once for an account that keeps no full IPs
         (after the bot verdict has used it whole)."""
         return retention.anonymize_ip(self.ip) if self.anonymized else self.ip
-
-
-@dataclass
-class Snapshot:
-    """Routing and bot settings as of one config_version."""
-
-    version: int = -1
-    domains: dict[str, DomainInfo] = field(default_factory=dict)
-    offers: dict[int, OfferInfo] = field(default_factory=dict)
-    lists: dict[int, ListInfo] = field(default_factory=dict)
-    anonymize_at_once: frozenset[int] = frozenset()  # accounts that store no full IP
 
 
 class Tracker:
@@ -143,44 +125,29 @@ class Tracker:
         return conn
 
     def refresh(self, force: bool = False) -> Snapshot:
-        """The current settings, re-read when they changed (checked at most once a second)."""
+        """The current settings, re-read when they changed (checked at most once a second, by
+        one thread: the others go on with the snapshot they have)."""
         now = time.monotonic()
         if not force and now - self._checked_at < REFRESH_SECONDS:
             return self.snapshot
-        with self._refresh_lock:
+        if not self._refresh_lock.acquire(blocking=force):
+            return self.snapshot
+        try:
             if not force and now - self._checked_at < REFRESH_SECONDS:
                 return self.snapshot
             conn = self.conn()
-            version = store.scalar(conn, "SELECT version FROM config_version")
-            if version != self.snapshot.version:
-                conn.execute("BEGIN")  # one consistent read of everything
-                try:
-                    snapshot = Snapshot(
-                        version=version,
-                        domains={
-                            hostname: DomainInfo(id_, account_id, hostname, scheme)
-                            for id_, account_id, hostname, scheme in conn.execute(
-                                "SELECT id, account_id, hostname, scheme FROM domains"
-                            )
-                        },
-                        offers=clicks.load_offers(conn),
-                        lists=clicks.load_lists(conn),
-                        anonymize_at_once=frozenset(
-                            r[0]
-                            for r in conn.execute(
-                                "SELECT id FROM accounts WHERE anonymize_ips_after_days = 0"
-                            )
-                        ),
-                    )
-                    self.detector.ranges = ipranges.load(conn)
-                finally:
-                    conn.execute("COMMIT")
-                self.snapshot = snapshot
+            if snapshots.version(conn) != self.snapshot.version:
+                fresh = snapshots.load(conn)
+                self.detector.ranges = fresh.ranges
+                self.snapshot = fresh
             self._checked_at = now
             return self.snapshot
+        finally:
+            self._refresh_lock.release()
 
-    def domain(self, host_header: str | None) -> DomainInfo | None:
-        """The tracking domain a request's Host names (case-insensitive, port ignored)."""
+    def route(self, host_header: str | None) -> tuple[DomainInfo, Snapshot] | None:
+        """The tracking domain a request's Host names (case-insensitive, port ignored), with
+        the settings snapshot the rest of the request uses."""
         if not host_header:
             return None
         host = host_header.strip().lower()
@@ -189,7 +156,9 @@ class Tracker:
         host = host.rsplit(":", 1)[0].rstrip(".")
         if self.only_hosts is not None and host not in self.only_hosts:
             return None
-        return self.refresh().domains.get(host)
+        snapshot = self.refresh()
+        domain = snapshot.domains.get(host)
+        return None if domain is None else (domain, snapshot)
 
     def link(self, link_id: str) -> LinkInfo | None:
         found = self.links.get(link_id)
@@ -252,13 +221,17 @@ def create_app(
         if len(link_id) != 7:
             return None
         environ = request.environ
-        domain = tracker.domain(environ.get("HTTP_HOST"))
-        if domain is None:
+        routed = tracker.route(environ.get("HTTP_HOST"))
+        if routed is None:
             return None
+        domain, snapshot = routed
         link = tracker.link(link_id)
         if link is None or link.account_id != domain.account_id:
             return None
-        snapshot = tracker.snapshot
+        if link.offer_id and link.offer_id not in snapshot.offers:
+            snapshot = tracker.refresh(force=True)  # an offer made within the last second
+            if link.offer_id not in snapshot.offers:
+                return None
         offer = snapshot.offers.get(link.offer_id) if link.offer_id else None
         sending_list = snapshot.lists.get(link.list_id) if link.list_id else None
         return Visit(
@@ -306,7 +279,7 @@ def create_app(
     def domain_check():
         """For a TLS proxy's on-demand certificates (Caddy's `ask`): 200 when ?domain= is a
         tracking domain this server answers for, 404 otherwise."""
-        if tracker.domain(request.query.get("domain", "")[:300]) is None:
+        if tracker.route(request.query.get("domain", "")[:300]) is None:
             return HTTPResponse({"domain": "unknown"}, 404, {"Cache-Control": NO_STORE})
         return {"domain": "ok"}
 
@@ -372,10 +345,10 @@ def create_app(
 
     def convert(source: str, path_link_id: str | None = None) -> dict:
         """Record a postback for `source`; raises TracklyError for a bad or foreign one."""
-        domain = tracker.domain(request.environ.get("HTTP_HOST"))
-        if domain is None:
+        routed = tracker.route(request.environ.get("HTTP_HOST"))
+        if routed is None:
             raise NotFound("not a tracking domain")
-        snapshot = tracker.snapshot
+        domain, snapshot = routed
         values = conversions.canonical(_utf8_query())
         if path_link_id is not None:
             if values.get("link_id", path_link_id) != path_link_id:
@@ -402,13 +375,19 @@ def create_app(
             raise InvalidInput("link_id is missing (or click_id, clickid, cid, subid)")
         if offer is None and link is not None and link.offer_id:
             offer = snapshot.offers.get(link.offer_id)
-        conversions.check_source_ip(offer, ip)
+        if source == "pixel":
+            # A pixel loads in any browser: it can report a conversion, never reverse one, and
+            # the offer's postback IP allowlist (for networks' servers) does not apply to it.
+            if postback.is_reversal:
+                raise InvalidInput("a pixel cannot record a refund or chargeback")
+        else:
+            conversions.check_source_ip(offer, ip)
 
         def write(conn: sqlite3.Connection) -> conversions.Result:
             target = link
             if target is None and postback.message_id is not None:
                 found = conversions.find_offer_link(conn, offer, postback.message_id)
-                target = tracker.link(found) if found else None
+                target = clicks.load_link(conn, found) if found else None
             anonymized = domain.account_id in snapshot.anonymize_at_once
             return conversions.record(
                 conn,
@@ -431,6 +410,13 @@ def create_app(
         except TracklyError as e:
             return HTTPResponse(
                 {"status": "error", "error": e.message}, e.http_status, {"Cache-Control": NO_STORE}
+            )
+        except Exception as e:  # the database or the writer: try again later
+            log.error("postback failed: %s", e)
+            return HTTPResponse(
+                {"status": "error", "error": "temporarily unavailable, try again"},
+                503,
+                {"Cache-Control": NO_STORE, "Retry-After": "5"},
             )
 
     @app.route("/conv", method=GET_HEAD)

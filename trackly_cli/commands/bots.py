@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from trackly_cli import output, state
-from trackly_cli.core import bots, filters, ipranges, rescan, store
+from trackly_cli.core import bots, filters, ipranges, rescan
 from trackly_cli.options import AccountOpt, FormatOpt, OutputOpt
 from trackly_cli.output import Format
 
@@ -141,9 +141,8 @@ def rescan_command(
     """Re-run the classifier over stored clicks (after importing ranges, say) and rebuild the
     MessageClicks and attributions that follow from the new verdicts."""
     db = state.db(ctx)
-    with store.write(db) as conn:
-        chosen = filters.resolve(conn, account=account, since=since)
-        result = rescan.rescan(conn, chosen.account["id"], since=chosen.since_text)
+    chosen = filters.resolve(db.conn, account=account, since=since)
+    result = rescan.rescan(db.conn, chosen.account["id"], since=chosen.since_text)
     if fmt is Format.table:
         output.info(
             f"Re-classified {result.clicks:,} clicks: {result.to_bot:,} now bots,"

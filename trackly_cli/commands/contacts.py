@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.console import Group
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from trackly_cli import output, state
@@ -98,7 +99,9 @@ def list_command(
     list_name: Annotated[
         str | None, typer.Option("--list", help="Only this list's members.")
     ] = None,
-    limit: Annotated[int | None, typer.Option("--limit", min=1, help="At most this many.")] = None,
+    limit: Annotated[
+        int | None, typer.Option("--limit", min=1, max=10**9, help="At most this many.")
+    ] = None,
     account: AccountOpt = None,
     fmt: FormatOpt = Format.table,
     out: OutputOpt = None,
@@ -127,24 +130,20 @@ def show(
         output.emit_record(found, fmt, out)
         return
     summary = {k: v for k, v in found.items() if k not in ("messages", "conversions")}
-    output.emit_record(summary, fmt, out, title=f"Contact {found['phone']}")
-    output.emit(
-        found["messages"],
-        fmt,
-        out,
-        columns=[
-            "message_id",
-            "sent_at",
-            "campaign",
-            "variant",
-            "clicks",
-            "bot_clicks",
-            "first_click_at",
-            "conversions",
-            "revenue",
-        ],
-        title="Messages",
-        empty="No messages.",
-    )
+    parts = [output.record_table(summary, title=f"Contact {found['phone']}")]
+    columns = [
+        "message_id",
+        "sent_at",
+        "campaign",
+        "variant",
+        "clicks",
+        "bot_clicks",
+        "first_click_at",
+        "conversions",
+        "revenue",
+    ]
+    if found["messages"]:
+        parts.append(output.table(found["messages"], columns, title="Messages"))
     if found["conversions"]:
-        output.emit(found["conversions"], fmt, out, title="Conversions")
+        parts.append(output.table(found["conversions"], title="Conversions"))
+    output.render(Group(*parts), out)  # one piece, so that --output holds all of it

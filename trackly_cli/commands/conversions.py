@@ -12,20 +12,19 @@ from trackly_cli import output, state
 from trackly_cli.core import clicks, conversions, filters, lookup, store
 from trackly_cli.core.contacts import csv_lines
 from trackly_cli.core.errors import InvalidInput
-from trackly_cli.options import AccountOpt, FormatOpt, OutputOpt
+from trackly_cli.options import (
+    AccountOpt,
+    CampaignOpt,
+    FormatOpt,
+    OfferOpt,
+    OutputOpt,
+    SinceOpt,
+    UntilOpt,
+)
 from trackly_cli.output import Format
 
 app = typer.Typer(help="Conversions: list them (with their attribution) or import a report.")
 
-CampaignOpt = Annotated[str | None, typer.Option("--campaign", help="Only this campaign.")]
-OfferOpt = Annotated[str | None, typer.Option("--offer", help="Only this offer.")]
-SinceOpt = Annotated[
-    str | None,
-    typer.Option("--since", help="From this date or time (2026-11-01, 2026-11-01T08:00, 7d)."),
-]
-UntilOpt = Annotated[
-    str | None, typer.Option("--until", help="Up to this date (inclusive) or time (exclusive).")
-]
 
 COLUMNS = [
     "id",
@@ -50,7 +49,9 @@ def list_command(
     offer: OfferOpt = None,
     since: SinceOpt = None,
     until: UntilOpt = None,
-    limit: Annotated[int | None, typer.Option("--limit", min=1, help="At most this many.")] = None,
+    limit: Annotated[
+        int | None, typer.Option("--limit", min=1, max=10**9, help="At most this many.")
+    ] = None,
     account: AccountOpt = None,
     fmt: FormatOpt = Format.table,
     out: OutputOpt = None,

@@ -9,12 +9,24 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.console import Group
 from rich.table import Table
+from rich.text import Text
 
 from trackly_cli import html_report, output, state
 from trackly_cli.core import abtest, exports, filters, reports, segments, store
 from trackly_cli.core.errors import InvalidInput
-from trackly_cli.options import AccountOpt, FormatOpt, OutputOpt
+from trackly_cli.options import (
+    AccountOpt,
+    CampaignOpt,
+    FormatOpt,
+    ListOpt,
+    OfferOpt,
+    OutputOpt,
+    SinceOpt,
+    TzOpt,
+    UntilOpt,
+)
 from trackly_cli.output import Format
 
 
@@ -28,21 +40,6 @@ class By(StrEnum):
     day = "day"
     domain = "domain"
 
-
-CampaignOpt = Annotated[str | None, typer.Option("--campaign", help="Only this campaign.")]
-OfferOpt = Annotated[str | None, typer.Option("--offer", help="Only this offer.")]
-ListOpt = Annotated[str | None, typer.Option("--list", help="Only messages to this list.")]
-SinceOpt = Annotated[
-    str | None,
-    typer.Option("--since", help="From this date or time (2026-11-01, 2026-11-01T08:00, 7d)."),
-]
-UntilOpt = Annotated[
-    str | None, typer.Option("--until", help="Up to this date (inclusive) or time (exclusive).")
-]
-TzOpt = Annotated[
-    str | None,
-    typer.Option("--tz", help="Time zone of dates and days, e.g. Europe/Paris (default UTC)."),
-]
 
 # The table leaves out unattributed revenue (JSON and CSV have it) to stay readable.
 TABLE_COLUMNS = [c for c in reports.COLUMNS if c != "unattributed_revenue"]
@@ -101,7 +98,7 @@ def report_command(
     until: UntilOpt = None,
     tz: TzOpt = None,
     limit: Annotated[
-        int | None, typer.Option("--limit", min=1, help="At most this many rows.")
+        int | None, typer.Option("--limit", min=1, max=10**9, help="At most this many rows.")
     ] = None,
     html: Annotated[
         Path | None,
@@ -208,10 +205,12 @@ def ab_command(
             row["revenue"],
             row["epc"] or "–",
         )
-    output.render(table, out)
-    for verdict in result["verdicts"]:
-        style = "bold green" if verdict["winner"] else "yellow"
-        output.stdout.print(f"[{style}]{verdict['metric']}:[/] {verdict['message']}")
+    verdicts = [
+        Text.from_markup(f"[{'bold green' if v['winner'] else 'yellow'}]{v['metric']}:[/] ")
+        + Text(v["message"])
+        for v in result["verdicts"]
+    ]
+    output.render(Group(table, *verdicts), out)  # one piece, so that --output holds all of it
 
 
 class Audience(StrEnum):
@@ -255,10 +254,15 @@ def segment_command(
             "choose exactly one of --clicked, --not-clicked, --converted, --bots-only"
         )
     db = state.db(ctx)
-    with store.write(db) as conn:
-        owner = filters.resolve(conn, account=account).account
-        found = segments.segment(conn, owner["id"], campaign, chosen_kinds[0], offer)
-        saved = segments.into_list(conn, owner["id"], into_list, found) if into_list else None
+    if into_list:  # the write lock only when something is written
+        with store.write(db) as conn:
+            owner = filters.resolve(conn, account=account).account
+            found = segments.segment(conn, owner["id"], campaign, chosen_kinds[0], offer)
+            saved = segments.into_list(conn, owner["id"], into_list, found)
+    else:
+        owner = filters.resolve(db.conn, account=account).account
+        found = segments.segment(db.conn, owner["id"], campaign, chosen_kinds[0], offer)
+        saved = None
     if saved:
         output.info(f"Saved {saved['members']:,} contacts as list [bold]{saved['list']}[/].")
         if out is None:
@@ -286,7 +290,9 @@ def clicks_command(
     until: UntilOpt = None,
     bots: Annotated[bool, typer.Option("--bots", help="Only clicks flagged as bots.")] = False,
     humans: Annotated[bool, typer.Option("--humans", help="Only clicks not flagged.")] = False,
-    limit: Annotated[int | None, typer.Option("--limit", min=1, help="At most this many.")] = None,
+    limit: Annotated[
+        int | None, typer.Option("--limit", min=1, max=10**9, help="At most this many.")
+    ] = None,
     account: AccountOpt = None,
     fmt: FormatOpt = Format.csv,
     out: OutputOpt = None,

@@ -31,7 +31,7 @@ AccessLogOpt = Annotated[
 ]
 
 
-def banner(tracker: Tracker, address: str, demo_links: list[str] | None = None) -> None:
+def banner(tracker: Tracker, address: str) -> None:
     snapshot = tracker.snapshot
     hosts = sorted(tracker.only_hosts or snapshot.domains)
     output.info(f"[bold]Trackly[/] serving [bold]{tracker.db_path}[/]")

@@ -32,7 +32,7 @@ def z_test(x1: int, n1: int, x2: int, n2: int) -> tuple[float, float] | None:
     if not n1 or not n2:
         return None
     pooled = (x1 + x2) / (n1 + n2)
-    if pooled in (0, 1):
+    if pooled <= 0 or pooled >= 1:
         return 0.0, 1.0
     z = (x1 / n1 - x2 / n2) / math.sqrt(pooled * (1 - pooled) * (1 / n1 + 1 / n2))
     return z, math.erfc(abs(z) / math.sqrt(2))
@@ -128,6 +128,16 @@ def ab(conn: sqlite3.Connection, campaign: dict) -> dict:
         ).fetchall()
     )
     variants = [v for v in variants if v["variant"]]
+    # The conversion-rate test counts clicks that converted (a lead and a sale on one click, or
+    # rebills, are several conversions but one converting click).
+    converting = dict(
+        conn.execute(
+            "SELECT variant, count(DISTINCT message_click_id) FROM conversions"
+            " WHERE campaign_id = ? AND attribution = 'attributed' AND NOT is_reversal"
+            " GROUP BY variant",
+            (campaign["id"],),
+        ).fetchall()
+    )
     if len(variants) < 2:
         raise InvalidInput(
             f"campaign {campaign['name']!r} has one variant: an A/B test needs"
@@ -150,6 +160,7 @@ def ab(conn: sqlite3.Connection, campaign: dict) -> dict:
                 if interval is None
                 else percent(round(interval[1] * 1_000_000), 1_000_000),
                 "conversions": v["conversions"],
+                "converting_clicks": converting.get(v["variant"], 0),
                 "conversion_rate": percent(v["conversions"], v["unique_clicks"]),
                 "revenue": money.format_amount(v["revenue_micros"]),
                 "epc": epc(v["revenue_micros"], v["unique_clicks"]),
@@ -157,7 +168,9 @@ def ab(conn: sqlite3.Connection, campaign: dict) -> dict:
         )
     verdicts = [_verdict("click rate", "sends", rows, "unique_clicks", "sent")]
     if any(r["conversions"] for r in rows):
-        verdicts.append(_verdict("conversion rate", "clicks", rows, "conversions", "unique_clicks"))
+        verdicts.append(
+            _verdict("conversion rate", "clicks", rows, "converting_clicks", "unique_clicks")
+        )
     return {
         "campaign": campaign["name"],
         "variants": rows,

@@ -149,8 +149,6 @@ class Detector:
     def _user_agent_reasons(self, user_agent: str) -> tuple[str, ...]:
         if not user_agent.strip():
             return ("empty user agent",)
-        if len(user_agent) > MAX_USER_AGENT:
-            return (f"user agent longer than {MAX_USER_AGENT} characters",)
         for pattern, name in PREVIEW_FETCHERS:
             if pattern.search(user_agent):
                 return (f"user agent: {name}",)
@@ -177,7 +175,11 @@ class Detector:
             strong.append(f"{facts.method} request")
         if facts.prefetch:
             strong.append(f"prefetch header ({facts.prefetch})")
-        strong.extend(self.user_agent_reasons(facts.user_agent or ""))
+        user_agent = facts.user_agent or ""
+        if len(user_agent) > MAX_USER_AGENT:  # never cached: a flood of them would pin memory
+            strong.append(f"user agent longer than {MAX_USER_AGENT} characters")
+        else:
+            strong.extend(self.user_agent_reasons(user_agent))
         if facts.accept_language is not None and not facts.accept_language.strip():
             weak.append("no Accept-Language")
         address = ipranges.parse_address(facts.ip)

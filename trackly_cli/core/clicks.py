@@ -193,11 +193,16 @@ def destination(link: LinkInfo, offer: OfferInfo | None) -> str:
     return url
 
 
+def contact_visitor(contact_id: int) -> str:
+    """The visitor key of a contact (every click on a per-recipient link is the contact's)."""
+    return f"c:{contact_id}"
+
+
 def visitor(link: LinkInfo, ip: str | None, user_agent: str, secret: bytes) -> str:
     """Who clicked, for the one-MessageClick-per-visitor rule: the contact of a per-recipient
     link, else a keyed hash of IP and user agent (an anonymous one-off message)."""
     if link.contact_id is not None:
-        return f"c:{link.contact_id}"
+        return contact_visitor(link.contact_id)
     digest = hmac.new(secret, f"{ip or ''}\n{user_agent}".encode(), hashlib.sha256)
     return "v:" + digest.hexdigest()[:32]
 

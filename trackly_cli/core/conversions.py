@@ -177,6 +177,9 @@ def record(
     """Record one conversion inside the caller's write transaction: recorded, or duplicate
     (the unique indexes decide, so concurrent identical postbacks make one row)."""
     converted_at = converted_at or clock.now_text()
+    existing = _existing(conn, account_id, postback, link.id if link else None)
+    if existing is not None:  # answered before anything is promoted or attributed
+        return Result("duplicate", existing["id"], existing["attribution"])
     original = None
     if postback.is_reversal and postback.txn_id:
         original = store.row(
@@ -184,6 +187,12 @@ def record(
             "SELECT * FROM conversions WHERE account_id = ? AND txn_id = ? AND NOT is_reversal",
             (account_id, postback.txn_id),
         )
+        # Only a postback for the same offer (or link) may reverse a sale.
+        if original is not None and (
+            (offer is not None and original["offer_id"] != offer.id)
+            or (offer is None and link is not None and original["link_id"] != link.id)
+        ):
+            raise Forbidden(f"txn_id {postback.txn_id} is a sale of another offer")
     if original is not None:
         # A refund of a known sale: it reverses that sale, wherever it came from.
         keys = {
@@ -257,12 +266,15 @@ def record(
     if cursor.rowcount:
         return Result("recorded", cursor.lastrowid, keys["attribution"])
     existing = _existing(conn, account_id, postback, keys["link_id"])
+    if existing is None:  # pragma: no cover - the unique indexes are the only conflicts
+        raise NotFound("the conversion conflicts with one that cannot be found")
     return Result("duplicate", existing["id"], existing["attribution"])
 
 
 def _existing(
     conn: sqlite3.Connection, account_id: int, postback: Postback, link_id: str | None
-) -> dict:
+) -> dict | None:
+    """The conversion this one would duplicate, if any."""
     if postback.txn_id is not None:
         found = store.row(
             conn,
@@ -270,15 +282,15 @@ def _existing(
             " AND txn_id = ? AND is_reversal = ?",
             (account_id, postback.txn_id, int(postback.is_reversal)),
         )
-    else:
+    elif link_id is not None:
         found = store.row(
             conn,
             "SELECT id, attribution FROM conversions WHERE link_id = ?"
             " AND event = ? AND txn_id IS NULL",
             (link_id, postback.event),
         )
-    if found is None:  # pragma: no cover - the unique indexes are the only conflicts
-        raise NotFound("the conversion conflicts with one that cannot be found")
+    else:
+        found = None
     return found
 
 
@@ -314,7 +326,7 @@ def first_click(conn: sqlite3.Connection, link: LinkInfo) -> dict | None:
         return store.row(
             conn,
             "SELECT id, clicked_at FROM message_clicks WHERE message_id = ? AND visitor = ?",
-            (link.message_id, f"c:{link.contact_id}"),
+            (link.message_id, clicks.contact_visitor(link.contact_id)),
         )
     return store.row(
         conn,
@@ -336,7 +348,11 @@ def promote_bot_click(conn: sqlite3.Connection, link: LinkInfo) -> dict | None:
     )
     if earliest is None:
         return None
-    visitor = f"c:{link.contact_id}" if link.contact_id is not None else earliest["visitor"]
+    visitor = (
+        clicks.contact_visitor(link.contact_id)
+        if link.contact_id is not None
+        else earliest["visitor"]
+    )
     new_id = clicks.insert_message_click(
         conn,
         link,

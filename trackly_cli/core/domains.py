@@ -125,7 +125,3 @@ def for_sending(conn: sqlite3.Connection, account: dict, host: str | None = None
     if not found:
         raise InvalidInput(NO_DOMAIN.format(account=account["name"]))
     return _present(found)
-
-
-def short_url(scheme: str, hostname: str, link_id: str) -> str:
-    return f"{scheme}://{hostname}/{link_id}"

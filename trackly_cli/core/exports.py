@@ -76,6 +76,7 @@ def journey(conn: sqlite3.Connection, contact: dict) -> dict:
         " WHERE cv.contact_id = ? ORDER BY cv.converted_at",
         (contact["id"],),
     )
+    revenue = sum(c["revenue_micros"] for c in conversions)
     for item in messages + conversions:
         item["revenue"] = money.format_amount(item.pop("revenue_micros"))
     return {
@@ -88,14 +89,5 @@ def journey(conn: sqlite3.Connection, contact: dict) -> dict:
         "bot_clicks": sum(m["bot_clicks"] for m in messages),
         "unique_clicks": sum(1 for m in messages if m["first_click_at"]),
         "conversions": conversions,
-        "revenue": money.format_amount(
-            sum(
-                c["revenue_micros"]
-                for c in store.rows(
-                    conn,
-                    "SELECT revenue_micros FROM conversions WHERE contact_id = ?",
-                    (contact["id"],),
-                )
-            )
-        ),
+        "revenue": money.format_amount(revenue),
     }

@@ -96,10 +96,6 @@ def _check(applied: dict[str, tuple[str, str]], known: list[Migration]) -> None:
             )
 
 
-def check_not_newer(conn: sqlite3.Connection) -> None:
-    _check(_applied(conn), available())
-
-
 def status(conn: sqlite3.Connection) -> list[MigrationStatus]:
     applied = _applied(conn)
     result = []

@@ -165,7 +165,8 @@ def report(
     sent = "offer_sent" if by == "offer" or chosen.offer is not None else "sent"
     totals = store.row(
         conn,
-        f"SELECT {_sums(sent if chosen.offer else 'sent')} FROM report_rollups WHERE {where}",
+        f"SELECT {_sums('offer_sent' if chosen.offer else 'sent')} FROM report_rollups"
+        f" WHERE {where}",
         tuple(params),
     )
     totals = {k: v or 0 for k, v in totals.items()}

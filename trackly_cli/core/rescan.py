@@ -31,8 +31,10 @@ def _prefetch(reasons: str) -> str:
 
 
 def rescan(conn: sqlite3.Connection, account_id: int, *, since: str | None = None) -> RescanResult:
-    """Run the classifier again over the account's stored clicks (from `since`); call inside a
-    write transaction."""
+    """Run the classifier again over the account's stored clicks (from `since`). The clicks are
+    read and judged without the write lock; only the changes are written, in one transaction,
+    so that a running server's clicks wait as little as possible. Call outside a
+    transaction."""
     detector = bots.Detector(ipranges.load(conn))
     offers = clicks.load_offers(conn)
     lists = clicks.load_lists(conn)
@@ -87,11 +89,13 @@ def rescan(conn: sqlite3.Connection, account_id: int, *, since: str | None = Non
                 result.to_bot += verdict.is_bot
                 result.to_human += not verdict.is_bot
                 affected.add((message_id, visitor))
-    conn.executemany(
-        "UPDATE message_short_link_clicks SET is_bot = ?, bot_reasons = ? WHERE id = ?", updates
-    )
-    messages = _rebuild_message_clicks(conn, affected, offers, lists, result)
-    result.conversions_reattributed = reattribute(conn, messages, offers)
+    with store.write(conn):
+        conn.executemany(
+            "UPDATE message_short_link_clicks SET is_bot = ?, bot_reasons = ? WHERE id = ?",
+            updates,
+        )
+        messages = _rebuild_message_clicks(conn, affected, offers, lists, result)
+        result.conversions_reattributed = reattribute(conn, messages, offers)
     return result
 
 
@@ -120,9 +124,10 @@ def _rebuild_message_clicks(
         first = store.row(
             conn,
             "SELECT c.id, c.link_id, c.clicked_at, c.ip, c.user_agent, c.ip_anonymized_at FROM"
-            " message_short_link_clicks c WHERE c.message_id = ? AND c.visitor = ?"
+            " message_short_link_clicks c WHERE c.visitor = ?"
+            " AND c.link_id IN (SELECT id FROM short_links WHERE message_id = ?)"
             " AND c.is_bot = 0 ORDER BY c.clicked_at LIMIT 1",
-            (message_id, visitor),
+            (visitor, message_id),
         )
         if first is not None:
             link = clicks.load_link(conn, first["link_id"])

@@ -140,17 +140,24 @@ def _anonymize(
         return store.scalar(
             conn, f"SELECT count(*) FROM {table} WHERE {where}", (account_id, limit)
         )
-    total = 0
+    # Walk forward through time (rows already anonymised are passed over once per run, not once
+    # per chunk); read outside the write lock, update in a short transaction.
+    total, after = 0, ("", 0)
     while True:
-        with store.write(conn):
-            found = conn.execute(
-                f"SELECT id, ip FROM {table} WHERE {where} LIMIT ?", (account_id, limit, CHUNK)
-            ).fetchall()
+        found = conn.execute(
+            f"SELECT id, ip, {column} FROM {table} WHERE {where} AND ({column}, id) > (?, ?)"
+            f" ORDER BY {column}, id LIMIT ?",
+            (account_id, limit, *after, CHUNK),
+        ).fetchall()
+        if found:
             stamp = clock.now_text()
-            conn.executemany(
-                f"UPDATE {table} SET ip = ?, ip_anonymized_at = ? WHERE id = ?",
-                [(anonymize_ip(ip), stamp, row_id) for row_id, ip in found],
-            )
+            with store.write(conn):
+                conn.executemany(
+                    f"UPDATE {table} SET ip = ?, ip_anonymized_at = ? WHERE id = ?"
+                    " AND ip_anonymized_at IS NULL",
+                    [(anonymize_ip(ip), stamp, row_id) for row_id, ip, _ in found],
+                )
+            after = (found[-1][2], found[-1][0])
         total += len(found)
         if on_chunk:
             on_chunk()

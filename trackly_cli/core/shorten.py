@@ -119,8 +119,10 @@ def parse_split(text: str | None, count: int) -> list[int]:
         ) from None
     if len(weights) != count:
         raise InvalidInput(f"--split {text!r} has {len(weights)} parts for {count} templates")
-    if any(w <= 0 for w in weights):
-        raise InvalidInput(f"--split {text!r}: every part must be positive")
+    if any(w <= 0 or w > 1_000_000 for w in weights):
+        raise InvalidInput(
+            f"--split {text!r}: every part must be a positive weight up to 1,000,000"
+        )
     return weights
 
 
@@ -154,6 +156,11 @@ def prepare(
 
     compiled: list[templates.Template | None] = []
     for source in sources:
+        if source.creative_id is None:  # a file, saved as a creative named after it
+            try:
+                validate.name(source.name, "creative")
+            except InvalidInput as e:
+                problems.append(f"{source.name}: {e.message} (rename the file)")
         try:
             compiled.append(templates.compile_template(source.text, shorten_urls=not keep_urls))
         except InvalidInput as e:
@@ -353,18 +360,29 @@ def run(
     # list's size), back to what it was afterwards.
     cache_size = db.conn.execute("PRAGMA cache_size").fetchone()[0]
     db.conn.execute("PRAGMA cache_size = -65536")
+    committed = False
     try:
         with store.write(db) as conn:
             _write(conn, plan, summary, writer, progress, id_source)
             if handle is not None:
-                handle.close()
+                handle.close()  # all rows on disk before the campaign commits
+        committed = True
+        if partial is not None:
+            # Only a committed campaign gets its outbox: a failed or interrupted run leaves
+            # neither.
+            try:
                 os.replace(partial, outbox)
-                summary.outbox = str(outbox)
+            except OSError as e:
+                raise InvalidInput(
+                    f"campaign {plan.campaign!r} is saved, but its outbox could not be moved"
+                    f" to {outbox} ({e.strerror or e}): it is at {partial}"
+                ) from e
+            summary.outbox = str(outbox)
     finally:
         db.conn.execute(f"PRAGMA cache_size = {int(cache_size)}")
         if handle is not None and not handle.closed:
             handle.close()
-        if partial is not None and partial.exists():
+        if not committed and partial is not None and partial.exists():
             partial.unlink()
     return summary
 

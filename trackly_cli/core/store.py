@@ -53,16 +53,11 @@ def connect(path: str | Path, *, check_same_thread: bool = True) -> sqlite3.Conn
     return conn
 
 
-def open_db(
-    path: str | Path, *, apply_migrations: bool = True, check_same_thread: bool = True
-) -> sqlite_utils.Database:
+def open_db(path: str | Path) -> sqlite_utils.Database:
     """Open (creating if needed) the database at `path`, migrated to the code's schema."""
-    conn = connect(path, check_same_thread=check_same_thread)
+    conn = connect(path)
     try:
-        if apply_migrations:
-            migrate.apply(conn)
-        else:
-            migrate.check_not_newer(conn)
+        migrate.apply(conn)
     except BaseException:
         conn.close()
         raise

@@ -111,14 +111,14 @@ def _literal(chunk: str, parts: list, urls: dict, by_url: dict, shorten_urls: bo
             url += ")"
         end = match.start() + len(url)
         try:
-            validate.destination_url(url)
+            destination = validate.destination_url(url)
         except InvalidInput:
             continue
         if match.start() > position:
             parts.append(chunk[position : match.start()])
         if url not in by_url:
             by_url[url] = f"url{len(by_url) + 1}"
-            urls[by_url[url]] = url
+            urls[by_url[url]] = destination
         parts.append(Slot(by_url[url]))
         position = end
     if position < len(chunk):

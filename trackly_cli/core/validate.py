@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 import re
 import unicodedata
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit, urlunsplit
 
 import idna
 
@@ -41,8 +41,9 @@ def key(value: str) -> str:
 
 
 def is_id(value: str) -> bool:
-    """Whether a reference typed by a user is a numeric id (ASCII digits only)."""
-    return value.isascii() and value.isdigit()
+    """Whether a reference typed by a user is a numeric id (ASCII digits only, and small enough
+    for SQLite's 64-bit integers)."""
+    return value.isascii() and value.isdigit() and len(value) <= 18
 
 
 def hostname(value: str) -> str:
@@ -104,7 +105,37 @@ def destination_url(value: str) -> str:
         parts.port  # noqa: B018 - raises on a bad port
     except ValueError as e:
         raise InvalidInput(f"{_short(url)!r} has a bad port") from e
-    return url
+    return url if url.isascii() else _ascii_url(url)
+
+
+# Everything a URL may hold as it is: reserved characters, '%' of existing escapes and the braces
+# of macros. quote() percent-encodes the rest (non-ASCII text as UTF-8).
+_URL_SAFE = "/?#[]@!$&'()*+,;=:%{}~"
+
+
+def _ascii_url(url: str) -> str:
+    """An IRI as the URI browsers send: IDNA host, percent-encoded path, query and fragment, so
+    that a redirect's Location header is plain ASCII."""
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    host = parts.hostname or ""
+    if not host.isascii():
+        try:
+            ascii_host = idna.encode(host, uts46=True).decode("ascii")
+        except idna.IDNAError as e:
+            raise InvalidInput(f"{_short(url)!r} has a host that is not a valid domain") from e
+        userinfo = netloc.rpartition("@")[0]
+        port = f":{parts.port}" if parts.port is not None else ""
+        netloc = (f"{userinfo}@" if userinfo else "") + ascii_host + port
+    return urlunsplit(
+        (
+            parts.scheme,
+            netloc,
+            quote(parts.path, safe=_URL_SAFE),
+            quote(parts.query, safe=_URL_SAFE),
+            quote(parts.fragment, safe=_URL_SAFE),
+        )
+    )
 
 
 def meta_pairs(pairs: list[str] | None) -> dict[str, str]:
@@ -136,12 +167,6 @@ def cidr(value: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
         raise InvalidInput(
             f"{value!r} is not an IP address or CIDR range such as 203.0.113.0/24"
         ) from e
-
-
-def positive_int(value: int, what: str, minimum: int = 1) -> int:
-    if value < minimum:
-        raise InvalidInput(f"{what} must be at least {minimum}")
-    return value
 
 
 def _short(text: str, limit: int = 60) -> str:

@@ -145,6 +145,15 @@ class Writer:
                 self._commit(conn, batch)
         finally:
             conn.close()
+            # A job queued while the writer was stopping is refused, never left waiting.
+            while True:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is not _STOP:
+                    item.error = WriterClosed("the server is shutting down")
+                    item.done.release()
 
     def _commit(self, conn: sqlite3.Connection, batch: list[_Job]) -> None:
         try:

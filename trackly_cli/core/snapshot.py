@@ -1,0 +1,58 @@
+"""What a running server keeps in memory of the settings: tracking domains, offers, lists, the
+accounts that store no full IP, and the bot IP ranges — read in one consistent transaction,
+and again only when the trigger-maintained config_version says they changed."""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass, field
+
+from trackly_cli.core import clicks, ipranges, store
+from trackly_cli.core.clicks import ListInfo, OfferInfo
+from trackly_cli.core.ipranges import RangeSet
+
+
+@dataclass(frozen=True, slots=True)
+class DomainInfo:
+    id: int
+    account_id: int
+    hostname: str
+    scheme: str
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    version: int = -1
+    domains: dict[str, DomainInfo] = field(default_factory=dict)
+    offers: dict[int, OfferInfo] = field(default_factory=dict)
+    lists: dict[int, ListInfo] = field(default_factory=dict)
+    anonymize_at_once: frozenset[int] = frozenset()  # accounts that store no full IP
+    ranges: dict[str, RangeSet] = field(default_factory=dict)
+
+
+def version(conn: sqlite3.Connection) -> int:
+    return store.scalar(conn, "SELECT version FROM config_version")
+
+
+def load(conn: sqlite3.Connection) -> Snapshot:
+    """Everything, as of one moment (call outside a transaction)."""
+    conn.execute("BEGIN")
+    try:
+        return Snapshot(
+            version=version(conn),
+            domains={
+                hostname: DomainInfo(id_, account_id, hostname, scheme)
+                for id_, account_id, hostname, scheme in conn.execute(
+                    "SELECT id, account_id, hostname, scheme FROM domains"
+                )
+            },
+            offers=clicks.load_offers(conn),
+            lists=clicks.load_lists(conn),
+            anonymize_at_once=frozenset(
+                r[0]
+                for r in conn.execute("SELECT id FROM accounts WHERE anonymize_ips_after_days = 0")
+            ),
+            ranges=ipranges.load(conn),
+        )
+    finally:
+        conn.execute("COMMIT")
