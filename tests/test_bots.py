@@ -783,3 +783,12 @@ def test_rescan_since_only_touches_recent_clicks(campaign, acme, webapp, db_path
     assert query(db_path, "SELECT is_bot FROM message_short_link_clicks") == [{"is_bot": 0}]
     result = acme.json("bots", "rescan")
     assert result["to_bot"] == 1
+
+
+def test_a_user_agent_over_1kb_is_a_bot_and_never_enters_the_cache():
+    detector = Detector()
+    huge = "Mozilla/5.0 " + "x" * 5000
+    verdict = detector.classify(RequestFacts("GET", huge, "198.51.100.7", "en"))
+    assert verdict.is_bot
+    assert any("longer than 1024" in r for r in verdict.reasons)
+    assert detector.user_agent_reasons.cache_info().currsize == 0

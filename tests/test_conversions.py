@@ -1234,3 +1234,49 @@ def test_import_an_empty_file_is_an_error(acme, campaign, tmp_path, content):
 def test_import_a_missing_file_is_an_error(acme, campaign, tmp_path):
     message = acme.error("conversions", "import", tmp_path / "nope.csv")
     assert "nope.csv" in message
+
+
+# --- who may reverse a sale -------------------------------------------------------------------
+
+
+def test_a_refund_may_only_reverse_a_sale_of_its_own_offer(acme, webapp, links, db_path):
+    acme("offer", "create", "Other", "--url", "https://other.example/")
+    app = webapp()
+    conv(app, {"link_id": links["link1"][0]["id"], "revenue": "100", "txn_id": "X1"})
+    other = secret(acme, "Other")
+    other_id = offer_id(db_path, "Other")
+    answer = conv(
+        app,
+        {"offer_id": other_id, "postback_secret": other, "event": "refund", "txn_id": "X1"},
+        path="/conv/offer",
+        status=403,
+    )
+    assert "another offer" in answer["error"]
+    assert [c["event"] for c in conversions(db_path)] == ["sale"]
+    # the sale's own offer may reverse it
+    own = secret(acme)
+    conv(
+        app,
+        {"offer_id": offer_id(db_path), "postback_secret": own, "event": "refund", "txn_id": "X1"},
+        path="/conv/offer",
+    )
+    assert sorted(c["revenue_micros"] for c in conversions(db_path)) == [-100_000_000, 100_000_000]
+
+
+def test_a_pixel_cannot_reverse_a_sale(webapp, links, db_path):
+    app = webapp()
+    link = links["link1"][0]["id"]
+    conv(app, {"link_id": link, "revenue": "100", "txn_id": "X2"})
+    response = app.get(f"/pixel/{link}.gif?event=refund&txn_id=X2")
+    assert response.body.startswith(b"GIF89a")
+    assert [c["event"] for c in conversions(db_path)] == ["sale"]
+
+
+def test_a_duplicate_postback_promotes_no_bot_click(webapp, links, db_path):
+    app = webapp()
+    first, second = links["link1"][0], links["link1"][1]
+    conv(app, {"link_id": first["id"], "revenue": "1", "txn_id": "D1"})
+    click(app, second["id"], headers={"User-Agent": "curl/8.0"})  # a bot's click only
+    answer = conv(app, {"link_id": second["id"], "revenue": "1", "txn_id": "D1"})
+    assert answer["status"] == "duplicate"
+    assert message_clicks(db_path, second["message_id"]) == []

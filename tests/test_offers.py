@@ -534,3 +534,8 @@ def test_offer_update_unknown(acme, db_path):
     before = snapshot(db_path)
     assert "Nope" in acme.error("offer", "update", "Nope", "--payout", "1")
     assert snapshot(db_path) == before
+
+
+def test_a_non_ascii_destination_is_stored_as_an_ascii_url(acme):
+    offer = acme.json("offer", "create", "Uni", "--url", "https://例え.jp/ü?x=ä&sub={link_id}")
+    assert offer["url"] == "https://xn--r8jz45g.jp/%C3%BC?x=%C3%A4&sub={link_id}"
