@@ -26,19 +26,10 @@ from trackly_cli.output import Format
 app = typer.Typer(help="Conversions: list them (with their attribution) or import a report.")
 
 
+# The table leaves out what the wide listing has for scripts (variant, ids of the message and
+# the MessageClick).
 COLUMNS = [
-    "id",
-    "converted_at",
-    "event",
-    "revenue",
-    "payout",
-    "txn_id",
-    "offer",
-    "campaign",
-    "link_id",
-    "phone",
-    "attribution",
-    "source",
+    c for c in conversions.LIST_COLUMNS if c not in ("variant", "message_id", "message_click_id")
 ]
 
 

@@ -578,39 +578,24 @@ def _count_sent(
     """The report counters for what was just sent: messages once each (`sent`), and once per
     offer they carry (`offer_sent`)."""
     bucket = clock.bucket_of(now)
-    rows = []
-    for index, count in per_variant.items():
-        v = plan.variants[index]
-        rows.append(
-            (
-                plan.account["id"],
-                bucket,
-                campaign_id or 0,
-                v.creative_id,
-                list_id or 0,
-                labels[index] or "",
-                plan.domain["id"],
-                0,
-                count,
-                0,
-            )
+
+    def row(index: int, offer_id: int, messages: int, offer_messages: int) -> tuple:
+        variant = plan.variants[index]
+        return (
+            plan.account["id"],
+            bucket,
+            campaign_id or 0,
+            variant.creative_id,
+            list_id or 0,
+            labels[index] or "",
+            plan.domain["id"],
+            offer_id,
+            messages,
+            offer_messages,
         )
-    for (index, offer_id), count in sent.items():
-        v = plan.variants[index]
-        rows.append(
-            (
-                plan.account["id"],
-                bucket,
-                campaign_id or 0,
-                v.creative_id,
-                list_id or 0,
-                labels[index] or "",
-                plan.domain["id"],
-                offer_id,
-                0,
-                count,
-            )
-        )
+
+    rows = [row(index, 0, count, 0) for index, count in per_variant.items()]
+    rows += [row(index, offer_id, 0, count) for (index, offer_id), count in sent.items()]
     conn.executemany(
         "INSERT INTO report_rollups (account_id, bucket_at, campaign_id, creative_id, list_id,"
         " variant, domain_id, offer_id, sent, offer_sent) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
