@@ -56,3 +56,6 @@ TzOpt = Annotated[
     str | None,
     typer.Option("--tz", help="Time zone of dates and days, e.g. Europe/Paris (default UTC)."),
 ]
+LimitOpt = Annotated[
+    int | None, typer.Option("--limit", min=1, max=10**9, help="At most this many rows.")
+]

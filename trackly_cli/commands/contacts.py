@@ -12,7 +12,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from trackly_cli import output, state
 from trackly_cli.core import accounts, contacts, exports
 from trackly_cli.core.errors import InvalidInput
-from trackly_cli.options import AccountOpt, FormatOpt, OutputOpt
+from trackly_cli.options import AccountOpt, FormatOpt, LimitOpt, OutputOpt
 from trackly_cli.output import Format
 
 app = typer.Typer(help="Contacts: import from CSV, list.", no_args_is_help=True)
@@ -99,9 +99,7 @@ def list_command(
     list_name: Annotated[
         str | None, typer.Option("--list", help="Only this list's members.")
     ] = None,
-    limit: Annotated[
-        int | None, typer.Option("--limit", min=1, max=10**9, help="At most this many.")
-    ] = None,
+    limit: LimitOpt = None,
     account: AccountOpt = None,
     fmt: FormatOpt = Format.table,
     out: OutputOpt = None,

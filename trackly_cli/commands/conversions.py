@@ -16,6 +16,7 @@ from trackly_cli.options import (
     AccountOpt,
     CampaignOpt,
     FormatOpt,
+    LimitOpt,
     OfferOpt,
     OutputOpt,
     SinceOpt,
@@ -40,9 +41,7 @@ def list_command(
     offer: OfferOpt = None,
     since: SinceOpt = None,
     until: UntilOpt = None,
-    limit: Annotated[
-        int | None, typer.Option("--limit", min=1, max=10**9, help="At most this many.")
-    ] = None,
+    limit: LimitOpt = None,
     account: AccountOpt = None,
     fmt: FormatOpt = Format.table,
     out: OutputOpt = None,

@@ -20,6 +20,7 @@ from trackly_cli.options import (
     AccountOpt,
     CampaignOpt,
     FormatOpt,
+    LimitOpt,
     ListOpt,
     OfferOpt,
     OutputOpt,
@@ -97,9 +98,7 @@ def report_command(
     since: SinceOpt = None,
     until: UntilOpt = None,
     tz: TzOpt = None,
-    limit: Annotated[
-        int | None, typer.Option("--limit", min=1, max=10**9, help="At most this many rows.")
-    ] = None,
+    limit: LimitOpt = None,
     html: Annotated[
         Path | None,
         typer.Option(
@@ -290,9 +289,7 @@ def clicks_command(
     until: UntilOpt = None,
     bots: Annotated[bool, typer.Option("--bots", help="Only clicks flagged as bots.")] = False,
     humans: Annotated[bool, typer.Option("--humans", help="Only clicks not flagged.")] = False,
-    limit: Annotated[
-        int | None, typer.Option("--limit", min=1, max=10**9, help="At most this many.")
-    ] = None,
+    limit: LimitOpt = None,
     account: AccountOpt = None,
     fmt: FormatOpt = Format.csv,
     out: OutputOpt = None,
