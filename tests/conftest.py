@@ -305,3 +305,17 @@ def execute(db_path: Path, sql: str, *params) -> None:
             conn.execute(sql, params)
     finally:
         conn.close()
+
+
+def wait_for(check, timeout: float = 10.0, what: str = "condition"):
+    """Poll `check` until it returns something truthy; fail after `timeout` seconds."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        found = check()
+        if found:
+            return found
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(0.05)

@@ -11,12 +11,11 @@ import re
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from conftest import BROWSER_UA, HUMAN_HEADERS, execute, query, snapshot
+from conftest import BROWSER_UA, HUMAN_HEADERS, execute, query, snapshot, wait_for
 
 from trackly_cli.core import retention
 from trackly_cli.server import Pruner
@@ -45,18 +44,6 @@ def on(days_back: int, time_of_day: str) -> str:
     """The stored form of `time_of_day` ('23:40:00') on the UTC day `days_back` days ago."""
     day = (datetime.now(UTC) - timedelta(days=days_back)).date()
     return f"{day.isoformat()}T{time_of_day}.000000Z"
-
-
-def wait_for(check: Callable[[], object], timeout: float = 10.0, what: str = "condition"):
-    """Poll `check` until it returns something truthy; fail after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        found = check()
-        if found:
-            return found
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.05)
 
 
 def count(db_path: Path, sql: str, *params) -> int:

@@ -21,7 +21,7 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from conftest import HUMAN_HEADERS, free_port
+from conftest import HUMAN_HEADERS, free_port, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -29,18 +29,6 @@ HOST = "go.acme.test"
 
 
 # -- helpers -----------------------------------------------------------------------------------
-
-
-def wait_for(check: Callable[[], object], timeout: float = 10.0, what: str = "condition"):
-    """Poll `check` until it returns something truthy; fail after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        found = check()
-        if found:
-            return found
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.05)
 
 
 def query(db_path: Path, sql: str, params: tuple = ()) -> list[tuple]:
