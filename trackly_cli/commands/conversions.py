@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from trackly_cli import output, state
-from trackly_cli.core import clicks, conversions, filters, lookup, store
-from trackly_cli.core.contacts import csv_lines
+from trackly_cli.core import conversions, filters
 from trackly_cli.core.errors import InvalidInput
 from trackly_cli.options import (
     AccountOpt,
@@ -89,23 +87,8 @@ def import_command(
         stream = file.open("rb")
     except OSError as e:
         raise InvalidInput(f"cannot read {file}: {e.strerror or e}") from e
-    with stream, store.write(db) as conn:
-        owner = filters.resolve(conn, account=account).account
-        offers = clicks.load_offers(conn)
-        chosen = offers[lookup.find(conn, "offers", offer, owner["id"])["id"]] if offer else None
-        reader = csv.DictReader(csv_lines(stream), strict=True)
-        if not reader.fieldnames:
-            raise InvalidInput(f"{file} is empty: it needs a header row")
-        rows = (
-            (reader.line_num, {k.strip().lower(): (v or "").strip() for k, v in row.items() if k})
-            for row in reader
-        )
-        try:
-            result = conversions.import_rows(
-                conn, owner["id"], rows, offers_by_id=offers, default_offer=chosen, strict=strict
-            )
-        except csv.Error as e:
-            raise InvalidInput(f"line {reader.line_num}: {e}") from e
+    with stream:
+        result = conversions.import_csv(db, account, stream, offer_ref=offer, strict=strict)
     for line, reason in result.invalid[:20]:
         output.warn(f"line {line}: {reason} (skipped)")
     if len(result.invalid) > 20:

@@ -10,6 +10,7 @@ the earliest of them is promoted to the MessageClick, with the reason recorded.
 
 from __future__ import annotations
 
+import csv
 import hmac
 import ipaddress
 import re
@@ -17,9 +18,13 @@ import sqlite3
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import BinaryIO
 
-from trackly_cli.core import clicks, clock, links, money, store
+from sqlite_utils import Database
+
+from trackly_cli.core import accounts, clicks, clock, links, lookup, money, store
 from trackly_cli.core.clicks import LinkInfo, OfferInfo
+from trackly_cli.core.contacts import csv_lines
 from trackly_cli.core.errors import Forbidden, InvalidInput, NotFound
 from trackly_cli.core.filters import Filters
 
@@ -394,6 +399,40 @@ class ImportResult:
 
     def __post_init__(self) -> None:
         self.invalid = self.invalid or []
+
+
+def import_csv(
+    db: Database,
+    account_ref: str | None,
+    stream: BinaryIO,
+    *,
+    offer_ref: str | None = None,
+    strict: bool = False,
+) -> ImportResult:
+    """Import a network's CSV report (header row; columns as in `import_rows`, any case) in
+    one transaction: an interrupted or failed import leaves nothing behind."""
+    with store.write(db) as conn:
+        owner = accounts.resolve(conn, account_ref)
+        offers = clicks.load_offers(conn)
+        chosen = (
+            offers[lookup.find(conn, "offers", offer_ref, owner["id"])["id"]] if offer_ref else None
+        )
+        reader = csv.DictReader(csv_lines(stream), strict=True)
+        try:
+            if not reader.fieldnames:
+                raise InvalidInput("the CSV file is empty: it needs a header row")
+            rows = (
+                (
+                    reader.line_num,
+                    {k.strip().lower(): (v or "").strip() for k, v in row.items() if k},
+                )
+                for row in reader
+            )
+            return import_rows(
+                conn, owner["id"], rows, offers_by_id=offers, default_offer=chosen, strict=strict
+            )
+        except csv.Error as e:
+            raise InvalidInput(f"line {reader.line_num}: {e}") from e
 
 
 def import_rows(
