@@ -792,3 +792,25 @@ def test_a_user_agent_over_1kb_is_a_bot_and_never_enters_the_cache():
     assert verdict.is_bot
     assert any("longer than 1024" in r for r in verdict.reasons)
     assert detector.user_agent_reasons.cache_info().currsize == 0
+
+
+def test_ip_verdicts_are_cached_until_the_ranges_change():
+    detector = Detector()
+    assert detector.classify(facts(ip="203.0.113.50")) == bots.HUMAN
+    assert detector.classify(facts(ip="203.0.113.50")) == bots.HUMAN  # from the cache
+    detector.ranges = ranges(deny=[("203.0.113.0/24", "manual")])  # as a settings refresh does
+    assert detector.classify(facts(ip="203.0.113.50")).reasons == ("IP on the deny list (manual)",)
+    detector.ranges = ranges(
+        deny=[("203.0.113.0/24", "manual")], allow=[("203.0.113.50/32", "office")]
+    )
+    assert detector.classify(facts(ip="203.0.113.50")) == bots.HUMAN
+    assert detector.classify(facts(ip="203.0.113.51")).is_bot
+
+
+def test_the_ip_cache_is_bounded(monkeypatch):
+    monkeypatch.setattr(bots, "IP_CACHE_SIZE", 10)
+    detector = Detector(ranges(datacenter=[("192.0.2.0/24", "aws")]))
+    for n in range(25):
+        detector.classify(facts(ip=f"198.51.100.{n}"))
+    assert len(detector._ip_verdicts) <= 10
+    assert detector.classify(facts(ip="192.0.2.7")).reasons == ("datacenter IP (aws)",)

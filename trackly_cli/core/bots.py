@@ -30,6 +30,7 @@ from trackly_cli.core.ipranges import RangeSet
 
 MAX_USER_AGENT = 1024
 IP_WINDOW_SECONDS = 10.0
+IP_CACHE_SIZE = 65_536
 
 # Link-preview fetchers of SMS and messenger apps and security scanners that general crawler
 # lists miss or name differently; checked before crawlerdetect so the reason is specific.
@@ -123,7 +124,10 @@ class RecentHits:
             self._observed += 1
             if self._observed % 10_000 == 0:
                 self._forget(now)
-            hits = self._hits.setdefault(link_id, deque())
+            hits = self._hits.get(link_id)
+            if hits is None:  # most hits: the link's first within the window
+                self._hits[link_id] = deque(((now, ip),))
+                return 0
             while hits and now - hits[0][0] > self.window:
                 hits.popleft()
             others = {seen for _, seen in hits if seen != ip}
@@ -145,6 +149,39 @@ class Detector:
         self.ranges = ranges or {kind: RangeSet() for kind in ipranges.KINDS}
         self.recent = RecentHits()
         self.user_agent_reasons = functools.lru_cache(maxsize=65_536)(self._user_agent_reasons)
+
+    @property
+    def ranges(self) -> dict[str, RangeSet]:
+        return self._ranges
+
+    @ranges.setter
+    def ranges(self, ranges: dict[str, RangeSet]) -> None:
+        # Verdicts per IP, for these ranges: (on the allow list, strong reasons).
+        self._ip_verdicts: dict[str | None, tuple[bool, tuple[str, ...]]] = {}
+        self._ranges = ranges
+
+    def ip_reasons(self, ip: str | None) -> tuple[bool, tuple[str, ...]]:
+        """Whether the IP is on the allow list, and the strong reasons it gives (deny list,
+        datacenter): cached per address string until the ranges change."""
+        found = self._ip_verdicts.get(ip)
+        if found is None:
+            address = ipranges.parse_address(ip)
+            ranges = self._ranges
+            if address is not None and ranges["allow"].find(address):
+                found = (True, ())
+            else:
+                reasons = []
+                denied = ranges["deny"].find(address)
+                if denied:
+                    reasons.append(f"IP on the deny list ({denied})")
+                datacenter = ranges["datacenter"].find(address)
+                if datacenter:
+                    reasons.append(f"datacenter IP ({datacenter})")
+                found = (False, tuple(reasons))
+            if len(self._ip_verdicts) >= IP_CACHE_SIZE:  # a flood of addresses: start over
+                self._ip_verdicts = {}
+            self._ip_verdicts[ip] = found
+        return found
 
     def _user_agent_reasons(self, user_agent: str) -> tuple[str, ...]:
         if not user_agent.strip():
@@ -182,14 +219,9 @@ class Detector:
             strong.extend(self.user_agent_reasons(user_agent))
         if facts.accept_language is not None and not facts.accept_language.strip():
             weak.append("no Accept-Language")
-        address = ipranges.parse_address(facts.ip)
-        if address is None or not self.ranges["allow"].find(address):
-            denied = self.ranges["deny"].find(address)
-            if denied:
-                strong.append(f"IP on the deny list ({denied})")
-            datacenter = self.ranges["datacenter"].find(address)
-            if datacenter:
-                strong.append(f"datacenter IP ({datacenter})")
+        allowed, ip_reasons = self.ip_reasons(facts.ip)
+        if not allowed:
+            strong.extend(ip_reasons)
             if seconds_since_sent is not None and seconds_since_sent < min_human_seconds:
                 weak.append(f"{max(seconds_since_sent, 0):.1f} s after sending")
             if link_id is not None:
@@ -200,5 +232,6 @@ class Detector:
                     strong.append(f"{others + 1} IPs on one link within {IP_WINDOW_SECONDS:.0f} s")
                 elif others == 1:
                     weak.append(f"2 IPs on one link within {IP_WINDOW_SECONDS:.0f} s")
-        reasons = tuple(strong + weak)
-        return Verdict(bool(strong) or len(weak) >= 2, reasons)
+        if not strong and not weak:
+            return HUMAN
+        return Verdict(bool(strong) or len(weak) >= 2, tuple(strong + weak))

@@ -24,9 +24,19 @@ def now_text() -> str:
     return to_text(utcnow())
 
 
+_second_text: tuple[int, str] = (-1, "")
+
+
 def timestamp_text(seconds: float) -> str:
-    """An epoch timestamp (time.time()) in the stored form."""
-    return datetime.fromtimestamp(seconds, UTC).strftime(TIMESTAMP_FORMAT)
+    """An epoch timestamp (time.time()) in the stored form. The server stamps every click
+    with it, so the text of the current second is made once."""
+    global _second_text
+    whole = int(seconds)
+    second, text = _second_text
+    if second != whole:
+        text = datetime.fromtimestamp(whole, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+        _second_text = (whole, text)
+    return f"{text}.{int((seconds - whole) * 1_000_000):06d}Z"
 
 
 def from_text(text: str) -> datetime:
