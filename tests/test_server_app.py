@@ -636,8 +636,7 @@ def test_allow_list_overrides_ip_signals_but_not_the_user_agent(campaign, acme, 
 
 def test_a_fast_click_alone_is_human_but_with_a_second_signal_a_bot(campaign, webapp, db_path):
     fast_human, fast_bot = link1(campaign, 0), link1(campaign, 1)
-    app = webapp()
-    # Sent just now (a link's data is read at its first click, which comes right after).
+    # Sent just now (before the server starts, as the server reads its links then).
     for link in (fast_human, fast_bot):
         execute(
             db_path,
@@ -645,6 +644,7 @@ def test_a_fast_click_alone_is_human_but_with_a_second_signal_a_bot(campaign, we
             now_text(),
             link["message_id"],
         )
+    app = webapp()
     app.get(f"/{fast_human['id']}", headers=HUMAN_HEADERS)
     row = clicks(db_path)[-1]
     assert row["is_bot"] == 0
@@ -930,6 +930,19 @@ def test_settings_changed_while_running_are_picked_up(campaign, acme, webapp):
         time.sleep(0.1)
     assert r.status_int == 200
     assert "Now a page" in r.text
+
+
+def test_links_sent_while_running_are_served(campaign, acme, webapp, db_path, tmp_path):
+    """Links newer than the server's in-memory index are read from the database."""
+    app = webapp()
+    (tmp_path / "later.txt").write_text("Later {{link1}}", encoding="utf-8")
+    acme("shorten", "later.txt", "--list", "vip", "--link", "link1=Summer Sale")
+    later = query(db_path, "SELECT id FROM short_links WHERE slot = 'link1' ORDER BY message_id")
+    newest = later[-1]["id"]
+    r = app.get(f"/{newest}", headers=HUMAN_HEADERS)
+    assert r.status_int == 302
+    assert r.headers["Location"] == f"https://shop.example/summer?sub={newest}"
+    assert [m["link_id"] for m in message_clicks(db_path)] == [newest]
 
 
 # --- small routes -----------------------------------------------------------------------------

@@ -184,6 +184,33 @@ def test_banner_names_database_domains_and_address_and_healthz_answers(acme, liv
     assert headers["Content-Type"].startswith("application/json")
 
 
+def test_banner_tells_how_many_links_are_held_in_memory(campaign, live_server):
+    server = live_server()
+    log = wait_for(
+        lambda: (text := server.log.read_text()) and "listening on" in text and text,
+        what="the banner",
+    )
+    assert "6 newest links in memory" in log
+
+
+def test_without_the_link_index_links_are_read_from_the_database(campaign, live_server, db_path):
+    server = live_server("--hot-links", "0")
+    link = campaign["by_slot"]["link1"][0]
+    status, headers, _ = server.request(f"/{link['id']}", host="go.acme.test")
+    assert status == 302
+    assert headers["Location"] == f"https://shop.example/summer?sub={link['id']}"
+    assert "newest links in memory" not in server.log.read_text()
+    rows = query(db_path, "SELECT link_id FROM message_short_link_clicks")
+    assert rows == [(link["id"],)]
+
+
+def test_refuses_a_negative_link_index_size(acme, db_path):
+    result = run_serve(db_path, "--port", str(free_port()), "--hot-links", "-1")
+    assert result.returncode == 2
+    assert "--hot-links" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
 def test_refuses_a_port_that_is_taken(acme, db_path):
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))

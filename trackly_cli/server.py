@@ -10,6 +10,7 @@ before the response leaves.
 
 from __future__ import annotations
 
+import gc
 import logging
 import signal
 import sqlite3
@@ -17,8 +18,8 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from bottle import Bottle, FormsDict, HTTPResponse, request
 
@@ -29,6 +30,8 @@ from trackly_cli.core import (
     clicks,
     clock,
     conversions,
+    linkindex,
+    links,
     retention,
     store,
     validate,
@@ -36,6 +39,7 @@ from trackly_cli.core import (
 from trackly_cli.core import snapshot as snapshots
 from trackly_cli.core.clicks import LinkInfo, ListInfo, OfferInfo
 from trackly_cli.core.errors import InvalidInput, NotFound, TracklyError
+from trackly_cli.core.linkindex import HotLinks
 from trackly_cli.core.snapshot import DomainInfo, Snapshot
 from trackly_cli.core.writer import Writer
 from trackly_cli.housekeeping import Pruner
@@ -55,9 +59,9 @@ PIXEL = (
 )
 
 
-@dataclass(frozen=True, slots=True)
-class Visit:
-    """A request for a short link, resolved: the link and its settings, and the sender."""
+class Visit(NamedTuple):
+    """A request for a short link, resolved: the link and its settings, and the sender (a
+    named tuple: one is made per request, and a tuple is the cheapest to make)."""
 
     link: LinkInfo
     offer: OfferInfo | None
@@ -80,7 +84,13 @@ class Tracker:
     """What a running server holds: read connections (one per thread), caches, the bot
     detector and the writer."""
 
-    def __init__(self, db_path: str | Path, *, domains: Iterable[str] | None = None) -> None:
+    def __init__(
+        self,
+        db_path: str | Path,
+        *,
+        domains: Iterable[str] | None = None,
+        hot_links: int = linkindex.DEFAULT_SIZE,
+    ) -> None:
         self.db_path = Path(db_path)
         setup = store.open_db(self.db_path)  # applies migrations before anything else
         try:
@@ -110,6 +120,11 @@ class Tracker:
         # Fail now, with a clear message, if the database cannot be written.
         self.writer.submit(lambda conn: conn.execute("UPDATE config_version SET id = id"))
         self.refresh(force=True)
+        try:
+            self.hot_links = HotLinks(self.db_path, hot_links).start()
+        except BaseException:
+            self.writer.close()
+            raise
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -161,7 +176,10 @@ class Tracker:
         return None if domain is None else (domain, snapshot)
 
     def link(self, link_id: str) -> LinkInfo | None:
-        found = self.links.get(link_id)
+        """The link: from the index of the newest links, the cache, or the database."""
+        if not links.VALID_ID.match(link_id):
+            return None
+        found = self.hot_links.get(link_id) or self.links.get(link_id)
         if found is None:
             found = clicks.load_link(self.conn(), link_id)
             if found is not None:
@@ -171,6 +189,7 @@ class Tracker:
         return found
 
     def close(self) -> None:
+        self.hot_links.stop()
         self.writer.close()
         with self._connections_lock:
             for conn in self._connections:
@@ -494,6 +513,7 @@ def serve(
     domains: Iterable[str] | None = None,
     trusted_proxy: str | None = None,
     access_log: bool = False,
+    hot_links: int = linkindex.DEFAULT_SIZE,
     announce: Callable[[Tracker, str], None] | None = None,
     routes: Callable[[Bottle], None] | None = None,
 ) -> None:
@@ -510,7 +530,7 @@ def serve(
     # that is normal, and logging it on every request costs more than the request.
     logging.getLogger("waitress.queue").setLevel(logging.ERROR)
 
-    tracker = Tracker(db_path, domains=domains)
+    tracker = Tracker(db_path, domains=domains, hot_links=hot_links)
     app = create_app(db_path, tracker=tracker)
     if routes is not None:
         routes(app)
@@ -533,6 +553,10 @@ def serve(
         raise InvalidInput(f"bad server option: {e}") from e
 
     pruner = Pruner(Path(db_path))
+    # What is loaded by now (modules, settings) lives as long as the server: move it out of
+    # the collector's way, so that collections triggered by requests only walk their garbage.
+    gc.collect()
+    gc.freeze()
 
     def stop(signum, frame):
         raise SystemExit(0)

@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from trackly_cli import output, state
+from trackly_cli.core import linkindex
 from trackly_cli.server import Tracker, serve
 
 DomainOpt = Annotated[
@@ -26,6 +27,15 @@ ProxyOpt = Annotated[
         help="The reverse proxy whose X-Forwarded-For gives the client IP (waitress checks it).",
     ),
 ]
+HotLinksOpt = Annotated[
+    int,
+    typer.Option(
+        "--hot-links",
+        min=0,
+        metavar="N",
+        help="Hold the newest N links in memory (about 50 bytes each; 0: none).",
+    ),
+]
 AccessLogOpt = Annotated[
     bool, typer.Option("--access-log", help="Log one line per request on stderr.")
 ]
@@ -39,6 +49,11 @@ def banner(tracker: Tracker, address: str) -> None:
         output.info("  tracking domains: " + ", ".join(hosts))
     else:
         output.warn("no tracking domains yet: every link answers 404 (trackly domain add HOST)")
+    if tracker.hot_links.segments:
+        output.info(
+            f"  {len(tracker.hot_links):,} newest links in memory"
+            f" ({tracker.hot_links.bytes / 1e6:.0f} MB)"
+        )
     output.info(f"  listening on {address}  (Ctrl-C or SIGTERM to stop)")
 
 
@@ -50,6 +65,7 @@ def serve_command(
     threads: ThreadsOpt = 8,
     trusted_proxy: ProxyOpt = None,
     access_log: AccessLogOpt = False,
+    hot_links: HotLinksOpt = linkindex.DEFAULT_SIZE,
 ) -> None:
     """Serve short links, conversions and pixels for the tracking domains."""
     serve(
@@ -60,6 +76,7 @@ def serve_command(
         domains=domain,
         trusted_proxy=trusted_proxy,
         access_log=access_log,
+        hot_links=hot_links,
         announce=banner,
     )
     output.info("Stopped.")

@@ -1,0 +1,297 @@
+"""The newest short links, held in memory for the redirect server.
+
+A campaign's clicks come within hours of its sending, spread over every one of its links, so a
+cache that fills as clicks come misses on nearly every first click, and a SQLite lookup on a
+request thread costs it two trips through the GIL (about as much as the rest of the request).
+Links never change once created, so the server loads the newest ones at start, and again when
+enough new ones have been sent, into sorted columns of machine integers (`array`): about 60
+bytes a link, nothing for the garbage collector to walk, and a lookup is one bisection. A link
+that is not in the index (older, or newer than the last load) is read from the database.
+
+Link ids are 7 ASCII characters, so each is stored as the integer of its bytes, which sorts as
+the text does.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import threading
+from array import array
+from bisect import bisect_left
+from collections.abc import Iterator
+from pathlib import Path
+
+from trackly_cli.core import store
+from trackly_cli.core.clicks import SENT_AT_SQL, LinkInfo
+
+log = logging.getLogger("trackly.links")
+
+DEFAULT_SIZE = 2_000_000
+FETCH = 20_000
+
+# A whole index reads short_links in primary key order, so that SQLite reads the table once,
+# in order, and nothing needs sorting (the unary + keeps it from going by the message_id index);
+# a segment of new messages goes by that index and sorts in SQLite. Messages are read apart (a
+# join would look up a message per link, at random).
+_LINKS_SQL = """
+SELECT id, account_id, message_id, coalesce(contact_id, 0), coalesce(offer_id, 0), url, domain_id
+FROM short_links
+WHERE {column} BETWEEN ? AND ?
+ORDER BY id
+"""
+_MESSAGES_SQL = f"""
+SELECT m.id, coalesce(m.campaign_id, 0), coalesce(m.creative_id, 0), coalesce(m.list_id, 0),
+       m.variant, {SENT_AT_SQL}
+FROM messages m
+WHERE m.id BETWEEN ? AND ?
+ORDER BY m.id
+"""
+
+
+def key(link_id: str) -> int:
+    return int.from_bytes(link_id.encode("ascii"), "big")
+
+
+class LinkIndex:
+    """An immutable snapshot of the links of the newest messages."""
+
+    def __init__(self) -> None:
+        # Per link, sorted by key.
+        self._keys = array("q")
+        self._message = array("q")
+        self._contact = array("q")
+        self._account = array("i")
+        self._offer = array("i")
+        self._domain = array("i")
+        self._urls: dict[int, str] = {}  # position -> destination, for links without an offer
+        # Per message, at (message id - first_message_id).
+        self._sent_at = array("d")
+        self._campaign = array("i")
+        self._creative = array("i")
+        self._list = array("i")
+        self._variant = array("h")  # an index into _variants; -1 for none
+        self._variants: list[str | None] = []
+        self._campaign_names: dict[int, str] = {}
+        self.first_message_id = 1  # this message and newer ones have all their links here
+        self.last_message_id = 0  # the newest message when the index was built
+
+    @classmethod
+    def load(cls, conn: sqlite3.Connection, size: int = DEFAULT_SIZE, after: int = 0) -> LinkIndex:
+        """The links of the newest messages after message `after`: whole messages, up to
+        `size` links (and at least the newest message's)."""
+        index = cls()
+        conn.execute("BEGIN")  # one consistent snapshot
+        try:
+            newest = conn.execute("SELECT max(id) FROM messages").fetchone()[0] or 0
+            # The size-th newest link's message: the messages after it are loaded whole.
+            row = conn.execute(
+                "SELECT message_id FROM short_links WHERE message_id > ?"
+                " ORDER BY message_id DESC LIMIT 1 OFFSET ?",
+                (after, max(size, 1)),
+            ).fetchone()
+            first = row[0] + 1 if row else 1
+            if first > newest > after:  # the newest message alone holds more than `size` links
+                first = newest
+            index.first_message_id = max(first, after + 1)
+            index.last_message_id = max(newest, after)
+            bounds = (index.first_message_id, index.last_message_id)
+            index._campaign_names = dict(conn.execute("SELECT id, name FROM campaigns"))
+            index._fill_messages(conn.execute(_MESSAGES_SQL, bounds))
+            whole = after == 0 and index.first_message_id == 1
+            links_sql = _LINKS_SQL.format(column="+message_id" if whole else "message_id")
+            index._fill_links(conn.execute(links_sql, bounds))
+        finally:
+            conn.execute("COMMIT")
+        return index
+
+    def _fill_messages(self, cursor: sqlite3.Cursor) -> None:
+        numbers: dict[str | None, int] = {None: -1}
+
+        def variant_number(variant: str | None) -> int:
+            number = numbers.get(variant)
+            if number is None:
+                number = numbers[variant] = len(self._variants)
+                self._variants.append(variant)
+            return number
+
+        expected = self.first_message_id
+        for chunk in _chunks(cursor):
+            for row in chunk:  # message ids may have gaps: fill them in (rare, so one by one)
+                if row[0] != expected:
+                    break
+                expected += 1
+            else:
+                _, campaign, creative, lists, variant, sent_at = zip(*chunk, strict=True)
+                self._campaign.extend(campaign)
+                self._creative.extend(creative)
+                self._list.extend(lists)
+                self._variant.extend(map(variant_number, variant))
+                self._sent_at.extend(sent_at)
+                continue
+            for message_id, campaign, creative, sending_list, variant, sent_at in chunk:
+                gap = message_id - (self.first_message_id + len(self._sent_at))
+                for column, value in (
+                    (self._campaign, campaign),
+                    (self._creative, creative),
+                    (self._list, sending_list),
+                    (self._variant, variant_number(variant)),
+                    (self._sent_at, sent_at),
+                ):
+                    column.extend([0] * gap if gap > 0 else [])
+                    column.append(value)
+            expected = self.first_message_id + len(self._sent_at)
+
+    def _fill_links(self, cursor: sqlite3.Cursor) -> None:
+        position = 0
+        for chunk in _chunks(cursor):
+            ids, account, message, contact, offer, urls, domain = zip(*chunk, strict=True)
+            self._keys.extend(map(key, ids))
+            self._account.extend(account)
+            self._message.extend(message)
+            self._contact.extend(contact)
+            self._offer.extend(offer)
+            self._domain.extend(domain)
+            for offset, url in enumerate(urls):
+                if url is not None:
+                    self._urls[position + offset] = url
+            position += len(chunk)
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    @property
+    def bytes(self) -> int:
+        """Memory held by the columns (the URL and name dictionaries aside)."""
+        columns = (
+            self._keys,
+            self._message,
+            self._contact,
+            self._sent_at,
+            self._account,
+            self._offer,
+            self._domain,
+            self._campaign,
+            self._creative,
+            self._list,
+            self._variant,
+        )
+        return sum(c.itemsize * c.buffer_info()[1] for c in columns)
+
+    def get(self, link_id: str) -> LinkInfo | None:
+        """The link, if indexed. `link_id` must be a valid id (7 ASCII letters and digits)."""
+        wanted = key(link_id)
+        keys = self._keys
+        i = bisect_left(keys, wanted)
+        if i == len(keys) or keys[i] != wanted:
+            return None
+        message_id = self._message[i]
+        m = message_id - self.first_message_id
+        offer = self._offer[i]
+        contact = self._contact[i]
+        campaign = self._campaign[m]
+        creative = self._creative[m]
+        sending_list = self._list[m]
+        variant = self._variant[m]
+        return LinkInfo(
+            link_id,
+            self._account[i],
+            message_id,
+            contact or None,
+            offer or None,
+            None if offer else self._urls.get(i),
+            self._domain[i],
+            campaign or None,
+            self._campaign_names.get(campaign, ""),
+            creative or None,
+            sending_list or None,
+            None if variant < 0 else self._variants[variant],
+            self._sent_at[m],
+        )
+
+
+def _chunks(cursor: sqlite3.Cursor) -> Iterator[list[tuple]]:
+    while chunk := cursor.fetchmany(FETCH):
+        yield chunk
+
+
+class HotLinks:
+    """The link index of a running server, in segments (the first load, then the links of each
+    batch of messages sent since), and the thread that keeps it up to date.
+
+    New messages are indexed once they hold MIN_SEGMENT links, so that a campaign sent while
+    the server runs is served from memory within seconds; until then (and for links older than
+    the index) the caller reads the database. When the segments hold more than `size` links, or
+    there are too many of them, the index is loaded again whole.
+    """
+
+    MIN_SEGMENT = 5_000
+    MAX_SEGMENTS = 8
+    CHECK_SECONDS = 5.0
+
+    def __init__(self, db_path: str | Path, size: int = DEFAULT_SIZE) -> None:
+        self.db_path = Path(db_path)
+        self.size = size
+        self.segments: tuple[LinkIndex, ...] = ()
+        self._stopped = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def __len__(self) -> int:
+        return sum(len(segment) for segment in self.segments)
+
+    @property
+    def bytes(self) -> int:
+        return sum(segment.bytes for segment in self.segments)
+
+    def get(self, link_id: str) -> LinkInfo | None:
+        for segment in self.segments:
+            found = segment.get(link_id)
+            if found is not None:
+                return found
+        return None
+
+    def start(self) -> HotLinks:
+        """Load the index (before the server answers), then keep it up to date."""
+        if self.size <= 0:
+            return self
+        conn = store.connect(self.db_path, check_same_thread=False)
+        try:
+            self.segments = (LinkIndex.load(conn, self.size),)
+        except BaseException:
+            conn.close()
+            raise
+        self._thread = threading.Thread(
+            target=self._follow, args=(conn,), name="trackly-links", daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stopped.set()
+        if self._thread is not None:
+            self._thread.join(30)
+
+    def _follow(self, conn: sqlite3.Connection) -> None:
+        try:
+            while not self._stopped.wait(self.CHECK_SECONDS):
+                try:
+                    self.update(conn)
+                except sqlite3.Error as e:
+                    log.warning("could not update the link index: %s", e)
+        finally:
+            conn.close()
+
+    def update(self, conn: sqlite3.Connection) -> None:
+        """Index the links of messages sent since the last load, if there are enough."""
+        last = max((segment.last_message_id for segment in self.segments), default=0)
+        pending = conn.execute(
+            "SELECT count(*) FROM short_links WHERE message_id > ?", (last,)
+        ).fetchone()[0]
+        if pending < self.MIN_SEGMENT:
+            return
+        if len(self) + pending > self.size or len(self.segments) >= self.MAX_SEGMENTS:
+            self.segments = (LinkIndex.load(conn, self.size),)
+        else:
+            # Newest first: the segment that a new campaign's clicks will look in first.
+            self.segments = (LinkIndex.load(conn, self.size, after=last), *self.segments)
+        log.info("link index: %s links", f"{len(self):,}")
