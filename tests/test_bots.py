@@ -812,5 +812,5 @@ def test_the_ip_cache_is_bounded(monkeypatch):
     detector = Detector(ranges(datacenter=[("192.0.2.0/24", "aws")]))
     for n in range(25):
         detector.classify(facts(ip=f"198.51.100.{n}"))
-    assert len(detector._ip_verdicts) <= 10
+    assert len(detector._ip[1]) <= 10
     assert detector.classify(facts(ip="192.0.2.7")).reasons == ("datacenter IP (aws)",)

@@ -152,21 +152,24 @@ class Detector:
 
     @property
     def ranges(self) -> dict[str, RangeSet]:
-        return self._ranges
+        return self._ip[0]
 
     @ranges.setter
     def ranges(self, ranges: dict[str, RangeSet]) -> None:
-        # Verdicts per IP, for these ranges: (on the allow list, strong reasons).
-        self._ip_verdicts: dict[str | None, tuple[bool, tuple[str, ...]]] = {}
-        self._ranges = ranges
+        # The ranges and the verdicts per IP made from them, swapped together: a lookup that
+        # began with the old ranges stores its verdict in the old cache, never in the new one.
+        self._ip: tuple[dict[str, RangeSet], dict[str | None, tuple[bool, tuple[str, ...]]]] = (
+            ranges,
+            {},
+        )
 
     def ip_reasons(self, ip: str | None) -> tuple[bool, tuple[str, ...]]:
         """Whether the IP is on the allow list, and the strong reasons it gives (deny list,
         datacenter): cached per address string until the ranges change."""
-        found = self._ip_verdicts.get(ip)
+        ranges, verdicts = self._ip
+        found = verdicts.get(ip)
         if found is None:
             address = ipranges.parse_address(ip)
-            ranges = self._ranges
             if address is not None and ranges["allow"].find(address):
                 found = (True, ())
             else:
@@ -178,9 +181,9 @@ class Detector:
                 if datacenter:
                     reasons.append(f"datacenter IP ({datacenter})")
                 found = (False, tuple(reasons))
-            if len(self._ip_verdicts) >= IP_CACHE_SIZE:  # a flood of addresses: start over
-                self._ip_verdicts = {}
-            self._ip_verdicts[ip] = found
+            if len(verdicts) >= IP_CACHE_SIZE:  # a flood of addresses: start over
+                verdicts.clear()
+            verdicts[ip] = found
         return found
 
     def _user_agent_reasons(self, user_agent: str) -> tuple[str, ...]:
