@@ -149,3 +149,12 @@ def test_click_timestamps_are_the_stored_form(seconds):
         or abs((datetime.fromisoformat(text) - expected).total_seconds()) <= 1e-6
     )
     assert clock.timestamp_text(seconds) == text  # the second's text, cached, is the same
+
+
+def test_a_message_click_is_created_when_committed_not_when_clicked(writer, links, db_path):
+    late = click(links[0])._replace(clicked_at="2026-01-02T03:04:05.000000Z")
+    writer.record_click(late)
+    row = query(db_path, "SELECT clicked_at, created_at FROM message_clicks")[0]
+    assert row["clicked_at"] == "2026-01-02T03:04:05.000000Z"
+    assert row["created_at"] > row["clicked_at"]
+    assert row["created_at"][:4] == clock.now_text()[:4]

@@ -40,8 +40,11 @@ class LinkInfo(NamedTuple):
     sent_at: float  # the message's creation, epoch seconds
 
 
-# The message's creation as epoch seconds, computed as the server's link index does.
-SENT_AT_SQL = "(julianday(m.created_at) - 2440587.5) * 86400.0"
+# The message's creation as epoch seconds, to the microsecond (as clock.from_text reads it),
+# computed in SQL so that the server's link index need not parse a timestamp per link.
+SENT_AT_SQL = (
+    "(CAST(strftime('%s', m.created_at) AS INTEGER) + CAST(substr(m.created_at, 20, 7) AS REAL))"
+)
 
 _LINK_SQL = f"""
 SELECT l.id, l.account_id, l.message_id, l.contact_id, l.offer_id, l.url, l.domain_id,
@@ -239,7 +242,8 @@ ON CONFLICT (message_id, visitor) DO NOTHING
 # each row as a MessageShortLinkClick and, when it counts and is no bot, as the MessageClick
 # (unless its message and visitor have one). So a whole batch is one multi-row INSERT: one
 # statement, one transaction, and one release of the GIL by the thread that runs it, instead
-# of two per click. `counts` is the one column that is not stored: 0 in confirm mode.
+# of two per click. Two columns are not stored as such: `counts` (0 in confirm mode) and
+# `created_at`, the MessageClick's.
 CLICK_INPUT_COLUMNS = (
     "id",
     "clicked_at",
@@ -263,9 +267,10 @@ CLICK_INPUT_COLUMNS = (
     "bot_reasons",
     "ip_anonymized_at",
     "counts",
+    "created_at",
 )
-_STORED = ", ".join(CLICK_INPUT_COLUMNS[:-1])
-_NEW_STORED = ", ".join(f"NEW.{c}" for c in CLICK_INPUT_COLUMNS[:-1])
+_STORED = ", ".join(CLICK_INPUT_COLUMNS[:-2])
+_NEW_STORED = ", ".join(f"NEW.{c}" for c in CLICK_INPUT_COLUMNS[:-2])
 CLICK_INPUT_DDL = (
     f"CREATE TEMP VIEW IF NOT EXISTS click_input ({', '.join(CLICK_INPUT_COLUMNS)})"
     f" AS SELECT {', '.join(['NULL'] * len(CLICK_INPUT_COLUMNS))}",
@@ -280,14 +285,15 @@ BEGIN
     SELECT NEW.message_id, NEW.visitor, NEW.contact_id, NEW.link_id, NEW.offer_id,
            NEW.account_id, NEW.campaign_id, NEW.creative_id, NEW.list_id, NEW.variant,
            NEW.domain_id, NEW.id, NEW.clicked_at, NEW.ip, NEW.user_agent, 'click', NULL,
-           NEW.clicked_at, NEW.ip_anonymized_at
+           NEW.created_at, NEW.ip_anonymized_at
     WHERE NEW.counts AND NOT NEW.is_bot
     ON CONFLICT (message_id, visitor) DO NOTHING;
 END
 """,
 )
-# Statements are compiled once per row count; larger batches go in several.
-MAX_CLICKS_PER_STATEMENT = 64
+# Statements are compiled once per row count; larger batches go in several. 40 rows of 23
+# values stay under 999, the parameter limit of SQLite before 3.32.
+MAX_CLICKS_PER_STATEMENT = 40
 
 
 def prepare_click_input(conn: sqlite3.Connection) -> None:
@@ -320,6 +326,7 @@ def record_many(conn: sqlite3.Connection, batch: list[Click], first_id: int | No
         conn, "SELECT coalesce(max(id), 0) + 1 FROM message_short_link_clicks"
     )
     next_id = first
+    now = clock.now_text()
     for start in range(0, len(batch), MAX_CLICKS_PER_STATEMENT):
         chunk = batch[start : start + MAX_CLICKS_PER_STATEMENT]
         values: list = []
@@ -350,6 +357,7 @@ def record_many(conn: sqlite3.Connection, batch: list[Click], first_id: int | No
                     c.reasons,
                     c.clicked_at if c.ip_anonymized else None,
                     int(c.counts),
+                    now,
                 )
             )
             next_id += 1

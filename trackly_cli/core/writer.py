@@ -174,7 +174,11 @@ class Writer:
                     self._next_click_id = None
                     self._commit_each(conn, click_jobs)
             else:
-                conn.execute("PRAGMA foreign_keys = ON")
+                # Jobs run with foreign keys (switching recompiles the cached statements, so
+                # a batch of clicks alone, too large for one statement, does not switch).
+                with_jobs = len(click_jobs) < len(batch)
+                if with_jobs:
+                    conn.execute("PRAGMA foreign_keys = ON")
                 try:
                     conn.execute("BEGIN IMMEDIATE")
                     if click_jobs:
@@ -186,7 +190,8 @@ class Writer:
                 finally:
                     if conn.in_transaction:
                         conn.execute("ROLLBACK")
-                    conn.execute("PRAGMA foreign_keys = OFF")
+                    if with_jobs:
+                        conn.execute("PRAGMA foreign_keys = OFF")
             self.commits += 1
             self.jobs += len(batch)
         except BaseException as e:
