@@ -49,7 +49,7 @@ def banner(tracker: Tracker, address: str) -> None:
         output.info("  tracking domains: " + ", ".join(hosts))
     else:
         output.warn("no tracking domains yet: every link answers 404 (trackly domain add HOST)")
-    if tracker.hot_links.segments:
+    if len(tracker.hot_links):
         output.info(
             f"  {len(tracker.hot_links):,} newest links in memory"
             f" ({tracker.hot_links.bytes / 1e6:.0f} MB)"

@@ -4,7 +4,7 @@ A campaign's clicks come within hours of its sending, spread over every one of i
 cache that fills as clicks come misses on nearly every first click, and a SQLite lookup on a
 request thread costs it two trips through the GIL (about as much as the rest of the request).
 Links never change once created, so the server loads the newest ones at start, and again when
-enough new ones have been sent, into sorted columns of machine integers (`array`): about 60
+enough new ones have been sent, into sorted columns of machine integers (`array`): about 50
 bytes a link, nothing for the garbage collector to walk, and a lookup is one bisection. A link
 that is not in the index (older, or newer than the last load) is read from the database.
 
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+import sys
 import threading
 from array import array
 from bisect import bisect_left
@@ -27,7 +28,7 @@ from trackly_cli.core.clicks import SENT_AT_SQL, LinkInfo
 
 log = logging.getLogger("trackly.links")
 
-DEFAULT_SIZE = 2_000_000
+DEFAULT_SIZE = 1_000_000
 FETCH = 20_000
 
 # A whole index reads short_links in primary key order, so that SQLite reads the table once,
@@ -64,7 +65,8 @@ class LinkIndex:
         self._account = array("i")
         self._offer = array("i")
         self._domain = array("i")
-        self._urls: dict[int, str] = {}  # position -> destination, for links without an offer
+        self._url = array("i")  # an index into _url_list, for links without an offer; or -1
+        self._url_list: list[str] = []
         # Per message, at (message id - first_message_id).
         self._sent_at = array("d")
         self._campaign = array("i")
@@ -143,7 +145,15 @@ class LinkIndex:
             expected = self.first_message_id + len(self._sent_at)
 
     def _fill_links(self, cursor: sqlite3.Cursor) -> None:
-        position = 0
+        numbers: dict[str | None, int] = {None: -1}  # each destination is held once
+
+        def url_number(url: str | None) -> int:
+            number = numbers.get(url)
+            if number is None:
+                number = numbers[url] = len(self._url_list)
+                self._url_list.append(url)
+            return number
+
         for chunk in _chunks(cursor):
             ids, account, message, contact, offer, urls, domain = zip(*chunk, strict=True)
             self._keys.extend(map(key, ids))
@@ -152,31 +162,30 @@ class LinkIndex:
             self._contact.extend(contact)
             self._offer.extend(offer)
             self._domain.extend(domain)
-            for offset, url in enumerate(urls):
-                if url is not None:
-                    self._urls[position + offset] = url
-            position += len(chunk)
+            self._url.extend(map(url_number, urls))
 
     def __len__(self) -> int:
         return len(self._keys)
 
     @property
     def bytes(self) -> int:
-        """Memory held by the columns (the URL and name dictionaries aside)."""
+        """Memory held by the columns and the destinations (the campaign names aside)."""
         columns = (
             self._keys,
             self._message,
             self._contact,
-            self._sent_at,
             self._account,
             self._offer,
             self._domain,
+            self._url,
+            self._sent_at,
             self._campaign,
             self._creative,
             self._list,
             self._variant,
         )
-        return sum(c.itemsize * c.buffer_info()[1] for c in columns)
+        urls = sum(sys.getsizeof(url) for url in self._url_list)
+        return sum(c.itemsize * len(c) for c in columns) + urls
 
     def get(self, link_id: str) -> LinkInfo | None:
         """The link, if indexed. `link_id` must be a valid id (7 ASCII letters and digits)."""
@@ -199,7 +208,7 @@ class LinkIndex:
             message_id,
             contact or None,
             offer or None,
-            None if offer else self._urls.get(i),
+            None if offer else self._url_list[self._url[i]],
             self._domain[i],
             campaign or None,
             self._campaign_names.get(campaign, ""),
@@ -221,8 +230,8 @@ class HotLinks:
 
     New messages are indexed once they hold MIN_SEGMENT links, so that a campaign sent while
     the server runs is served from memory within seconds; until then (and for links older than
-    the index) the caller reads the database. When the segments hold more than `size` links, or
-    there are too many of them, the index is loaded again whole.
+    the index) the caller reads the database. Segments may hold up to a quarter more than
+    `size` links; past that, or past MAX_SEGMENTS, the index is loaded again whole.
     """
 
     MIN_SEGMENT = 5_000
@@ -257,6 +266,10 @@ class HotLinks:
         conn = store.connect(self.db_path, check_same_thread=False)
         try:
             self.segments = (LinkIndex.load(conn, self.size),)
+        except (OverflowError, MemoryError) as e:  # ids past 32 bits, or too little memory
+            log.warning("serving without the link index: %s", e)
+            conn.close()
+            return self
         except BaseException:
             conn.close()
             raise
@@ -276,7 +289,7 @@ class HotLinks:
             while not self._stopped.wait(self.CHECK_SECONDS):
                 try:
                     self.update(conn)
-                except sqlite3.Error as e:
+                except (sqlite3.Error, OverflowError, MemoryError) as e:
                     log.warning("could not update the link index: %s", e)
         finally:
             conn.close()
@@ -289,7 +302,7 @@ class HotLinks:
         ).fetchone()[0]
         if pending < self.MIN_SEGMENT:
             return
-        if len(self) + pending > self.size or len(self.segments) >= self.MAX_SEGMENTS:
+        if len(self) + pending > self.size * 1.25 or len(self.segments) >= self.MAX_SEGMENTS:
             self.segments = (LinkIndex.load(conn, self.size),)
         else:
             # Newest first: the segment that a new campaign's clicks will look in first.
