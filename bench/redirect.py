@@ -7,7 +7,8 @@ Builds a database with --links short links (a 2-link template sent to half as ma
 starts `trackly serve` on it and a bare Bottle + waitress app that answers every request with a
 fixed 302 (same threads), then loads both alternately with wrk (32 connections, random link
 ids, a phone browser's headers) — or, without wrk, with a small bundled load generator — and
-prints requests/s, p50 and p99 for each, their ratios, and the errors.
+prints requests/s, p50, p99 and the server's CPU per request (Linux) for each, their ratios,
+and the errors.
 
 Target: a tracked redirect (lookup, bot verdict, durable click row, MessageClick) at >= 65% of
 the bare stack's requests/s with p99 <= 2x the bare p99, and zero errors.
@@ -18,6 +19,7 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
+import os
 import random
 import re
 import shutil
@@ -146,6 +148,15 @@ def wait_for(port: int, proc: subprocess.Popen, timeout: float = 30.0) -> None:
         except OSError:
             time.sleep(0.1)
     raise SystemExit(f"server on port {port} did not start")
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU of a process so far (Linux), to show what each request costs."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def run_wrk(port: int, ids_file: Path, script: Path, seconds: int) -> dict:
@@ -284,17 +295,28 @@ def main() -> None:
         wait_for(bare_port, bare)
         wait_for(trackly_port, server)
         for round_number in range(1, args.rounds + 1):
-            for name, port in (("bare", bare_port), ("trackly", trackly_port)):
+            for name, port, proc in (
+                ("bare", bare_port, bare),
+                ("trackly", trackly_port, server),
+            ):
+                cpu_before = cpu_seconds(proc.pid)
                 result = (
                     run_wrk(port, ids_file, script, args.seconds)
                     if use_wrk
                     else run_python(port, ids, args.seconds)
                 )
+                cpu_after = cpu_seconds(proc.pid)
+                result["cpu_us"] = (
+                    (cpu_after - cpu_before) / result["requests"] * 1e6
+                    if cpu_before is not None and cpu_after is not None and result["requests"]
+                    else None
+                )
                 results[name].append(result)
+                cpu = f"  CPU {result['cpu_us']:4.0f} us/req" if result["cpu_us"] else ""
                 print(
                     f"round {round_number} {name:8} {result['rps']:8,.0f} req/s"
                     f"  p50 {result['p50']:6.2f} ms  p99 {result['p99']:6.2f} ms"
-                    f"  errors {result['errors']}",
+                    f"  errors {result['errors']}{cpu}",
                     flush=True,
                 )
     finally:
@@ -305,19 +327,29 @@ def main() -> None:
     recorded = conn.execute("SELECT count(*) FROM message_short_link_clicks").fetchone()[0]
     conn.close()
 
-    def median(name: str, key: str) -> float:
-        return statistics.median(r[key] for r in results[name])
+    def rounded(value: float | None) -> int | None:
+        return None if value is None else round(value)
+
+    def median(name: str, key: str) -> float | None:
+        values = [r[key] for r in results[name] if r[key] is not None]
+        return statistics.median(values) if values else None
 
     bare_rps, tracked_rps = median("bare", "rps"), median("trackly", "rps")
     bare_p99, tracked_p99 = median("bare", "p99"), median("trackly", "p99")
     summary = {
         "load": "wrk" if use_wrk else "python",
         "links": len(ids),
-        "bare": {"rps": round(bare_rps), "p50_ms": median("bare", "p50"), "p99_ms": bare_p99},
+        "bare": {
+            "rps": round(bare_rps),
+            "p50_ms": median("bare", "p50"),
+            "p99_ms": bare_p99,
+            "cpu_us_per_request": rounded(median("bare", "cpu_us")),
+        },
         "trackly": {
             "rps": round(tracked_rps),
             "p50_ms": median("trackly", "p50"),
             "p99_ms": tracked_p99,
+            "cpu_us_per_request": rounded(median("trackly", "cpu_us")),
         },
         "throughput_ratio": round(tracked_rps / bare_rps, 3),
         "p99_ratio": round(tracked_p99 / bare_p99, 2),
