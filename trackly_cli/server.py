@@ -1,11 +1,12 @@
 """The redirect, conversion and pixel server: a Bottle app made by `create_app`, served by
 waitress in `serve`.
 
-The hot path (GET /<id>) reads from memory: link rows are immutable and cached; routing and
+The hot path (GET /<id>) reads from memory: links never change, and those of the newest
+messages are held in an index (core.linkindex), older ones cached as they are read; routing and
 bot settings are cached and refreshed within a second of a change (a trigger-maintained
-version number); user-agent verdicts are cached. Its only I/O is the click row, handed to the
-one writer thread and committed (together with whatever other requests queued meanwhile)
-before the response leaves.
+version number); user-agent and IP verdicts are cached. Its only I/O is the click row, handed
+to the one writer thread and committed (together with whatever other requests queued
+meanwhile) before the response leaves.
 """
 
 from __future__ import annotations
