@@ -340,13 +340,7 @@ def record_many(conn: sqlite3.Connection, batch: list[Click], first_id: int | No
                     link.id,
                     link.message_id,
                     link.contact_id,
-                    link.offer_id,
-                    link.account_id,
-                    link.campaign_id,
-                    link.creative_id,
-                    link.list_id,
-                    link.variant,
-                    link.domain_id,
+                    *_report_keys(link),
                     c.method,
                     c.ip,
                     _clip(c.user_agent),
@@ -363,6 +357,20 @@ def record_many(conn: sqlite3.Connection, batch: list[Click], first_id: int | No
             next_id += 1
         conn.execute(_insert_clicks_sql(len(chunk)), values)
     return next_id
+
+
+def _report_keys(link: LinkInfo) -> tuple:
+    """What a click row and a MessageClick copy from their link for the reports, in the
+    tables' column order (offer_id … domain_id)."""
+    return (
+        link.offer_id,
+        link.account_id,
+        link.campaign_id,
+        link.creative_id,
+        link.list_id,
+        link.variant,
+        link.domain_id,
+    )
 
 
 def _message_click_row(
@@ -383,13 +391,7 @@ def _message_click_row(
         visitor_key,
         link.contact_id,
         link.id,
-        link.offer_id,
-        link.account_id,
-        link.campaign_id,
-        link.creative_id,
-        link.list_id,
-        link.variant,
-        link.domain_id,
+        *_report_keys(link),
         click_id,
         clicked_at,
         ip,

@@ -20,7 +20,7 @@ import sys
 import threading
 from array import array
 from bisect import bisect_left
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 from trackly_cli.core import store
@@ -108,17 +108,9 @@ class LinkIndex:
         return index
 
     def _fill_messages(self, cursor: sqlite3.Cursor) -> None:
-        numbers: dict[str | None, int] = {None: -1}
-
-        def variant_number(variant: str | None) -> int:
-            number = numbers.get(variant)
-            if number is None:
-                number = numbers[variant] = len(self._variants)
-                self._variants.append(variant)
-            return number
-
+        variant_number = _numbering(self._variants)
         expected = self.first_message_id
-        for chunk in _chunks(cursor):
+        for chunk in iter(lambda: cursor.fetchmany(FETCH), []):
             for row in chunk:  # message ids may have gaps: fill them in (rare, so one by one)
                 if row[0] != expected:
                     break
@@ -145,16 +137,8 @@ class LinkIndex:
             expected = self.first_message_id + len(self._sent_at)
 
     def _fill_links(self, cursor: sqlite3.Cursor) -> None:
-        numbers: dict[str | None, int] = {None: -1}  # each destination is held once
-
-        def url_number(url: str | None) -> int:
-            number = numbers.get(url)
-            if number is None:
-                number = numbers[url] = len(self._url_list)
-                self._url_list.append(url)
-            return number
-
-        for chunk in _chunks(cursor):
+        url_number = _numbering(self._url_list)  # each destination is held once
+        for chunk in iter(lambda: cursor.fetchmany(FETCH), []):
             ids, account, message, contact, offer, urls, domain = zip(*chunk, strict=True)
             self._keys.extend(map(key, ids))
             self._account.extend(account)
@@ -219,9 +203,19 @@ class LinkIndex:
         )
 
 
-def _chunks(cursor: sqlite3.Cursor) -> Iterator[list[tuple]]:
-    while chunk := cursor.fetchmany(FETCH):
-        yield chunk
+def _numbering(values: list) -> Callable[[str | None], int]:
+    """A function giving each distinct text its position in `values` (appending new ones), and
+    None -1: a column of small integers then stands for a column of repeated texts."""
+    numbers: dict[str | None, int] = {None: -1}
+
+    def number(value: str | None) -> int:
+        found = numbers.get(value)
+        if found is None:
+            found = numbers[value] = len(values)
+            values.append(value)
+        return found
+
+    return number
 
 
 class HotLinks:

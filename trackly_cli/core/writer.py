@@ -171,7 +171,6 @@ class Writer:
                         conn, [job.click for job in click_jobs], self._next_click_id
                     )
                 except Exception:
-                    self._next_click_id = None
                     self._commit_each(conn, click_jobs)
             else:
                 # Jobs run with foreign keys (switching recompiles the cached statements, so
@@ -207,11 +206,17 @@ class Writer:
 
     def _commit_each(self, conn: sqlite3.Connection, jobs: list[_Job]) -> None:
         """A batch of clicks failed as one statement: store them one by one, in one
-        transaction, so that only the click at fault fails."""
+        transaction."""
         conn.execute("BEGIN IMMEDIATE")
+        self._store_each(conn, jobs)
+        conn.execute("COMMIT")
+
+    def _store_each(self, conn: sqlite3.Connection, jobs: list[_Job]) -> None:
+        """Clicks one by one, each in its own savepoint, so that only the click at fault fails
+        (numbered from the table again: the failure may be another process's clicks)."""
+        self._next_click_id = None
         for job in jobs:
             self._run_job(conn, job, lambda c, click=job.click: clicks.record_many(c, [click]))
-        conn.execute("COMMIT")
 
     def _record_clicks(self, conn: sqlite3.Connection, jobs: list[_Job]) -> None:
         # The clicks are the batch's first statements: if they fail, roll back to the start of
@@ -223,9 +228,7 @@ class Writer:
         except Exception:
             conn.execute("ROLLBACK")
             conn.execute("BEGIN IMMEDIATE")
-            self._next_click_id = None
-            for job in jobs:
-                self._run_job(conn, job, lambda c, click=job.click: clicks.record_many(c, [click]))
+            self._store_each(conn, jobs)
 
     @staticmethod
     def _run_job(conn: sqlite3.Connection, job: _Job, fn: Callable) -> None:
