@@ -12,6 +12,13 @@ and the errors.
 
 Target: a tracked redirect (lookup, bot verdict, durable click row, MessageClick) at >= 65% of
 the bare stack's requests/s with p99 <= 2x the bare p99, and zero errors.
+
+    python bench/redirect.py --decompose       # also the two halves of the cost, same rounds
+
+--decompose adds two servers to each round, to show where the gap to the bare stack comes from:
+"bare+wait", the bare app whose requests each wait for another thread to let them go (what
+waiting for a group commit costs, with nothing written), and "trackly-nowrite", trackly serve
+with the click write removed (lookup, routing, bot verdict, the click's record, the redirect).
 """
 
 from __future__ import annotations
@@ -50,13 +57,44 @@ import waitress
 logging.getLogger("waitress.queue").setLevel(logging.ERROR)
 
 app = Bottle()
+# "wait": each request hands a lock to another thread and waits until it is released, as a
+# request of trackly serve waits for the writer's commit (here nothing is written)
+WAIT = len(sys.argv) > 3 and sys.argv[3] == "wait"
+
+if WAIT:
+    import _thread
+    import queue
+    import threading
+
+    handed = queue.SimpleQueue()
+
+    def release():
+        while True:
+            handed.get().release()
+
+    threading.Thread(target=release, daemon=True).start()
 
 @app.route("/<link_id>")
 def fixed(link_id):
+    if WAIT:
+        done = _thread.allocate_lock()
+        done.acquire()
+        handed.put(done)
+        done.acquire()
     return HTTPResponse("", 302, {"Location": "https://shop.example/", "Cache-Control": "no-store"})
 
 waitress.serve(app, host="127.0.0.1", port=int(sys.argv[1]), threads=int(sys.argv[2]),
                _quiet=True)
+"""
+
+# trackly serve with one part taken out, to measure what that part costs: the click write.
+NO_WRITE_APP = """
+import sys
+from trackly_cli import server
+from trackly_cli.core import writer
+
+writer.Writer.record_click = lambda self, click: None
+server.serve(sys.argv[1], port=int(sys.argv[2]), threads=int(sys.argv[3]))
 """
 
 WRK_SCRIPT = """
@@ -254,6 +292,11 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--threads", type=int, default=8)
     parser.add_argument("--keep", type=Path, help="Build the database here once and reuse it.")
+    parser.add_argument(
+        "--decompose",
+        action="store_true",
+        help="Also measure the bare app waiting on a thread, and trackly without the write.",
+    )
     args = parser.parse_args()
 
     folder = args.keep or Path(tempfile.mkdtemp(prefix="trackly-bench-"))
@@ -273,32 +316,38 @@ def main() -> None:
     script.write_text(WRK_SCRIPT, encoding="utf-8")
     use_wrk = shutil.which("wrk") is not None
 
-    bare_port, trackly_port = free_port(), free_port()
-    bare = subprocess.Popen([sys.executable, "-c", BARE_APP, str(bare_port), str(args.threads)])
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "trackly_cli",
-            "--db",
-            str(db_path),
-            "serve",
-            "--port",
-            str(trackly_port),
-            "--threads",
-            str(args.threads),
-        ],
-        stderr=subprocess.DEVNULL,
-    )
-    results: dict[str, list[dict]] = {"bare": [], "trackly": []}
+    threads = str(args.threads)
+
+    def command(name: str, port: int) -> list[str]:
+        bare_app = [sys.executable, "-c", BARE_APP, str(port), threads]
+        return {
+            "bare": bare_app,
+            "bare+wait": [*bare_app, "wait"],
+            "trackly": [
+                *(sys.executable, "-m", "trackly_cli", "--db", str(db_path), "serve"),
+                *("--port", str(port), "--threads", threads),
+            ],
+            "trackly-nowrite": [
+                sys.executable,
+                "-c",
+                NO_WRITE_APP,
+                str(db_path),
+                str(port),
+                threads,
+            ],
+        }[name]
+
+    names = ["bare", "trackly"] + (["bare+wait", "trackly-nowrite"] if args.decompose else [])
+    servers: dict[str, tuple[int, subprocess.Popen]] = {}
+    results: dict[str, list[dict]] = {name: [] for name in names}
     try:
-        wait_for(bare_port, bare)
-        wait_for(trackly_port, server)
+        for name in names:
+            port = free_port()
+            servers[name] = (port, subprocess.Popen(command(name, port), stderr=subprocess.DEVNULL))
+        for port, proc in servers.values():
+            wait_for(port, proc, timeout=120)
         for round_number in range(1, args.rounds + 1):
-            for name, port, proc in (
-                ("bare", bare_port, bare),
-                ("trackly", trackly_port, server),
-            ):
+            for name, (port, proc) in servers.items():
                 cpu_before = cpu_seconds(proc.pid)
                 result = (
                     run_wrk(port, ids_file, script, args.seconds)
@@ -314,13 +363,13 @@ def main() -> None:
                 results[name].append(result)
                 cpu = f"  CPU {result['cpu_us']:4.0f} us/req" if result["cpu_us"] else ""
                 print(
-                    f"round {round_number} {name:8} {result['rps']:8,.0f} req/s"
+                    f"round {round_number} {name:15} {result['rps']:8,.0f} req/s"
                     f"  p50 {result['p50']:6.2f} ms  p99 {result['p99']:6.2f} ms"
                     f"  errors {result['errors']}{cpu}",
                     flush=True,
                 )
     finally:
-        for proc in (bare, server):
+        for _, proc in servers.values():
             proc.terminate()
             proc.wait(timeout=30)
     conn = sqlite3.connect(db_path)
@@ -334,29 +383,31 @@ def main() -> None:
         values = [r[key] for r in results[name] if r[key] is not None]
         return statistics.median(values) if values else None
 
+    def figures(name: str) -> dict:
+        return {
+            "rps": round(median(name, "rps")),
+            "p50_ms": median(name, "p50"),
+            "p99_ms": median(name, "p99"),
+            "cpu_us_per_request": rounded(median(name, "cpu_us")),
+        }
+
     bare_rps, tracked_rps = median("bare", "rps"), median("trackly", "rps")
-    bare_p99, tracked_p99 = median("bare", "p99"), median("trackly", "p99")
     summary = {
         "load": "wrk" if use_wrk else "python",
         "links": len(ids),
-        "bare": {
-            "rps": round(bare_rps),
-            "p50_ms": median("bare", "p50"),
-            "p99_ms": bare_p99,
-            "cpu_us_per_request": rounded(median("bare", "cpu_us")),
-        },
-        "trackly": {
-            "rps": round(tracked_rps),
-            "p50_ms": median("trackly", "p50"),
-            "p99_ms": tracked_p99,
-            "cpu_us_per_request": rounded(median("trackly", "cpu_us")),
-        },
+        "bare": figures("bare"),
+        "trackly": figures("trackly"),
         "throughput_ratio": round(tracked_rps / bare_rps, 3),
-        "p99_ratio": round(tracked_p99 / bare_p99, 2),
+        "p99_ratio": round(median("trackly", "p99") / median("bare", "p99"), 2),
         "errors": sum(r["errors"] for rs in results.values() for r in rs),
         "clicks_recorded": recorded - clicks_before,
         "tracked_requests": sum(r["requests"] for r in results["trackly"]),
     }
+    if args.decompose:
+        summary["decomposition"] = {
+            name: figures(name) | {"throughput_ratio": round(median(name, "rps") / bare_rps, 3)}
+            for name in ("bare+wait", "trackly-nowrite")
+        }
     print(json.dumps(summary, indent=2))
     if not args.keep:
         shutil.rmtree(folder, ignore_errors=True)
