@@ -1013,3 +1013,35 @@ def test_the_access_log_never_writes_a_postback_secret(db_path, campaign):
         assert " 403 " in line
     finally:
         tracker.close()
+
+
+def test_the_access_log_keeps_no_full_ip_of_an_account_that_anonymises(db_path, campaign, cli):
+    import io
+
+    from trackly_cli.server import AccessLog, Tracker, create_app
+
+    cli("account", "create", "privy", "--anonymize-ips-after", "30")
+    cli("domain", "add", "go.privy.test", "--account", "privy")
+    tracker = Tracker(db_path)
+    try:
+        stream = io.StringIO()
+        app = webtest.TestApp(
+            AccessLog(create_app(db_path, tracker=tracker), stream=stream, ip=tracker.logged_ip)
+        )
+
+        def logged_ip(host: str, ip: str) -> str:
+            stream.seek(0)
+            stream.truncate()
+            app.get("/healthz", extra_environ={"HTTP_HOST": host, "REMOTE_ADDR": ip})
+            return stream.getvalue().split(" ", 1)[0]
+
+        assert logged_ip("go.privy.test", "198.51.100.7") == "198.51.100.0"
+        assert logged_ip("GO.PRIVY.TEST:8080", "2001:db8:1:2::5") == "2001:db8:1::"
+        assert logged_ip("go.acme.test", "198.51.100.7") == "198.51.100.7"
+        assert logged_ip("unknown.example", "198.51.100.7") == "198.51.100.7"
+
+        cli("account", "update", "acme", "--anonymize-ips-after", "0")
+        tracker.refresh(force=True)  # a running server sees it within a second
+        assert logged_ip("go.acme.test", "198.51.100.7") == "198.51.100.0"
+    finally:
+        tracker.close()

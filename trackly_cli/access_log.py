@@ -12,9 +12,11 @@ from collections.abc import Callable
 class AccessLog:
     """WSGI middleware: one line per request on stderr, in the combined log format."""
 
-    def __init__(self, app: Callable, stream=None) -> None:
+    def __init__(self, app: Callable, stream=None, ip: Callable[[dict], str] | None = None) -> None:
+        """`ip(environ)`: the client address as the log shows it (REMOTE_ADDR by default)."""
         self.app = app
         self.stream = stream or sys.stderr
+        self.ip = ip or (lambda environ: environ.get("REMOTE_ADDR") or "-")
         self.lock = threading.Lock()
 
     def __call__(self, environ: dict, start_response: Callable):
@@ -35,7 +37,7 @@ class AccessLog:
                 '{ip} - - [{when}] "{method} {path} {proto}" {status} - "{ref}" "{ua}" {ms:.1f}ms\n'
             )
             text = line.format(
-                ip=environ.get("REMOTE_ADDR", "-"),
+                ip=self._ip(environ),
                 when=time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(started)),
                 method=environ.get("REQUEST_METHOD", "-"),
                 path=_log_safe(path),
@@ -48,6 +50,12 @@ class AccessLog:
             with self.lock:
                 self.stream.write(text)
                 self.stream.flush()
+
+    def _ip(self, environ: dict) -> str:
+        try:
+            return self.ip(environ)
+        except Exception:  # unsure whether the full address may be logged: log none
+            return "-"
 
 
 _SECRET = re.compile(r"(postback_secret)=[^&]*", re.IGNORECASE)

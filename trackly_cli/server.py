@@ -189,6 +189,16 @@ class Tracker:
                 self.links[link_id] = found
         return found
 
+    def logged_ip(self, environ: dict) -> str:
+        """The client address as the access log shows it: truncated (as stored clicks are) on
+        the domains of accounts that anonymise IPs, so that the log keeps no more than the
+        database does."""
+        ip = environ.get("REMOTE_ADDR") or "-"
+        routed = self.route(environ.get("HTTP_HOST"))
+        if routed is not None and routed[0].account_id in routed[1].anonymizing:
+            return retention.anonymize_ip(ip) or "-"
+        return ip
+
     def close(self) -> None:
         self.hot_links.stop()
         self.writer.close()
@@ -543,7 +553,7 @@ def serve(
             "trusted_proxy_headers": {"x-forwarded-for", "x-forwarded-proto"},
             "clear_untrusted_proxy_headers": True,
         }
-    wsgi = AccessLog(app) if access_log else app
+    wsgi = AccessLog(app, ip=tracker.logged_ip) if access_log else app
     try:
         server = waitress.server.create_server(wsgi, **options)
     except OSError as e:

@@ -1,6 +1,6 @@
 """What a running server keeps in memory of the settings: tracking domains, offers, lists, the
-accounts that store no full IP, and the bot IP ranges — read in one consistent transaction,
-and again only when the trigger-maintained config_version says they changed."""
+accounts that store no full IP (or not for long), and the bot IP ranges — read in one consistent
+transaction, and again only when the trigger-maintained config_version says they changed."""
 
 from __future__ import annotations
 
@@ -27,6 +27,7 @@ class Snapshot:
     offers: dict[int, OfferInfo] = field(default_factory=dict)
     lists: dict[int, ListInfo] = field(default_factory=dict)
     anonymize_at_once: frozenset[int] = frozenset()  # accounts that store no full IP
+    anonymizing: frozenset[int] = frozenset()  # accounts that keep no full IP for long
     ranges: dict[str, RangeSet] = field(default_factory=dict)
 
 
@@ -51,6 +52,12 @@ def load(conn: sqlite3.Connection) -> Snapshot:
             anonymize_at_once=frozenset(
                 r[0]
                 for r in conn.execute("SELECT id FROM accounts WHERE anonymize_ips_after_days = 0")
+            ),
+            anonymizing=frozenset(
+                r[0]
+                for r in conn.execute(
+                    "SELECT id FROM accounts WHERE anonymize_ips_after_days IS NOT NULL"
+                )
             ),
             ranges=ipranges.load(conn),
         )
