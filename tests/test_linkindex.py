@@ -5,6 +5,7 @@ gaps in message ids and the segments that HotLinks adds and reloads."""
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import sys
 from pathlib import Path
@@ -96,6 +97,12 @@ def hot_links(db_path: Path):
     yield make
     for hot in made:
         hot.stop()
+
+
+def started(hot: HotLinks) -> HotLinks:
+    hot.start()
+    assert hot.wait_loaded(30)
+    return hot
 
 
 # --- LinkIndex: equivalence with the database ---------------------------------------------------
@@ -239,7 +246,7 @@ def test_bytes_per_link(sent, conn, db_path, hot_links):
     urls = {r["url"] for r in query(db_path, "SELECT url FROM short_links")} - {None}
     assert len(urls) < len(query(db_path, "SELECT id FROM short_links WHERE url > ''"))
     assert index.bytes == 14 * 40 + 7 * 22 + sum(sys.getsizeof(url) for url in urls)
-    hot = hot_links(100).start()
+    hot = started(hot_links(100))
     assert hot.bytes == index.bytes
 
 
@@ -247,19 +254,19 @@ def test_bytes_per_link(sent, conn, db_path, hot_links):
 
 
 def test_hot_links_start_loads_the_newest_links(campaign, conn, db_path, hot_links):
-    hot = hot_links(100).start()
+    hot = started(hot_links(100))
     assert len(hot.segments) == 1
     assert len(hot) == 6
     assert_indexed(hot, conn, all_ids(db_path))
     assert hot.get("0000000") is None
-    capped = hot_links(4).start()
+    capped = started(hot_links(4))
     assert len(capped) == 4
     assert capped.segments[0].first_message_id == 2
     assert_absent(capped, links_by_message(db_path)[1])
 
 
 def test_hot_links_zero_holds_nothing(campaign, db_path, hot_links):
-    hot = hot_links(0).start()
+    hot = started(hot_links(0))
     assert hot.segments == ()
     assert len(hot) == 0
     assert hot.bytes == 0
@@ -267,8 +274,40 @@ def test_hot_links_zero_holds_nothing(campaign, db_path, hot_links):
     hot.stop()  # nothing started: returns at once
 
 
+def add_url_links(db_path: Path, count: int) -> None:
+    """`count` more links on message 1 (z000001, z000002, …): an index that takes a while to
+    load."""
+    execute(
+        db_path,
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?)"
+        " INSERT INTO short_links (id, account_id, message_id, contact_id, domain_id, slot, url,"
+        " created_at) SELECT printf('z%06d', i), account_id, id, contact_id, domain_id,"
+        " 'url' || i, 'https://example.com/', created_at FROM messages, n WHERE messages.id = 1",
+        count,
+    )
+
+
+def test_start_returns_at_once_and_loads_in_the_background(campaign, conn, db_path, hot_links):
+    add_url_links(db_path, 300_000)
+    hot = hot_links(1_000_000).start()
+    assert hot.loading  # start() did not wait for the load
+    assert hot.get("z000001") is None  # meanwhile the caller reads the database
+    assert hot.wait_loaded(60)
+    assert not hot.loading
+    assert len(hot) == 300_006
+    assert_indexed(hot, conn, ["z000001", "z300000", *all_ids(db_path)[:3]])
+
+
+def test_only_a_slow_first_load_is_logged(campaign, db_path, hot_links, caplog):
+    caplog.set_level(logging.INFO, logger="trackly.links")
+    started(hot_links(100))
+    assert "link index" not in caplog.text  # a quick load is told by the server's banner
+    started(hot_links(100, QUIET_LOAD_SECONDS=0))
+    assert "link index: 6 links (0 MB) loaded in " in caplog.text
+
+
 def test_update_waits_for_min_segment_links(campaign, acme, tmp_path, conn, db_path, hot_links):
-    hot = hot_links(100).start()
+    hot = started(hot_links(100))
     before = hot.segments
     send_ab(acme, tmp_path, "ab")
     hot.update(conn)  # 6 new links, fewer than MIN_SEGMENT
@@ -277,7 +316,7 @@ def test_update_waits_for_min_segment_links(campaign, acme, tmp_path, conn, db_p
 
 
 def test_update_adds_a_segment_for_new_messages(campaign, acme, tmp_path, conn, db_path, hot_links):
-    hot = hot_links(100, MIN_SEGMENT=1).start()
+    hot = started(hot_links(100, MIN_SEGMENT=1))
     first = hot.segments[0]
     send_ab(acme, tmp_path, "ab")
     hot.update(conn)
@@ -307,7 +346,7 @@ def test_update_adds_a_segment_for_new_messages(campaign, acme, tmp_path, conn, 
 
 
 def test_update_reloads_whole_at_max_segments(campaign, acme, tmp_path, conn, db_path, hot_links):
-    hot = hot_links(100, MIN_SEGMENT=1, MAX_SEGMENTS=1).start()
+    hot = started(hot_links(100, MIN_SEGMENT=1, MAX_SEGMENTS=1))
     first = hot.segments[0]
     send_ab(acme, tmp_path, "ab")
     hot.update(conn)
@@ -319,7 +358,7 @@ def test_update_reloads_whole_at_max_segments(campaign, acme, tmp_path, conn, db
 
 
 def test_update_reloads_whole_over_size(campaign, acme, tmp_path, conn, db_path, hot_links):
-    hot = hot_links(8, MIN_SEGMENT=1).start()
+    hot = started(hot_links(8, MIN_SEGMENT=1))
     assert len(hot) == 6
     send_ab(acme, tmp_path, "ab")
     hot.update(conn)  # 6 + 6 > 8: the newest 8 links, in whole messages 3-6
@@ -332,7 +371,7 @@ def test_update_reloads_whole_over_size(campaign, acme, tmp_path, conn, db_path,
 
 
 def test_the_thread_indexes_new_messages(campaign, acme, tmp_path, conn, db_path, hot_links):
-    hot = hot_links(100, MIN_SEGMENT=1, CHECK_SECONDS=0.02).start()
+    hot = started(hot_links(100, MIN_SEGMENT=1, CHECK_SECONDS=0.02))
     send_ab(acme, tmp_path, "ab")
     newest = links_by_message(db_path)[6]
     wait_for(lambda: hot.get(newest[0]), timeout=5, what="the new links in the index")

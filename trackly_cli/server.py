@@ -126,6 +126,7 @@ class Tracker:
         except BaseException:
             self.writer.close()
             raise
+        self.hot_links.wait_loaded(HotLinks.QUIET_LOAD_SECONDS)
 
     # -- reading ---------------------------------------------------------------------------
 

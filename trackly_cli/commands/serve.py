@@ -49,10 +49,13 @@ def banner(tracker: Tracker, address: str) -> None:
         output.info("  tracking domains: " + ", ".join(hosts))
     else:
         output.warn("no tracking domains yet: every link answers 404 (trackly domain add HOST)")
-    if len(tracker.hot_links):
+    hot = tracker.hot_links
+    if len(hot):
+        output.info(f"  {len(hot):,} newest links in memory ({hot.bytes / 1e6:.0f} MB)")
+    elif hot.loading:
         output.info(
-            f"  {len(tracker.hot_links):,} newest links in memory"
-            f" ({tracker.hot_links.bytes / 1e6:.0f} MB)"
+            f"  loading up to {hot.size:,} newest links into memory; until then links are read"
+            " from the database"
         )
     output.info(f"  listening on {address}  (Ctrl-C or SIGTERM to stop)")
 

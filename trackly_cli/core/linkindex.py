@@ -3,10 +3,11 @@
 A campaign's clicks come within hours of its sending, spread over every one of its links, so a
 cache that fills as clicks come misses on nearly every first click, and a SQLite lookup on a
 request thread costs it two trips through the GIL (about as much as the rest of the request).
-Links never change once created, so the server loads the newest ones at start, and again when
-enough new ones have been sent, into sorted columns of machine integers (`array`): about 50
-bytes a link, nothing for the garbage collector to walk, and a lookup is one bisection. A link
-that is not in the index (older, or newer than the last load) is read from the database.
+Links never change once created, so the server loads the newest ones as it starts (in the
+background), and again when enough new ones have been sent, into sorted columns of machine
+integers (`array`): about 50 bytes a link, nothing for the garbage collector to walk, and a
+lookup is one bisection. A link that is not in the index (older, newer than the last load, or
+asked for before the first load is done) is read from the database.
 
 Link ids are 7 ASCII characters, so each is stored as the integer of its bytes, which sorts as
 the text does.
@@ -18,6 +19,7 @@ import logging
 import sqlite3
 import sys
 import threading
+import time
 from array import array
 from bisect import bisect_left
 from collections.abc import Callable
@@ -231,12 +233,16 @@ class HotLinks:
     MIN_SEGMENT = 5_000
     MAX_SEGMENTS = 8
     CHECK_SECONDS = 5.0
+    # The server waits this long for the first load before it answers, so that a small index is
+    # complete (and told by the banner) from the first request; a longer load is logged.
+    QUIET_LOAD_SECONDS = 0.5
 
     def __init__(self, db_path: str | Path, size: int = DEFAULT_SIZE) -> None:
         self.db_path = Path(db_path)
         self.size = size
         self.segments: tuple[LinkIndex, ...] = ()
         self._stopped = threading.Event()
+        self._loaded = threading.Event()
         self._thread: threading.Thread | None = None
 
     def __len__(self) -> int:
@@ -254,39 +260,66 @@ class HotLinks:
         return None
 
     def start(self) -> HotLinks:
-        """Load the index (before the server answers), then keep it up to date."""
+        """Load the index and keep it up to date, in a thread. Until the first load is done,
+        get() finds nothing and callers read the database: a restarted server answers at
+        once rather than seconds later."""
         if self.size <= 0:
+            self._loaded.set()
             return self
-        conn = store.connect(self.db_path, check_same_thread=False)
-        try:
-            self.segments = (LinkIndex.load(conn, self.size),)
-        except (OverflowError, MemoryError) as e:  # ids past 32 bits, or too little memory
-            log.warning("serving without the link index: %s", e)
-            conn.close()
-            return self
-        except BaseException:
-            conn.close()
-            raise
-        self._thread = threading.Thread(
-            target=self._follow, args=(conn,), name="trackly-links", daemon=True
-        )
+        self._thread = threading.Thread(target=self._run, name="trackly-links", daemon=True)
         self._thread.start()
         return self
+
+    @property
+    def loading(self) -> bool:
+        """The first load is not done yet."""
+        return not self._loaded.is_set()
+
+    def wait_loaded(self, timeout: float | None = None) -> bool:
+        """Wait for the first load; True once it is done (or given up)."""
+        return self._loaded.wait(timeout)
 
     def stop(self) -> None:
         self._stopped.set()
         if self._thread is not None:
             self._thread.join(30)
 
-    def _follow(self, conn: sqlite3.Connection) -> None:
+    def _run(self) -> None:
         try:
-            while not self._stopped.wait(self.CHECK_SECONDS):
-                try:
-                    self.update(conn)
-                except (sqlite3.Error, OverflowError, MemoryError) as e:
-                    log.warning("could not update the link index: %s", e)
+            conn = store.connect(self.db_path, check_same_thread=False)
+        except Exception as e:
+            log.warning("serving without the link index: %s", e)
+            self._loaded.set()
+            return
+        try:
+            started = time.perf_counter()
+            try:
+                self.segments = (LinkIndex.load(conn, self.size),)
+            except (sqlite3.Error, OverflowError, MemoryError) as e:
+                # ids past 32 bits, too little memory, an unreadable database: links are
+                # read from the database instead
+                log.warning("serving without the link index: %s", e)
+                return
+            finally:
+                self._loaded.set()
+            seconds = time.perf_counter() - started
+            if seconds >= self.QUIET_LOAD_SECONDS:
+                log.info(
+                    "link index: %s links (%.0f MB) loaded in %.1f s",
+                    f"{len(self):,}",
+                    self.bytes / 1e6,
+                    seconds,
+                )
+            self._follow(conn)
         finally:
             conn.close()
+
+    def _follow(self, conn: sqlite3.Connection) -> None:
+        while not self._stopped.wait(self.CHECK_SECONDS):
+            try:
+                self.update(conn)
+            except (sqlite3.Error, OverflowError, MemoryError) as e:
+                log.warning("could not update the link index: %s", e)
 
     def update(self, conn: sqlite3.Connection) -> None:
         """Index the links of messages sent since the last load, if there are enough."""
