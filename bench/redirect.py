@@ -91,10 +91,11 @@ waitress.serve(app, host="127.0.0.1", port=int(sys.argv[1]), threads=int(sys.arg
 NO_WRITE_APP = """
 import sys
 from trackly_cli import server
+from trackly_cli.commands.serve import banner
 from trackly_cli.core import writer
 
 writer.Writer.record_click = lambda self, click: None
-server.serve(sys.argv[1], port=int(sys.argv[2]), threads=int(sys.argv[3]))
+server.serve(sys.argv[1], port=int(sys.argv[2]), threads=int(sys.argv[3]), announce=banner)
 """
 
 WRK_SCRIPT = """
@@ -186,6 +187,20 @@ def wait_for(port: int, proc: subprocess.Popen, timeout: float = 30.0) -> None:
         except OSError:
             time.sleep(0.1)
     raise SystemExit(f"server on port {port} did not start")
+
+
+def wait_for_index(log: Path, proc: subprocess.Popen, timeout: float = 300.0) -> None:
+    """Until trackly serve has its link index (it answers before, reading links from the
+    database, which is not what is measured here)."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        text = log.read_text(encoding="utf-8", errors="replace")
+        if "newest links in memory" in text or "link index:" in text:
+            return
+        if proc.poll() is not None:
+            raise SystemExit(f"trackly serve exited with {proc.returncode}: {text[-500:]}")
+        time.sleep(0.2)
+    raise SystemExit("trackly serve did not load its link index")
 
 
 def cpu_seconds(pid: int) -> float | None:
@@ -343,9 +358,13 @@ def main() -> None:
     try:
         for name in names:
             port = free_port()
-            servers[name] = (port, subprocess.Popen(command(name, port), stderr=subprocess.DEVNULL))
+            with (folder / f"{name}.log").open("w") as log:
+                servers[name] = (port, subprocess.Popen(command(name, port), stderr=log))
         for port, proc in servers.values():
             wait_for(port, proc, timeout=120)
+        for name in names:
+            if name.startswith("trackly"):
+                wait_for_index(folder / f"{name}.log", servers[name][1])
         for round_number in range(1, args.rounds + 1):
             for name, (port, proc) in servers.items():
                 cpu_before = cpu_seconds(proc.pid)
