@@ -287,23 +287,51 @@ def add_url_links(db_path: Path, count: int) -> None:
     )
 
 
-def test_start_returns_at_once_and_loads_in_the_background(campaign, conn, db_path, hot_links):
+def test_start_returns_at_once_and_loads_in_the_background(
+    campaign, conn, db_path, hot_links, caplog
+):
+    caplog.set_level(logging.INFO, logger="trackly.links")
     add_url_links(db_path, 300_000)
     hot = hot_links(1_000_000).start()
     assert hot.loading  # start() did not wait for the load
     assert hot.get("z000001") is None  # meanwhile the caller reads the database
+    assert hot.tell_when_loaded()
     assert hot.wait_loaded(60)
     assert not hot.loading
     assert len(hot) == 300_006
     assert_indexed(hot, conn, ["z000001", "z300000", *all_ids(db_path)[:3]])
+    assert "link index: 300,006 links (" in caplog.text
 
 
-def test_only_a_slow_first_load_is_logged(campaign, db_path, hot_links, caplog):
+def test_a_load_already_done_is_not_told_again(campaign, db_path, hot_links, caplog):
     caplog.set_level(logging.INFO, logger="trackly.links")
-    started(hot_links(100))
-    assert "link index" not in caplog.text  # a quick load is told by the server's banner
-    started(hot_links(100, QUIET_LOAD_SECONDS=0))
-    assert "link index: 6 links (0 MB) loaded in " in caplog.text
+    hot = started(hot_links(100))
+    assert not hot.tell_when_loaded()  # the banner counts the links itself
+    assert "link index" not in caplog.text
+    assert not started(hot_links(0)).tell_when_loaded()
+
+
+def test_stop_does_not_wait_for_a_first_load(campaign, db_path, hot_links, caplog):
+    caplog.set_level(logging.INFO, logger="trackly.links")
+    add_url_links(db_path, 300_000)
+    hot = hot_links(1_000_000).start()
+    assert hot.tell_when_loaded()
+    hot.stop()
+    assert hot._thread.is_alive()  # still loading: a stopping server does not wait for it
+    hot._thread.join(60)
+    assert not hot._thread.is_alive()
+    assert "link index" not in caplog.text  # nobody is told of a load nobody will use
+
+
+def test_a_database_it_cannot_read_leaves_the_server_without_the_index(tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger="trackly.links")
+    folder = tmp_path / "a-folder.db"
+    folder.mkdir()
+    hot = HotLinks(folder, 100).start()
+    assert hot.wait_loaded(30)
+    assert len(hot) == 0
+    assert "serving without the link index" in caplog.text
+    hot.stop()
 
 
 def test_update_waits_for_min_segment_links(campaign, acme, tmp_path, conn, db_path, hot_links):

@@ -196,18 +196,18 @@ def test_banner_tells_how_many_links_are_held_in_memory(campaign, live_server):
 def test_a_large_link_index_loads_while_the_server_answers(campaign, live_server, db_path):
     from test_linkindex import add_url_links
 
-    add_url_links(db_path, 300_000)
+    add_url_links(db_path, 500_000)  # over a second to load, the server waits 0.2 s
     server = live_server()
     link = campaign["by_slot"]["link1"][0]
     status, headers, _ = server.request(f"/{link['id']}", host="go.acme.test")
     assert status == 302
     assert headers["Location"] == f"https://shop.example/summer?sub={link['id']}"
     log = wait_for(
-        lambda: (text := server.log.read_text()) and "link index: 300,006 links" in text and text,
+        lambda: (text := server.log.read_text()) and "link index: 500,006 links" in text and text,
         what="the link index loaded",
     )
     assert "loading up to 1,000,000 newest links into memory" in log
-    assert log.index("loading up to") < log.index("link index: 300,006 links")
+    assert log.index("loading up to") < log.index("link index: 500,006 links")
 
 
 def test_without_the_link_index_links_are_read_from_the_database(campaign, live_server, db_path):

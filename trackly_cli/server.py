@@ -126,7 +126,7 @@ class Tracker:
         except BaseException:
             self.writer.close()
             raise
-        self.hot_links.wait_loaded(HotLinks.QUIET_LOAD_SECONDS)
+        self.hot_links.wait_loaded(HotLinks.FIRST_LOAD_WAIT)
 
     # -- reading ---------------------------------------------------------------------------
 

@@ -50,13 +50,13 @@ def banner(tracker: Tracker, address: str) -> None:
     else:
         output.warn("no tracking domains yet: every link answers 404 (trackly domain add HOST)")
     hot = tracker.hot_links
-    if len(hot):
-        output.info(f"  {len(hot):,} newest links in memory ({hot.bytes / 1e6:.0f} MB)")
-    elif hot.loading:
+    if hot.tell_when_loaded():
         output.info(
             f"  loading up to {hot.size:,} newest links into memory; until then links are read"
             " from the database"
         )
+    elif len(hot):
+        output.info(f"  {len(hot):,} newest links in memory ({hot.bytes / 1e6:.0f} MB)")
     output.info(f"  listening on {address}  (Ctrl-C or SIGTERM to stop)")
 
 

@@ -234,8 +234,8 @@ class HotLinks:
     MAX_SEGMENTS = 8
     CHECK_SECONDS = 5.0
     # The server waits this long for the first load before it answers, so that a small index is
-    # complete (and told by the banner) from the first request; a longer load is logged.
-    QUIET_LOAD_SECONDS = 0.5
+    # complete from the first request (and counted in the banner).
+    FIRST_LOAD_WAIT = 0.2
 
     def __init__(self, db_path: str | Path, size: int = DEFAULT_SIZE) -> None:
         self.db_path = Path(db_path)
@@ -243,6 +243,8 @@ class HotLinks:
         self.segments: tuple[LinkIndex, ...] = ()
         self._stopped = threading.Event()
         self._loaded = threading.Event()
+        self._lock = threading.Lock()
+        self._tell_when_loaded = False
         self._thread: threading.Thread | None = None
 
     def __len__(self) -> int:
@@ -279,37 +281,44 @@ class HotLinks:
         """Wait for the first load; True once it is done (or given up)."""
         return self._loaded.wait(timeout)
 
+    def tell_when_loaded(self) -> bool:
+        """If the first load is still under way, have its end logged, and return True."""
+        with self._lock:
+            if self._loaded.is_set():
+                return False
+            self._tell_when_loaded = True
+            return True
+
     def stop(self) -> None:
+        """Stop keeping the index up to date. A first load still under way is not waited for:
+        it ends on its own, and a stopping server has no use for it."""
         self._stopped.set()
-        if self._thread is not None:
+        if self._thread is not None and not self.loading:
             self._thread.join(30)
 
     def _run(self) -> None:
-        try:
-            conn = store.connect(self.db_path, check_same_thread=False)
-        except Exception as e:
-            log.warning("serving without the link index: %s", e)
-            self._loaded.set()
-            return
+        conn = None
         try:
             started = time.perf_counter()
-            try:
-                self.segments = (LinkIndex.load(conn, self.size),)
-            except (sqlite3.Error, OverflowError, MemoryError) as e:
-                # ids past 32 bits, too little memory, an unreadable database: links are
-                # read from the database instead
-                log.warning("serving without the link index: %s", e)
-                return
-            finally:
-                self._loaded.set()
-            seconds = time.perf_counter() - started
-            if seconds >= self.QUIET_LOAD_SECONDS:
-                log.info(
-                    "link index: %s links (%.0f MB) loaded in %.1f s",
-                    f"{len(self):,}",
-                    self.bytes / 1e6,
-                    seconds,
-                )
+            conn = store.connect(self.db_path, check_same_thread=False)
+            self.segments = (LinkIndex.load(conn, self.size),)
+        except Exception as e:  # ids past 32 bits, too little memory, an unreadable database…
+            self._loaded.set()
+            log.warning("serving without the link index (links are read from the database): %s", e)
+            if conn is not None:
+                conn.close()
+            return
+        with self._lock:
+            self._loaded.set()
+            tell = self._tell_when_loaded and not self._stopped.is_set()
+        if tell:
+            log.info(
+                "link index: %s links (%.0f MB) loaded in %.1f s",
+                f"{len(self):,}",
+                self.bytes / 1e6,
+                time.perf_counter() - started,
+            )
+        try:
             self._follow(conn)
         finally:
             conn.close()
@@ -318,7 +327,7 @@ class HotLinks:
         while not self._stopped.wait(self.CHECK_SECONDS):
             try:
                 self.update(conn)
-            except (sqlite3.Error, OverflowError, MemoryError) as e:
+            except Exception as e:  # the index stays as it was; the next check tries again
                 log.warning("could not update the link index: %s", e)
 
     def update(self, conn: sqlite3.Connection) -> None:
