@@ -1045,3 +1045,13 @@ def test_the_access_log_keeps_no_full_ip_of_an_account_that_anonymises(db_path, 
         assert logged_ip("go.acme.test", "198.51.100.7") == "198.51.100.0"
     finally:
         tracker.close()
+
+    # a server for other domains only (--domain) answers 404 there, and still logs no full IP
+    only_acme = Tracker(db_path, domains=["go.acme.test"])
+    try:
+        assert (
+            only_acme.logged_ip({"HTTP_HOST": "go.privy.test", "REMOTE_ADDR": "198.51.100.7"})
+            == "198.51.100.0"
+        )
+    finally:
+        only_acme.close()

@@ -165,13 +165,8 @@ class Tracker:
     def route(self, host_header: str | None) -> tuple[DomainInfo, Snapshot] | None:
         """The tracking domain a request's Host names (case-insensitive, port ignored), with
         the settings snapshot the rest of the request uses."""
-        if not host_header:
-            return None
-        host = host_header.strip().lower()
-        if host.startswith("["):
-            return None  # an IPv6 literal is never a tracking domain
-        host = host.rsplit(":", 1)[0].rstrip(".")
-        if self.only_hosts is not None and host not in self.only_hosts:
+        host = _hostname(host_header)
+        if host is None or (self.only_hosts is not None and host not in self.only_hosts):
             return None
         snapshot = self.refresh()
         domain = snapshot.domains.get(host)
@@ -195,8 +190,10 @@ class Tracker:
         the domains of accounts that anonymise IPs, so that the log keeps no more than the
         database does."""
         ip = environ.get("REMOTE_ADDR") or "-"
-        routed = self.route(environ.get("HTTP_HOST"))
-        if routed is not None and routed[0].account_id in routed[1].anonymizing:
+        host = _hostname(environ.get("HTTP_HOST"))
+        snapshot = self.refresh()
+        domain = snapshot.domains.get(host) if host else None  # served or not (--domain)
+        if domain is not None and domain.account_id in snapshot.anonymizing:
             return retention.anonymize_ip(ip) or "-"
         return ip
 
@@ -207,6 +204,17 @@ class Tracker:
             for conn in self._connections:
                 conn.close()
             self._connections.clear()
+
+
+def _hostname(host_header: str | None) -> str | None:
+    """The host a Host header names: lower case, without port or trailing dot; None for none
+    or an IPv6 literal (never a tracking domain)."""
+    if not host_header:
+        return None
+    host = host_header.strip().lower()
+    if host.startswith("["):
+        return None
+    return host.rsplit(":", 1)[0].rstrip(".")
 
 
 def _not_found() -> HTTPResponse:
