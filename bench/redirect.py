@@ -195,8 +195,10 @@ def wait_for_index(log: Path, proc: subprocess.Popen, timeout: float = 300.0) ->
     deadline = time.time() + timeout
     while time.time() < deadline:
         text = log.read_text(encoding="utf-8", errors="replace")
-        if "newest links in memory" in text or "link index:" in text:
+        if "newest links in memory" in text or re.search(r"link index: .* loaded in ", text):
             return
+        if "serving without the link index" in text:
+            raise SystemExit(f"trackly serve has no link index: {text[-500:]}")
         if proc.poll() is not None:
             raise SystemExit(f"trackly serve exited with {proc.returncode}: {text[-500:]}")
         time.sleep(0.2)
