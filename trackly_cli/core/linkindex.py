@@ -303,21 +303,20 @@ class HotLinks:
             conn = store.connect(self.db_path, check_same_thread=False)
             self.segments = (LinkIndex.load(conn, self.size),)
         except Exception as e:  # ids past 32 bits, too little memory, an unreadable database…
-            self._loaded.set()
             log.warning("serving without the link index (links are read from the database): %s", e)
             if conn is not None:
                 conn.close()
-            return
-        with self._lock:
             self._loaded.set()
-            tell = self._tell_when_loaded and not self._stopped.is_set()
-        if tell:
-            log.info(
-                "link index: %s links (%.0f MB) loaded in %.1f s",
-                f"{len(self):,}",
-                self.bytes / 1e6,
-                time.perf_counter() - started,
-            )
+            return
+        with self._lock:  # logged before it is loaded: whoever waits for it finds the line
+            if self._tell_when_loaded and not self._stopped.is_set():
+                log.info(
+                    "link index: %s links (%.0f MB) loaded in %.1f s",
+                    f"{len(self):,}",
+                    self.bytes / 1e6,
+                    time.perf_counter() - started,
+                )
+            self._loaded.set()
         try:
             self._follow(conn)
         finally:
