@@ -6,7 +6,6 @@ one backup taken while a real `trackly serve` is taking clicks (the Must-show)."
 from __future__ import annotations
 
 import hashlib
-import http.client
 import re
 import sqlite3
 import threading
@@ -15,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from conftest import BROWSER_UA, HUMAN_HEADERS, execute, query, snapshot, wait_for
+from conftest import BROWSER_UA, HUMAN_HEADERS, Load, execute, query, snapshot, wait_for
 
 from trackly_cli.core import retention
 from trackly_cli.server import Pruner
@@ -754,69 +753,6 @@ def test_a_pruner_stopped_before_its_first_run_changes_nothing(campaign, db_path
 # --- backups and checks ---------------------------------------------------------------------------
 
 
-class Clicking:
-    """`threads` clients, each on its own keep-alive connection, clicking `link_ids` as humans
-    until stopped. Counts the 302s that have arrived: each is a committed click."""
-
-    def __init__(self, port: int, link_ids: list[str], threads: int = 6) -> None:
-        self.port = port
-        self.link_ids = link_ids
-        self.redirects = 0
-        self.other_statuses: list[int] = []
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._threads = [
-            threading.Thread(target=self._client, args=(n,), daemon=True) for n in range(threads)
-        ]
-
-    def __enter__(self) -> Clicking:
-        for thread in self._threads:
-            thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        for thread in self._threads:
-            thread.join(15)
-        assert not any(t.is_alive() for t in self._threads), "a client hung"
-
-    @property
-    def total(self) -> int:
-        with self._lock:
-            return self.redirects
-
-    def _client(self, n: int) -> None:
-        conn: http.client.HTTPConnection | None = None
-        i = n
-        while not self._stop.is_set():
-            link_id = self.link_ids[i % len(self.link_ids)]
-            i += 1
-            try:
-                if conn is None:
-                    conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
-                conn.request(
-                    "GET", f"/{link_id}", headers={"Host": "go.acme.test", **HUMAN_HEADERS}
-                )
-                response = conn.getresponse()
-                response.read()
-            except (OSError, http.client.HTTPException):
-                if conn is not None:
-                    conn.close()
-                conn = None
-                time.sleep(0.01)
-                continue
-            with self._lock:
-                if response.status == 302:
-                    self.redirects += 1
-                else:
-                    self.other_statuses.append(response.status)
-            if response.will_close:
-                conn.close()
-                conn = None
-        if conn is not None:
-            conn.close()
-
-
 def add_old_clicks(db_path: Path, link_ids: list[str], n: int) -> None:
     """`n` raw clicks of last month, spread over `link_ids`, in one transaction."""
     conn = sqlite3.connect(db_path)
@@ -863,7 +799,7 @@ def test_backup_while_the_server_takes_clicks_is_consistent_and_complete(
     server = live_server()
     target = tmp_path / "backups" / "nightly" / "trackly-copy.db"  # folders that do not exist
 
-    with Clicking(server.port, links) as load:
+    with Load(server.port, links, threads=6) as load:
         wait_for(lambda: load.total >= 200, timeout=20, what="200 answered clicks")
         answered_before = load.total
         result = acme("db", "backup", target)

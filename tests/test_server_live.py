@@ -21,7 +21,7 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from conftest import HUMAN_HEADERS, free_port, wait_for
+from conftest import HUMAN_HEADERS, Load, free_port, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -60,75 +60,6 @@ def get(
         return response.status, dict(response.getheaders()), response.read()
     finally:
         conn.close()
-
-
-class Load:
-    """`threads` clients, each on its own keep-alive connection, clicking `link_ids` in turn
-    until stopped (or `seconds` pass). Counts, per link, the 302s that actually arrived."""
-
-    def __init__(self, port: int, link_ids: list[str], threads: int = 8, seconds: float = 5.0):
-        self.port = port
-        self.link_ids = link_ids
-        self.redirects: Counter = Counter()
-        self.other_statuses: Counter = Counter()
-        self.failures = 0
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._deadline = time.monotonic() + seconds
-        self._threads = [
-            threading.Thread(target=self._client, args=(n,), daemon=True) for n in range(threads)
-        ]
-
-    def __enter__(self) -> Load:
-        for thread in self._threads:
-            thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
-
-    @property
-    def total(self) -> int:
-        with self._lock:
-            return sum(self.redirects.values())
-
-    def stop(self) -> None:
-        self._stop.set()
-        for thread in self._threads:
-            thread.join(15)
-        assert not any(t.is_alive() for t in self._threads), "a load client hung"
-
-    def _client(self, n: int) -> None:
-        conn: http.client.HTTPConnection | None = None
-        i = n
-        while not self._stop.is_set() and time.monotonic() < self._deadline:
-            link_id = self.link_ids[i % len(self.link_ids)]
-            i += 1
-            try:
-                if conn is None:
-                    conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
-                conn.request("GET", f"/{link_id}", headers={"Host": HOST, **HUMAN_HEADERS})
-                response = conn.getresponse()
-                status = response.status
-                response.read()
-            except (OSError, http.client.HTTPException):
-                with self._lock:
-                    self.failures += 1
-                if conn is not None:
-                    conn.close()
-                conn = None
-                time.sleep(0.01)
-                continue
-            with self._lock:
-                if status == 302:
-                    self.redirects[link_id] += 1
-                else:
-                    self.other_statuses[status] += 1
-            if response.will_close:
-                conn.close()
-                conn = None
-        if conn is not None:
-            conn.close()
 
 
 def assert_every_redirect_recorded(db_path: Path, load: Load) -> None:
