@@ -39,6 +39,12 @@ def load(conn: sqlite3.Connection) -> Snapshot:
     """Everything, as of one moment (call outside a transaction)."""
     conn.execute("BEGIN")
     try:
+        anonymize_after = dict(
+            conn.execute(
+                "SELECT id, anonymize_ips_after_days FROM accounts"
+                " WHERE anonymize_ips_after_days IS NOT NULL"
+            )
+        )
         return Snapshot(
             version=version(conn),
             domains={
@@ -49,16 +55,8 @@ def load(conn: sqlite3.Connection) -> Snapshot:
             },
             offers=clicks.load_offers(conn),
             lists=clicks.load_lists(conn),
-            anonymize_at_once=frozenset(
-                r[0]
-                for r in conn.execute("SELECT id FROM accounts WHERE anonymize_ips_after_days = 0")
-            ),
-            anonymizing=frozenset(
-                r[0]
-                for r in conn.execute(
-                    "SELECT id FROM accounts WHERE anonymize_ips_after_days IS NOT NULL"
-                )
-            ),
+            anonymize_at_once=frozenset(a for a, days in anonymize_after.items() if days == 0),
+            anonymizing=frozenset(anonymize_after),
             ranges=ipranges.load(conn),
         )
     finally:
