@@ -385,6 +385,19 @@ def execute(db_path: Path, sql: str, *params) -> None:
         conn.close()
 
 
+def add_url_links(db_path: Path, count: int) -> None:
+    """`count` more links on message 1 (z000001, z000002, …): an index that takes a while to
+    load."""
+    execute(
+        db_path,
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?)"
+        " INSERT INTO short_links (id, account_id, message_id, contact_id, domain_id, slot, url,"
+        " created_at) SELECT printf('z%06d', i), account_id, id, contact_id, domain_id,"
+        " 'url' || i, 'https://example.com/', created_at FROM messages, n WHERE messages.id = 1",
+        count,
+    )
+
+
 def wait_for(check, timeout: float = 10.0, what: str = "condition"):
     """Poll `check` until it returns something truthy; fail after `timeout` seconds."""
     import time

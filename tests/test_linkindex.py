@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import execute, query, wait_for
+from conftest import add_url_links, execute, query, wait_for
 
 from trackly_cli.core import clicks, linkindex, store
 from trackly_cli.core.linkindex import HotLinks, LinkIndex
@@ -272,19 +272,6 @@ def test_hot_links_zero_holds_nothing(campaign, db_path, hot_links):
     assert hot.bytes == 0
     assert_absent(hot, all_ids(db_path))
     hot.stop()  # nothing started: returns at once
-
-
-def add_url_links(db_path: Path, count: int) -> None:
-    """`count` more links on message 1 (z000001, z000002, …): an index that takes a while to
-    load."""
-    execute(
-        db_path,
-        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?)"
-        " INSERT INTO short_links (id, account_id, message_id, contact_id, domain_id, slot, url,"
-        " created_at) SELECT printf('z%06d', i), account_id, id, contact_id, domain_id,"
-        " 'url' || i, 'https://example.com/', created_at FROM messages, n WHERE messages.id = 1",
-        count,
-    )
 
 
 def test_start_returns_at_once_and_loads_in_the_background(

@@ -21,7 +21,7 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from conftest import HUMAN_HEADERS, Load, free_port, wait_for
+from conftest import HUMAN_HEADERS, Load, add_url_links, free_port, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -125,8 +125,6 @@ def test_banner_tells_how_many_links_are_held_in_memory(campaign, live_server):
 
 
 def test_a_large_link_index_loads_while_the_server_answers(campaign, live_server, db_path):
-    from test_linkindex import add_url_links
-
     add_url_links(db_path, 500_000)  # over a second to load, the server waits 0.2 s
     server = live_server()
     link = campaign["by_slot"]["link1"][0]
