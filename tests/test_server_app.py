@@ -1039,6 +1039,7 @@ def test_the_access_log_keeps_no_full_ip_of_an_account_that_anonymises(db_path, 
         assert logged_ip("GO.PRIVY.TEST:8080", "2001:db8:1:2::5") == "2001:db8:1::"
         assert logged_ip("go.acme.test", "198.51.100.7") == "198.51.100.7"
         assert logged_ip("unknown.example", "198.51.100.7") == "198.51.100.7"
+        assert logged_ip("go.privy.test", "not-an-address") == "-"  # nothing to truncate: none
 
         cli("account", "update", "acme", "--anonymize-ips-after", "0")
         tracker.refresh(force=True)  # a running server sees it within a second
