@@ -151,20 +151,32 @@ def campaign(acme: Cli, tmp_path: Path) -> dict:
 @pytest.fixture
 def webapp(db_path: Path):
     """make(**create_app options) -> a WebTest TestApp over the real app and database, whose
-    requests come from 198.51.100.7 for go.acme.test unless they say otherwise."""
+    requests come from 198.51.100.7 for go.acme.test unless they say otherwise. After each
+    request it waits until the server's drain has stored what the request put in the click
+    journal, so that a test reads the rows the request made (`app.tracker` is the server)."""
     import webtest
 
     from trackly_cli.server import Tracker, create_app
 
+    class SyncedApp(webtest.TestApp):
+        def do_request(self, *args, **kwargs):
+            try:
+                return super().do_request(*args, **kwargs)
+            finally:
+                self.tracker.sync()
+
     trackers = []
 
     def make(**options):
+        options.setdefault("journal", db_path.parent / f"journal-{len(trackers)}")
         tracker = Tracker(db_path, **options)
         trackers.append(tracker)
-        return webtest.TestApp(
+        app = SyncedApp(
             create_app(db_path, tracker=tracker),
             extra_environ={"HTTP_HOST": "go.acme.test", "REMOTE_ADDR": "198.51.100.7"},
         )
+        app.tracker = tracker
+        return app
 
     yield make
     for tracker in trackers:

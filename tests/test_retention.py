@@ -802,6 +802,16 @@ def test_backup_while_the_server_takes_clicks_is_consistent_and_complete(
     with Load(server.port, links, threads=6) as load:
         wait_for(lambda: load.total >= 200, timeout=20, what="200 answered clicks")
         answered_before = load.total
+        # The backup copies the database; a click answered a moment ago may still be in the
+        # server's journal. Start once the drain has stored what was answered so far.
+        wait_for(
+            lambda: (
+                count(db_path, "SELECT count(*) FROM message_short_link_clicks")
+                >= base + answered_before
+            ),
+            timeout=20,
+            what="the drain to store the answered clicks",
+        )
         result = acme("db", "backup", target)
         answered_at_end = load.total
         wait_for(
@@ -814,7 +824,7 @@ def test_backup_while_the_server_takes_clicks_is_consistent_and_complete(
 
     assert re.fullmatch(
         rf"Backed up [\d,]+ pages to {re.escape(str(target))}"
-        r" \(schema 0001_initial\.sql, [\d,]+ bytes\)\.",
+        r" \(schema 0002_click_journal\.sql, [\d,]+ bytes\)\.",
         result.stderr.strip(),
     ), result.stderr
     assert sqlite_files(target.parent) == ["trackly-copy.db"]  # no partial file, no journal
@@ -843,7 +853,7 @@ def test_backup_while_the_server_takes_clicks_is_consistent_and_complete(
         "ok": True,
         "integrity": "ok",
         "foreign_key_problems": 0,
-        "schema_version": "0001_initial.sql",
+        "schema_version": "0002_click_journal.sql",
         "pending_migrations": 0,
         "journal_mode": "delete",
     }
@@ -860,9 +870,9 @@ def test_db_check_reads_the_copy_and_changes_nothing(campaign, acme, tmp_path):
     checked = acme.json("--db", target, "db", "check")
 
     assert re.search(r"^ok\s+yes\s*$", table, re.M), table
-    assert re.search(r"^schema version\s+0001_initial\.sql\s*$", table, re.M), table
+    assert re.search(r"^schema version\s+0002_click_journal\.sql\s*$", table, re.M), table
     assert checked["ok"] is True and checked["bytes"] == len(content)
-    assert checked["schema_version"] == "0001_initial.sql"
+    assert checked["schema_version"] == "0002_click_journal.sql"
     assert target.read_bytes() == content
     assert target.stat().st_mtime_ns == changed_at
     assert sorted(p.name for p in tmp_path.glob("copy.db*")) == ["copy.db"]

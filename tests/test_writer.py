@@ -1,6 +1,7 @@
-"""The server's writer and the click path under it: batches of clicks stored as one statement
-(the click_input view's trigger makes the MessageClicks), the retry when another process wrote
-clicks meanwhile, foreign keys still enforced for other jobs, and click timestamps."""
+"""The server's writer (the drain of the click journal) and the click path under it: batches of
+clicks stored as one statement (the click_input view's trigger makes the MessageClicks), the
+retry when another process wrote clicks meanwhile, foreign keys still enforced for other jobs,
+and click timestamps."""
 
 from __future__ import annotations
 
@@ -31,6 +32,12 @@ def writer(db_path):
     started.close()
 
 
+def stored(writer: Writer, hit: clicks.Click) -> None:
+    """Append a click to the journal and wait until the drain has stored it."""
+    writer.record_click(hit)
+    writer.sync()
+
+
 def click(link: clicks.LinkInfo, *, ip="198.51.100.7", is_bot=False, counts=True) -> clicks.Click:
     return clicks.Click(
         link,
@@ -56,6 +63,7 @@ def test_concurrent_clicks_are_all_stored_with_one_message_click_per_message(
         thread.start()
     for thread in threads:
         thread.join()
+    writer.sync()
     rows = query(db_path, "SELECT id, link_id FROM message_short_link_clicks ORDER BY id")
     assert len(rows) == 60
     assert [r["id"] for r in rows] == list(range(rows[0]["id"], rows[0]["id"] + 60))
@@ -72,29 +80,29 @@ def test_concurrent_clicks_are_all_stored_with_one_message_click_per_message(
 
 
 def test_bots_and_clicks_that_do_not_count_make_no_message_click(writer, links, db_path):
-    writer.record_click(click(links[0], is_bot=True))
-    writer.record_click(click(links[2], counts=False))  # confirm mode: the button decides
+    stored(writer, click(links[0], is_bot=True))
+    stored(writer, click(links[2], counts=False))  # confirm mode: the button decides
     assert query(db_path, "SELECT count(*) AS n FROM message_clicks")[0]["n"] == 0
     rows = query(db_path, "SELECT is_bot, bot_reasons FROM message_short_link_clicks ORDER BY id")
     assert [(r["is_bot"], r["bot_reasons"]) for r in rows] == [
         (1, "user agent: crawler (test)"),
         (0, ""),
     ]
-    writer.record_click(click(links[0]))
+    stored(writer, click(links[0]))
     assert [m["link_id"] for m in query(db_path, "SELECT link_id FROM message_clicks")] == [
         links[0].id
     ]
 
 
 def test_a_click_written_by_another_process_meanwhile_is_not_overwritten(writer, links, db_path):
-    writer.record_click(click(links[0]))  # the writer now numbers on from its last id
+    stored(writer, click(links[0]))  # the writer now numbers on from its last id
     other = store.connect(db_path)
     try:
         clicks.prepare_click_input(other)
         clicks.record_many(other, [click(links[1], ip="203.0.113.9")])  # takes the next id
     finally:
         other.close()
-    writer.record_click(click(links[2]))  # its id is taken: stored one by one, numbered anew
+    stored(writer, click(links[2]))  # its id is taken: stored one by one, numbered anew
     rows = query(db_path, "SELECT id, link_id, ip FROM message_short_link_clicks ORDER BY id")
     assert [(r["link_id"], r["ip"]) for r in rows] == [
         (links[0].id, "198.51.100.7"),
@@ -130,7 +138,7 @@ def test_jobs_still_have_their_foreign_keys_checked(writer, links, db_path):
 
     with pytest.raises(sqlite3.IntegrityError, match="FOREIGN KEY"):
         writer.submit(orphan)
-    writer.record_click(click(links[0]))  # the click path goes on
+    stored(writer, click(links[0]))  # the click path goes on
     assert query(db_path, "SELECT count(*) AS n FROM message_clicks")[0]["n"] == 1
     problems = sqlite3.connect(db_path).execute("PRAGMA foreign_key_check").fetchall()
     assert problems == []
@@ -153,7 +161,7 @@ def test_click_timestamps_are_the_stored_form(seconds):
 
 def test_a_message_click_is_created_when_committed_not_when_clicked(writer, links, db_path):
     late = click(links[0])._replace(clicked_at="2026-01-02T03:04:05.000000Z")
-    writer.record_click(late)
+    stored(writer, late)
     row = query(db_path, "SELECT clicked_at, created_at FROM message_clicks")[0]
     assert row["clicked_at"] == "2026-01-02T03:04:05.000000Z"
     assert row["created_at"] > row["clicked_at"]

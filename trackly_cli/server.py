@@ -4,9 +4,10 @@ waitress in `serve`.
 The hot path (GET /<id>) reads from memory: links never change, and those of the newest
 messages are held in an index (core.linkindex), older ones cached as they are read; routing and
 bot settings are cached and refreshed within a second of a change (a trigger-maintained
-version number); user-agent and IP verdicts are cached. Its only I/O is the click row, handed
-to the one writer thread and committed (together with whatever other requests queued
-meanwhile) before the response leaves.
+version number); user-agent and IP verdicts are cached. Its only I/O is one record appended to
+the click journal (core.journal) before the response leaves; the drain thread (core.writer)
+stores the journal in the database in batches, so no redirect waits on a commit or a lock.
+Postbacks wait for their own commit, to answer `recorded` or `duplicate`.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from trackly_cli.core import (
     conversions,
     linkindex,
     links,
+    records,
     retention,
     store,
     validate,
@@ -40,9 +42,10 @@ from trackly_cli.core import (
 from trackly_cli.core import snapshot as snapshots
 from trackly_cli.core.clicks import LinkInfo, ListInfo, OfferInfo
 from trackly_cli.core.errors import InvalidInput, NotFound, TracklyError
+from trackly_cli.core.journal import JournalError
 from trackly_cli.core.linkindex import HotLinks
 from trackly_cli.core.snapshot import DomainInfo, Snapshot
-from trackly_cli.core.writer import Writer
+from trackly_cli.core.writer import Writer, WriterBusy, WriterClosed
 from trackly_cli.housekeeping import Pruner
 
 log = logging.getLogger("trackly.server")
@@ -83,7 +86,7 @@ class Visit(NamedTuple):
 
 class Tracker:
     """What a running server holds: read connections (one per thread), caches, the bot
-    detector and the writer."""
+    detector, the click journal and its drain."""
 
     def __init__(
         self,
@@ -91,6 +94,7 @@ class Tracker:
         *,
         domains: Iterable[str] | None = None,
         hot_links: int = linkindex.DEFAULT_SIZE,
+        journal: str | Path | None = None,
     ) -> None:
         self.db_path = Path(db_path)
         setup = store.open_db(self.db_path)  # applies migrations before anything else
@@ -117,9 +121,8 @@ class Tracker:
         self.snapshot = Snapshot()
         self.detector = bots.Detector()
         self.links: dict[str, LinkInfo] = {}
-        self.writer = Writer(self.db_path).start()
-        # Fail now, with a clear message, if the database cannot be written.
-        self.writer.submit(lambda conn: conn.execute("UPDATE config_version SET id = id"))
+        # Fails now, with a clear message, if the journal or the database cannot be written.
+        self.writer = Writer(self.db_path, journal).start()
         self.refresh(force=True)
         try:
             self.hot_links = HotLinks(self.db_path, hot_links).start()
@@ -197,6 +200,10 @@ class Tracker:
             return retention.anonymize_ip(ip) or "-"
         return ip
 
+    def sync(self, timeout: float = 30.0) -> None:
+        """Return once every record acknowledged so far is in the database."""
+        self.writer.sync(timeout)
+
     def close(self) -> None:
         self.hot_links.stop()
         self.writer.close()
@@ -229,6 +236,14 @@ def _redirect(url: str) -> HTTPResponse:
     # A 302 to the stored destination, built here rather than with bottle.redirect(), which
     # would urljoin() it against the request URL.
     return HTTPResponse("", 302, {"Location": url, "Cache-Control": NO_STORE})
+
+
+def _unavailable() -> HTTPResponse:
+    return HTTPResponse(
+        pages.message("Temporarily unavailable", "Please try again in a moment."),
+        503,
+        {"Content-Type": "text/html; charset=utf-8", "Cache-Control": NO_STORE, "Retry-After": "5"},
+    )
 
 
 def _page(html: str) -> HTTPResponse:
@@ -354,7 +369,8 @@ def create_app(
             seen.mode != "confirm",
             seen.anonymized,
         )
-        _write(tracker.writer.record_click, record, link.id)
+        if not _kept(tracker.writer.record_click, record, link.id):
+            return _unavailable()
         if seen.method == "OPTIONS":
             return HTTPResponse("", 204, {"Allow": "GET, HEAD", "Cache-Control": NO_STORE})
         target = clicks.destination(link, seen.offer)
@@ -372,18 +388,21 @@ def create_app(
             return _not_found()
         link = seen.link
         if seen.method == "GET" and not judge(seen).is_bot:
-            visitor = clicks.visitor(link, seen.ip, seen.user_agent, tracker.secret)
-            _write(
-                tracker.writer.submit,
-                lambda conn: clicks.confirm(
-                    conn, link, visitor, seen.stored_ip, seen.user_agent, seen.anonymized
-                ),
-                link.id,
+            record = records.confirm(
+                link,
+                clock.now_text(),
+                clicks.visitor(link, seen.ip, seen.user_agent, tracker.secret),
+                seen.stored_ip,
+                seen.user_agent,
+                seen.anonymized,
             )
+            if not _kept(tracker.writer.append, record, link.id):
+                return _unavailable()
         return _redirect(clicks.destination(link, seen.offer))
 
-    def convert(source: str, path_link_id: str | None = None) -> dict:
-        """Record a postback for `source`; raises TracklyError for a bad or foreign one."""
+    def convert(source: str, path_link_id: str | None = None) -> dict | None:
+        """Record a postback for `source`; raises TracklyError for a bad or foreign one. A
+        pixel's conversion goes to the journal, stored after the clicks before it (None)."""
         routed = tracker.route(request.environ.get("HTTP_HOST"))
         if routed is None:
             raise NotFound("not a tracking domain")
@@ -419,8 +438,20 @@ def create_app(
             # the offer's postback IP allowlist (for networks' servers) does not apply to it.
             if postback.is_reversal:
                 raise InvalidInput("a pixel cannot record a refund or chargeback")
-        else:
-            conversions.check_source_ip(offer, ip)
+            anonymized = domain.account_id in snapshot.anonymize_at_once
+            tracker.writer.append(
+                records.pixel(
+                    link,
+                    clock.now_text(),
+                    domain.account_id,
+                    offer.id if offer is not None else None,
+                    postback,
+                    retention.anonymize_ip(ip) if anonymized else ip,
+                    anonymized,
+                )
+            )
+            return None
+        conversions.check_source_ip(offer, ip)
 
         def write(conn: sqlite3.Connection) -> conversions.Result:
             target = link
@@ -451,7 +482,8 @@ def create_app(
                 {"status": "error", "error": e.message}, e.http_status, {"Cache-Control": NO_STORE}
             )
         except Exception as e:  # the database or the writer: try again later
-            log.error("postback failed: %s", e)
+            if not isinstance(e, WriterBusy | WriterClosed):
+                log.error("postback failed: %s", e)
             return HTTPResponse(
                 {"status": "error", "error": "temporarily unavailable, try again"},
                 503,
@@ -478,6 +510,9 @@ def create_app(
                 convert("pixel", path_link_id=name[:7])
             except TracklyError:
                 pass
+            except (JournalError, WriterClosed) as e:  # not kept: the browser may load it again
+                log.error("pixel %s not recorded: %s", name, e)
+                return _unavailable()
             except Exception as e:  # a pixel never fails: log and carry on
                 log.error("pixel %s failed: %s", name, e)
         return HTTPResponse(
@@ -515,13 +550,16 @@ def _utf8_query() -> FormsDict:
     return decoded
 
 
-def _write(write: Callable[[object], object], what: object, link_id: str) -> None:
-    """Record through the writer. If the database cannot take it (disk full…), the visitor is
-    still sent on and the failure is logged: a lost click is better than a lost customer."""
+def _kept(append: Callable[[object], object], record: object, link_id: str) -> bool:
+    """Keep a record in the journal. If it cannot be kept (disk full, a folder made read-only),
+    the request is not acknowledged (the caller answers 503): a phone retries, and a click that
+    was answered is a click that was kept."""
     try:
-        write(what)
-    except Exception as e:
-        log.error("could not record a click on %s: %s", link_id, e)
+        append(record)
+    except (JournalError, WriterClosed) as e:
+        log.error("could not record a hit on %s: %s", link_id, e)
+        return False
+    return True
 
 
 def serve(
@@ -534,6 +572,7 @@ def serve(
     trusted_proxy: str | None = None,
     access_log: bool = False,
     hot_links: int = linkindex.DEFAULT_SIZE,
+    journal: str | Path | None = None,
     announce: Callable[[Tracker, str], None] | None = None,
     routes: Callable[[Bottle], None] | None = None,
 ) -> None:
@@ -550,7 +589,7 @@ def serve(
     # that is normal, and logging it on every request costs more than the request.
     logging.getLogger("waitress.queue").setLevel(logging.ERROR)
 
-    tracker = Tracker(db_path, domains=domains, hot_links=hot_links)
+    tracker = Tracker(db_path, domains=domains, hot_links=hot_links, journal=journal)
     app = create_app(db_path, tracker=tracker)
     if routes is not None:
         routes(app)

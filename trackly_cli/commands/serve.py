@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -36,6 +37,15 @@ HotLinksOpt = Annotated[
         help="Hold the newest N links in memory (about 50 bytes each; 0: none).",
     ),
 ]
+JournalOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--journal",
+        metavar="DIR",
+        file_okay=False,
+        help="The click journal's folder (default: beside the database, DB.journal).",
+    ),
+]
 AccessLogOpt = Annotated[
     bool, typer.Option("--access-log", help="Log one line per request on stderr.")
 ]
@@ -57,6 +67,11 @@ def banner(tracker: Tracker, address: str) -> None:
         )
     elif len(hot):
         output.info(f"  {len(hot):,} newest links in memory ({hot.bytes / 1e6:.0f} MB)")
+    writer = tracker.writer
+    output.info(f"  click journal: {writer.journal.folder}")
+    behind = writer.behind
+    if behind:
+        output.info(f"  storing {behind:,} bytes of clicks kept from the last run")
     output.info(f"  listening on {address}  (Ctrl-C or SIGTERM to stop)")
 
 
@@ -69,6 +84,7 @@ def serve_command(
     trusted_proxy: ProxyOpt = None,
     access_log: AccessLogOpt = False,
     hot_links: HotLinksOpt = linkindex.DEFAULT_SIZE,
+    journal: JournalOpt = None,
 ) -> None:
     """Serve short links, conversions and pixels for the tracking domains."""
     serve(
@@ -80,6 +96,7 @@ def serve_command(
         trusted_proxy=trusted_proxy,
         access_log=access_log,
         hot_links=hot_links,
+        journal=journal,
         announce=banner,
     )
     output.info("Stopped.")

@@ -92,26 +92,32 @@ class ListInfo:
     meta: dict
 
 
+def _offer_info(r: dict) -> OfferInfo:
+    return OfferInfo(
+        r["id"],
+        r["account_id"],
+        r["name"],
+        r["url"],
+        r["payout_micros"],
+        r["attribution_days"],
+        r["interstitial"],
+        r["title"],
+        r["description"],
+        r["cta"],
+        json.loads(r["meta"]),
+        r["bot_filter"],
+        r["postback_secret"],
+        tuple(json.loads(r["postback_ips"])),
+    )
+
+
 def load_offers(conn: sqlite3.Connection) -> dict[int, OfferInfo]:
-    return {
-        r["id"]: OfferInfo(
-            r["id"],
-            r["account_id"],
-            r["name"],
-            r["url"],
-            r["payout_micros"],
-            r["attribution_days"],
-            r["interstitial"],
-            r["title"],
-            r["description"],
-            r["cta"],
-            json.loads(r["meta"]),
-            r["bot_filter"],
-            r["postback_secret"],
-            tuple(json.loads(r["postback_ips"])),
-        )
-        for r in store.rows(conn, "SELECT * FROM offers")
-    }
+    return {r["id"]: _offer_info(r) for r in store.rows(conn, "SELECT * FROM offers")}
+
+
+def load_offer(conn: sqlite3.Connection, offer_id: int) -> OfferInfo | None:
+    found = store.row(conn, "SELECT * FROM offers WHERE id = ?", (offer_id,))
+    return None if found is None else _offer_info(found)
 
 
 def load_lists(conn: sqlite3.Connection) -> dict[int, ListInfo]:
@@ -441,9 +447,10 @@ def confirm(
     ip: str | None,
     user_agent: str,
     ip_anonymized: bool = False,
+    at: str | None = None,
 ) -> int | None:
-    """The Continue button of an interstitial was followed: that is the MessageClick (unless the
-    visitor already has one), tied to the page view it came from."""
+    """The Continue button of an interstitial was followed (at `at`, else now): that is the
+    MessageClick (unless the visitor already has one), tied to the page view it came from."""
     # The page view this button press came from: on a per-recipient link every fetcher shares
     # the contact's visitor key, so prefer a human view from the same IP and browser.
     page_view = conn.execute(
@@ -456,7 +463,7 @@ def confirm(
         conn,
         link,
         visitor_key,
-        clock.now_text(),
+        at or clock.now_text(),
         ip,
         user_agent,
         click_id,

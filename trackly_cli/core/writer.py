@@ -1,21 +1,30 @@
-"""The one writer of a running server: a thread that owns the write connection and commits
-whatever is queued as one transaction (group commit).
+"""The one writer of a running server: the drain, a thread that owns the write connection and
+moves the click journal (core.journal) into the database, and runs the jobs that must answer
+with what they wrote (postbacks).
 
-A request hands its write over and waits until the transaction that holds it has committed, so
-nothing is acknowledged before it is durable, yet many requests share one commit. The writer
-commits as soon as it has work (no fixed wait window), so a lone request is not delayed.
+Redirects, Continue hops and pixels append a record to the journal and answer at once: they
+never wait on this thread, on a commit or on a database lock. The drain reads what was appended
+since its last commit and stores it in one transaction, together with its new position in the
+journal (`journal_state`), so a restart after a kill stores every record exactly once. Under
+load the batches simply grow: there is no hand-off per request to wait for.
 
-Clicks, the bulk of the traffic, take a fast path: a batch of clicks alone is one multi-row
-INSERT outside an explicit transaction (see clicks.record_many), so it costs the thread one
-trip through the GIL, which the request threads keep busy, instead of one per statement. Other
-jobs (conversions…) are functions run one by one in a BEGIN IMMEDIATE transaction, each in its
-own savepoint: a job that fails is undone alone, and its error is raised in the thread that
-submitted it.
+A job (`submit`) runs in the drain's transaction after every record that was in the journal
+when it was submitted, so a postback that follows its click is attributed to it. The job's
+thread waits for its commit, at most `JOB_WAIT_SECONDS`; a job still queued then is withdrawn
+and the caller told to try again (a postback answers 503), so no request hangs on a database
+that another process keeps locked.
+
+The drain also keeps the WAL small: the server's request threads read the database only for
+links missing from memory, so between batches the drain can checkpoint and, once the WAL has
+grown, restart it from the beginning (SQLite cannot while readers and a writer never pause:
+checkpoint starvation).
 """
 
 from __future__ import annotations
 
-import _thread
+import contextlib
+import logging
+import os
 import queue
 import sqlite3
 import threading
@@ -24,230 +33,389 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from trackly_cli.core import clicks, store
+from trackly_cli.core import journal, migrate, records, store
+from trackly_cli.core.journal import Journal, Position
 
 T = TypeVar("T")
+log = logging.getLogger("trackly.writer")
 
-MAX_BATCH = 512
-# A write lock held by another process (a large `trackly shorten`) makes writes wait rather
-# than fail: clicks are delayed, never lost.
-WRITER_BUSY_TIMEOUT_MS = 120_000
-# The writer does not checkpoint the WAL itself: a helper thread does, every second, so that
-# copying pages into the database file is not on any request's path.
+# Records are read in chunks of journal.READ_BYTES (a few thousand clicks): one transaction.
+IDLE_SECONDS = 0.5
+# A lock held by another process makes a batch wait this long, then retry later (the journal
+# keeps the clicks meanwhile).
+DRAIN_BUSY_TIMEOUT_MS = 250
+STARTUP_BUSY_TIMEOUT_MS = 30_000
+RETRY_SECONDS = (0.05, 0.1, 0.25, 0.5, 1.0)
+JOB_WAIT_SECONDS = 10.0
+BEHIND_LOG_SECONDS = 10.0
+# A drained segment this large is replaced by a new one.
+ROTATE_BYTES = 8 << 20
+# The WAL: checkpointed every second; restarted (so that it is reused from its start) once it
+# holds more than RESTART_WAL_BYTES; a log line once it passes WARN_WAL_BYTES.
 CHECKPOINT_SECONDS = 1.0
+RESTART_WAL_BYTES = 4 << 20
+RESTART_BUSY_TIMEOUT_MS = 100
+JOURNAL_SIZE_LIMIT = 16 << 20
+WARN_WAL_BYTES = 64 << 20
 
 
 class WriterClosed(RuntimeError):
     pass
 
 
+class WriterBusy(RuntimeError):
+    """The database did not take a job in time (another process holds its lock): try again."""
+
+
+_QUEUED, _RUNNING, _DONE, _WITHDRAWN = range(4)
+
+
 class _Job:
-    """A write and the lock its submitter waits on: held until the write is committed (a bare
-    lock, not a threading.Event, which costs several times more GIL time per request)."""
+    __slots__ = ("done", "error", "fn", "position", "result", "state")
 
-    __slots__ = ("click", "done", "error", "fn", "result")
-
-    def __init__(
-        self,
-        fn: Callable[[sqlite3.Connection], Any] | None = None,
-        click: clicks.Click | None = None,
-    ) -> None:
+    def __init__(self, fn: Callable[[sqlite3.Connection], Any], position: Position) -> None:
         self.fn = fn
-        self.click = click
-        self.done = _thread.allocate_lock()
-        self.done.acquire()
+        self.position = position
+        self.done = threading.Event()
         self.result: Any = None
         self.error: BaseException | None = None
+        self.state = _QUEUED
 
 
 _STOP = object()
 
 
 class Writer:
-    def __init__(self, db_path: str | Path, *, max_batch: int = MAX_BATCH) -> None:
+    def __init__(self, db_path: str | Path, journal_folder: str | Path | None = None) -> None:
         self.db_path = Path(db_path)
-        self.max_batch = max_batch
+        self.journal = Journal(journal_folder or journal.default_folder(self.db_path))
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
-        self._thread = threading.Thread(target=self._run, name="trackly-writer", daemon=True)
-        self._checkpointer = threading.Thread(
-            target=self._checkpoint, name="trackly-checkpoint", daemon=True
-        )
-        self._ready = threading.Event()
-        self._stopped = threading.Event()
-        self._startup_error: BaseException | None = None
+        self._pending: list[_Job] = []
+        self._states = threading.Lock()  # job state changes: queued -> running | withdrawn
+        self._wake = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="trackly-drain", daemon=True)
+        self._conn: sqlite3.Connection | None = None
         self._closing = False
-        self.commits = 0
-        self.jobs = 0
         self._next_click_id: int | None = None
+        self.drained: Position = (0, 0)
+        self.commits = 0
+        self.records = 0
+        self.skipped = 0
+        self.last_error: str | None = None
+        self._failures = 0
+        self._checkpointed_at = 0.0
+        self._wal_warned_at = 0.0
+        self._behind_logged_at = 0.0
+
+    # -- life cycle ------------------------------------------------------------------------
 
     def start(self) -> Writer:
+        self.journal.open()
+        try:
+            conn = store.connect(self.db_path, check_same_thread=False)
+            try:
+                conn.execute(f"PRAGMA busy_timeout = {STARTUP_BUSY_TIMEOUT_MS}")
+                migrate.apply(conn)
+                self.drained = records.journal_position(conn, self.journal)
+                conn.execute(f"PRAGMA busy_timeout = {DRAIN_BUSY_TIMEOUT_MS}")
+                conn.execute("PRAGMA wal_autocheckpoint = 0")
+                conn.execute(f"PRAGMA journal_size_limit = {JOURNAL_SIZE_LIMIT}")
+                # Journal records run without foreign key checks: every key they hold comes
+                # from a link row, and nothing deletes links, messages or accounts. Jobs run
+                # with them (see _commit).
+                conn.execute("PRAGMA foreign_keys = OFF")
+                records.prepare(conn)
+                self.journal.start(after=self.drained[0])
+            except BaseException:
+                conn.close()
+                raise
+        except BaseException:
+            self.journal.close()
+            raise
+        self._conn = conn
+        backlog = sum(size for _, size, _ in journal.pending(self.journal.folder, self.drained))
+        if backlog:
+            log.info("click journal: storing %s bytes kept from the last run", f"{backlog:,}")
         self._thread.start()
-        self._ready.wait()
-        if self._startup_error is not None:
-            raise self._startup_error
-        self._checkpointer.start()
         return self
 
-    def _wait(self, job: _Job) -> Any:
-        if self._closing:
-            raise WriterClosed("the server is shutting down")
-        self._queue.put(job)
-        job.done.acquire()  # released by the writer once the job is committed
-        if job.error is not None:
-            raise job.error
-        return job.result
-
-    def submit(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        """Run `fn(connection)` in the writer's next transaction; return its result once that
-        transaction has committed (or raise its error)."""
-        return self._wait(_Job(fn=fn))
-
-    def record_click(self, click: clicks.Click) -> None:
-        """Store a click (and its MessageClick); return once it is committed."""
-        self._wait(_Job(click=click))
-
     def close(self, timeout: float = 30.0) -> None:
-        """Commit everything already queued, then stop."""
+        """Store everything already acknowledged, then stop."""
         if self._closing:
             return
         self._closing = True
         self._queue.put(_STOP)
-        self._thread.join(timeout)
-        self._stopped.set()
-        if self._checkpointer.is_alive():
-            self._checkpointer.join(timeout)
+        self._wake.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+        if self._thread.is_alive():
+            log.error("click journal: the drain did not stop within %.0f s", timeout)
+            return  # the records stay in the journal, stored at the next start
+        self.journal.close()
+
+    # -- the request side ------------------------------------------------------------------
+
+    def append(self, record: list | tuple) -> None:
+        """Keep a record in the journal (raises journal.JournalError if it cannot)."""
+        if self._closing:
+            raise WriterClosed("the server is shutting down")
+        self.journal.append(journal.encode(record))
+        if not self._wake.is_set():
+            self._wake.set()
+
+    def record_click(self, click) -> None:
+        self.append(records.click(click))
+
+    def submit(self, fn: Callable[[sqlite3.Connection], T], timeout: float = JOB_WAIT_SECONDS) -> T:
+        """Run `fn(connection)` in the drain's next transaction, after every record appended
+        so far; return its result once that transaction has committed (or raise its error)."""
+        if self._closing:
+            raise WriterClosed("the server is shutting down")
+        job = _Job(fn, self.journal.position)
+        self._queue.put(job)
+        self._wake.set()
+        if not job.done.wait(timeout):
+            with self._states:
+                if job.state == _QUEUED:
+                    job.state = _WITHDRAWN
+                    raise WriterBusy(
+                        f"the database did not take the write within {timeout:g} s"
+                        + (f" ({self.last_error})" if self.last_error else "")
+                    )
+            job.done.wait()  # running now: its transaction ends soon
+        if job.error is not None:
+            raise job.error
+        return job.result
+
+    def sync(self, timeout: float = JOB_WAIT_SECONDS) -> None:
+        """Return once everything appended so far is in the database."""
+        self.submit(lambda conn: None, timeout)
+
+    @property
+    def behind(self) -> int:
+        """Bytes acknowledged but not yet in the database."""
+        return sum(size for _, size, _ in journal.pending(self.journal.folder, self.drained))
+
+    # -- the drain -------------------------------------------------------------------------
 
     def _run(self) -> None:
+        conn = self._conn
+        assert conn is not None
+        stopping = False
         try:
-            conn = store.connect(self.db_path)
-            conn.execute(f"PRAGMA busy_timeout = {WRITER_BUSY_TIMEOUT_MS}")
-            conn.execute("PRAGMA wal_autocheckpoint = 0")
-            # The click fast path runs without foreign key checks: every key a click row holds
-            # comes from a link row, and nothing deletes links, messages or accounts. Jobs run
-            # with them (see _commit).
-            conn.execute("PRAGMA foreign_keys = OFF")
-            clicks.prepare_click_input(conn)
-        except BaseException as e:  # reported by start()
-            self._startup_error = e
-            self._ready.set()
-            return
-        self._ready.set()
-        try:
-            stopping = False
-            while not stopping:
-                item = self._queue.get()
-                if item is _STOP:
-                    break
-                batch = [item]
-                while len(batch) < self.max_batch:
+            while True:
+                if not stopping:
+                    self._wake.wait(IDLE_SECONDS)
+                self._wake.clear()
+                while True:
                     try:
                         item = self._queue.get_nowait()
                     except queue.Empty:
                         break
                     if item is _STOP:
                         stopping = True
+                    else:
+                        self._pending.append(item)
+                try:
+                    busy = self._drain_once(conn)
+                except sqlite3.Error as e:  # the database refused the batch: retry it later
+                    busy = True
+                    self._failed(conn, e)
+                    if stopping and self._failures > len(RETRY_SECONDS):
                         break
-                    batch.append(item)
-                self._commit(conn, batch)
-        finally:
-            conn.close()
-            # A job queued while the writer was stopping is refused, never left waiting.
-            while True:
-                try:
-                    item = self._queue.get_nowait()
-                except queue.Empty:
+                    time.sleep(RETRY_SECONDS[min(self._failures, len(RETRY_SECONDS)) - 1])
+                if busy:
+                    self._wake.set()
+                    continue
+                self._housekeeping(conn)
+                if stopping:
                     break
-                if item is not _STOP:
-                    item.error = WriterClosed("the server is shutting down")
-                    item.done.release()
-
-    def _commit(self, conn: sqlite3.Connection, batch: list[_Job]) -> None:
-        click_jobs = [job for job in batch if job.click is not None]
-        try:
-            if len(click_jobs) == len(batch) <= clicks.MAX_CLICKS_PER_STATEMENT:
-                # One statement, its own transaction: committed when it returns.
-                try:
-                    self._next_click_id = clicks.record_many(
-                        conn, [job.click for job in click_jobs], self._next_click_id
-                    )
-                except Exception:
-                    self._commit_each(conn, click_jobs)
-            else:
-                # Jobs run with foreign keys (switching recompiles the cached statements, so
-                # a batch of clicks alone, too large for one statement, does not switch).
-                with_jobs = len(click_jobs) < len(batch)
-                if with_jobs:
-                    conn.execute("PRAGMA foreign_keys = ON")
-                try:
-                    conn.execute("BEGIN IMMEDIATE")
-                    if click_jobs:
-                        self._record_clicks(conn, click_jobs)
-                    for job in batch:
-                        if job.fn is not None:
-                            self._run_job(conn, job, job.fn)
-                    conn.execute("COMMIT")
-                finally:
-                    if conn.in_transaction:
-                        conn.execute("ROLLBACK")
-                    if with_jobs:
-                        conn.execute("PRAGMA foreign_keys = OFF")
-            self.commits += 1
-            self.jobs += len(batch)
-        except BaseException as e:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            self._next_click_id = None
-            for job in batch:
-                job.error = e
-                job.result = None
+        except BaseException:
+            log.exception("click journal: the drain stopped")
+            raise
         finally:
-            for job in batch:
-                job.done.release()
+            self._finish(conn)
 
-    def _commit_each(self, conn: sqlite3.Connection, jobs: list[_Job]) -> None:
-        """A batch of clicks failed as one statement: store them one by one, in one
-        transaction."""
-        conn.execute("BEGIN IMMEDIATE")
-        self._store_each(conn, jobs)
-        conn.execute("COMMIT")
-
-    def _store_each(self, conn: sqlite3.Connection, jobs: list[_Job]) -> None:
-        """Clicks one by one, each in its own savepoint, so that only the click at fault fails
-        (numbered from the table again: the failure may be another process's clicks)."""
-        self._next_click_id = None
+    def _drain_once(self, conn: sqlite3.Connection) -> bool:
+        """Store the next batch; True if there may be more to do at once."""
+        batch, end = self._read()
+        with self._states:
+            jobs = [j for j in self._pending if j.position <= end and j.state == _QUEUED]
+            for job in jobs:
+                job.state = _RUNNING
+        if not batch and not jobs and end == self.drained:
+            self._pending = [j for j in self._pending if j.state == _QUEUED]
+            return False
+        try:
+            self._commit(conn, batch, jobs, end)
+        except BaseException:
+            with self._states:
+                for job in jobs:
+                    job.state = _QUEUED
+            raise
+        self.drained = end
+        self._failures = 0
+        self.last_error = None
+        self.records += len(batch)
         for job in jobs:
-            self._run_job(conn, job, lambda c, click=job.click: clicks.record_many(c, [click]))
+            job.state = _DONE
+            job.done.set()
+        self._pending = [j for j in self._pending if j.state == _QUEUED]
+        self.journal.remove_before(end[0])
+        return bool(batch) or bool(jobs)
 
-    def _record_clicks(self, conn: sqlite3.Connection, jobs: list[_Job]) -> None:
-        # The clicks are the batch's first statements: if they fail, roll back to the start of
-        # the transaction and store them one by one, to find the one that fails.
+    def _read(self) -> tuple[list[list], Position]:
+        """The records after the drained position (up to about journal.READ_BYTES), and the
+        position after them."""
+        segment, offset = self.drained
+        batch: list[list] = []
+        while True:
+            current = self.journal.position[0]  # read before the file: see below
+            lines, end, rest, eof = journal.read(self.journal.path(segment), offset)
+            for line in lines:
+                record = journal.decode(line)
+                if record is None:
+                    self.skipped += 1
+                    log.warning(
+                        "click journal: skipped a damaged record in %s at byte %s",
+                        journal.segment_name(segment),
+                        f"{offset:,}",
+                    )
+                else:
+                    batch.append(record)
+                offset += len(line) + 1
+            # A segment older than the one appended to when we started reading gets nothing
+            # more: once read to its end, go on with the next one.
+            if segment >= current or not eof or (lines and len(batch) > 1000):
+                return batch, (segment, end)
+            if rest:
+                self.skipped += 1
+                log.warning(
+                    "click journal: skipped a torn record at the end of %s (%s bytes)",
+                    journal.segment_name(segment),
+                    len(rest),
+                )
+            later = [n for n in journal.segments(self.journal.folder) if n > segment]
+            segment, offset = (later[0] if later else current), 0
+
+    def _commit(
+        self, conn: sqlite3.Connection, batch: list[list], jobs: list[_Job], end: Position
+    ) -> None:
+        with_keys = bool(jobs)
+        if with_keys:
+            conn.execute("PRAGMA foreign_keys = ON")
         try:
-            self._next_click_id = clicks.record_many(
-                conn, [job.click for job in jobs], self._next_click_id
-            )
-        except Exception:
-            conn.execute("ROLLBACK")
             conn.execute("BEGIN IMMEDIATE")
-            self._store_each(conn, jobs)
-
-    @staticmethod
-    def _run_job(conn: sqlite3.Connection, job: _Job, fn: Callable) -> None:
-        conn.execute("SAVEPOINT job")
-        try:
-            job.result = fn(conn)
-        except Exception as e:
-            job.error = e
-            conn.execute("ROLLBACK TO job")
-        conn.execute("RELEASE job")
-
-    def _checkpoint(self) -> None:
-        conn = store.connect(self.db_path)
-        try:
-            while not self._stopped.wait(CHECKPOINT_SECONDS):
-                try:
-                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
-                except sqlite3.Error:
-                    time.sleep(CHECKPOINT_SECONDS)
-            conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            try:
+                self._next_click_id = records.apply(conn, batch, self._next_click_id, log)
+                for job in jobs:
+                    conn.execute("SAVEPOINT job")
+                    try:
+                        job.result = job.fn(conn)
+                    except sqlite3.OperationalError:
+                        raise  # the database, not the job: the whole batch is retried
+                    except Exception as e:
+                        job.error = e
+                        conn.execute("ROLLBACK TO job")
+                    conn.execute("RELEASE job")
+                records.save_position(conn, self.journal, end)
+                conn.execute("COMMIT")
+            except BaseException:
+                self._next_click_id = None
+                for job in jobs:
+                    job.result, job.error = None, None
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+            self.commits += 1
         finally:
-            conn.close()
+            if with_keys:
+                conn.execute("PRAGMA foreign_keys = OFF")
+
+    def _failed(self, conn: sqlite3.Connection, error: sqlite3.Error) -> None:
+        self._failures += 1
+        self.last_error = str(error)
+        now = time.monotonic()
+        if now - self._behind_logged_at >= BEHIND_LOG_SECONDS or self._failures == 1:
+            self._behind_logged_at = now
+            log.warning(
+                "click journal: %s bytes not yet in the database (%s); the server keeps"
+                " answering and stores them as soon as the database takes them",
+                f"{self.behind:,}",
+                error,
+            )
+
+    def _housekeeping(self, conn: sqlite3.Connection) -> None:
+        """Between batches: a drained, large segment is replaced; the WAL is checkpointed."""
+        if self.drained == self.journal.position and self.drained[1] >= ROTATE_BYTES:
+            try:
+                self.journal.rotate()
+            except OSError as e:
+                log.error("click journal: cannot start a new segment: %s", e)
+            self._wake.set()  # records the move past the old segment, then removes it
+        now = time.monotonic()
+        if now - self._checkpointed_at >= CHECKPOINT_SECONDS:
+            self._checkpointed_at = now
+            checkpoint(conn, self.db_path)
+            wal = wal_bytes(self.db_path)
+            if wal >= WARN_WAL_BYTES and now - self._wal_warned_at >= 60:
+                self._wal_warned_at = now
+                log.warning(
+                    "the WAL file is %s MB: a long read (a report, a backup) keeps SQLite from"
+                    " reusing it; it shrinks once that ends",
+                    f"{wal / 1e6:,.0f}",
+                )
+
+    def _finish(self, conn: sqlite3.Connection) -> None:
+        left = self.journal.position > self.drained
+        with self._states:
+            for job in self._pending:
+                if job.state == _QUEUED:
+                    job.state = _WITHDRAWN
+                    job.error = WriterClosed("the server is shutting down")
+                    job.done.set()
+        while True:  # a job queued while the writer was stopping is refused, never left waiting
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if item is not _STOP:
+                item.error = WriterClosed("the server is shutting down")
+                item.done.set()
+        if left:
+            log.warning(
+                "click journal: %s bytes were not stored before stopping; they are kept in %s"
+                " and stored at the next start",
+                f"{self.behind:,}",
+                self.journal.folder,
+            )
+        else:
+            # Everything is stored: the segments go (the next start numbers on from the
+            # position recorded in the database).
+            self.journal.remove_before(self.journal.position[0] + 1)
+        with contextlib.suppress(sqlite3.Error):
+            checkpoint(conn, self.db_path)
+        conn.close()
+
+
+def wal_bytes(db_path: Path) -> int:
+    try:
+        return os.stat(f"{db_path}-wal").st_size
+    except OSError:
+        return 0
+
+
+def checkpoint(conn: sqlite3.Connection, db_path: Path) -> None:
+    """Copy the WAL into the database; once it has grown, also make the next write start it
+    from the beginning (waiting briefly for readers), so that it stops growing."""
+    try:
+        if wal_bytes(db_path) < RESTART_WAL_BYTES:
+            conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            return
+        conn.execute(f"PRAGMA busy_timeout = {RESTART_BUSY_TIMEOUT_MS}")
+        try:
+            conn.execute("PRAGMA wal_checkpoint(RESTART)")
+        finally:
+            conn.execute(f"PRAGMA busy_timeout = {DRAIN_BUSY_TIMEOUT_MS}")
+    except sqlite3.Error as e:
+        log.debug("checkpoint: %s", e)
