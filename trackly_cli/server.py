@@ -557,9 +557,32 @@ def _kept(append: Callable[[object], object], record: object, link_id: str) -> b
     try:
         append(record)
     except (JournalError, WriterClosed) as e:
-        log.error("could not record a hit on %s: %s", link_id, e)
+        _refusals.log(f"could not record a hit on {link_id}: {e}")
         return False
     return True
+
+
+class _RateLimitedLog:
+    """A log line for the first failure, then at most one every `seconds` saying how many
+    followed (a full disk fails every request: one line each would fill what is left)."""
+
+    def __init__(self, seconds: float = 10.0) -> None:
+        self.seconds = seconds
+        self._lock = threading.Lock()
+        self._logged_at = -seconds
+        self._since = 0
+
+    def log(self, message: str) -> None:
+        with self._lock:
+            now = time.monotonic()
+            if now - self._logged_at < self.seconds:
+                self._since += 1
+                return
+            since, self._since, self._logged_at = self._since, 0, now
+        log.error("%s%s", message, f" ({since:,} more since the last such line)" if since else "")
+
+
+_refusals = _RateLimitedLog()
 
 
 def serve(
@@ -589,6 +612,9 @@ def serve(
     # that is normal, and logging it on every request costs more than the request.
     logging.getLogger("waitress.queue").setLevel(logging.ERROR)
 
+    # A file size limit (ulimit -f) must fail a write, which the journal reports, rather than
+    # kill the server.
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     tracker = Tracker(db_path, domains=domains, hot_links=hot_links, journal=journal)
     app = create_app(db_path, tracker=tracker)
     if routes is not None:

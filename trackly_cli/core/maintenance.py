@@ -8,7 +8,7 @@ from pathlib import Path
 
 from sqlite_utils import Database
 
-from trackly_cli.core import migrate
+from trackly_cli.core import migrate, records
 from trackly_cli.core.errors import Conflict, InvalidInput, NotFound
 
 
@@ -75,6 +75,10 @@ def check(conn: sqlite3.Connection) -> dict:
     fk_problems = conn.execute("PRAGMA foreign_key_check").fetchall()
     path = conn.execute("PRAGMA database_list").fetchone()[2]
     ok = problems == ["ok"] and not fk_problems
+    has_journals = conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'journal_state'"
+    ).fetchone()
+    journals = records.journals(conn) if has_journals else []
     return {
         "ok": ok,
         "integrity": "ok" if problems == ["ok"] else "; ".join(problems[:20]),
@@ -84,4 +88,8 @@ def check(conn: sqlite3.Connection) -> dict:
         "path": path,
         "bytes": os.path.getsize(path) if path else None,
         "journal_mode": conn.execute("PRAGMA journal_mode").fetchone()[0],
+        # Clicks a server acknowledged that are still in its click journal (stored by its
+        # drain within a moment while it runs, or at its next start).
+        "undrained_journal_records": sum(j["undrained_records"] for j in journals),
+        "undrained_journal_bytes": sum(j["undrained_bytes"] for j in journals),
     }

@@ -1,0 +1,231 @@
+"""The click journal: records kept before the database has them, replayed exactly once after a
+restart, torn and damaged records skipped with a log line, one server per journal, segments
+removed once drained, and what a journal that cannot be written makes the server answer."""
+
+from __future__ import annotations
+
+import http.client
+import logging
+import resource
+import time
+
+import pytest
+from conftest import BROWSER_UA, HUMAN_HEADERS, Load, query, wait_for
+
+from trackly_cli.core import clicks, clock, journal, records, store, writer
+from trackly_cli.core.errors import InvalidInput
+from trackly_cli.core.journal import Journal
+from trackly_cli.core.writer import Writer
+
+
+@pytest.fixture
+def links(campaign, db_path) -> list[clicks.LinkInfo]:
+    conn = store.connect(db_path)
+    try:
+        return [clicks.load_link(conn, link["id"]) for link in campaign["links"]]
+    finally:
+        conn.close()
+
+
+def hit(link: clicks.LinkInfo, ip: str = "198.51.100.7") -> clicks.Click:
+    return clicks.Click(
+        link,
+        clock.now_text(),
+        "GET",
+        ip,
+        BROWSER_UA,
+        None,
+        "en-US",
+        clicks.visitor(link, ip, BROWSER_UA, b"secret"),
+        False,
+        "",
+        True,
+    )
+
+
+def stored_clicks(db_path) -> int:
+    return query(db_path, "SELECT count(*) AS n FROM message_short_link_clicks")[0]["n"]
+
+
+def registered(db_path, folder) -> None:
+    """A journal the database knows (as after a server's first start), with nothing in it."""
+    Writer(db_path, folder).start().close()
+
+
+def kept_without_drain(folder, lines: list[bytes]) -> None:
+    """Append raw lines to a journal as a server that died before its drain stored them."""
+    kept = Journal(folder).open()
+    kept.start()
+    for line in lines:
+        kept.append(line)
+    kept.close()
+
+
+def test_a_restart_stores_what_the_journal_kept_exactly_once(links, db_path, tmp_path, caplog):
+    folder = tmp_path / "j"
+    registered(db_path, folder)
+    kept_without_drain(folder, [journal.encode(records.click(hit(link))) for link in links])
+    caplog.set_level(logging.INFO)
+    started = Writer(db_path, folder).start()
+    started.sync()
+    started.close()
+    assert stored_clicks(db_path) == len(links)
+    assert "storing" in caplog.text and "kept from the last run" in caplog.text
+    # Another start finds nothing more to store, and the drained segments are gone.
+    Writer(db_path, folder).start().close()
+    assert stored_clicks(db_path) == len(links)
+    assert journal.segments(folder) == []
+    position = query(db_path, "SELECT segment, byte_offset FROM journal_state")
+    assert len(position) == 1 and position[0]["segment"] >= 1
+
+
+def test_a_torn_last_record_is_skipped_with_a_log_line(links, db_path, tmp_path, caplog):
+    folder = tmp_path / "j"
+    registered(db_path, folder)
+    whole = [journal.encode(records.click(hit(link))) for link in links[:3]]
+    torn = journal.encode(records.click(hit(links[3])))[:-25]  # killed mid-write
+    kept_without_drain(folder, [*whole, torn])
+    caplog.set_level(logging.WARNING)
+    started = Writer(db_path, folder).start()
+    started.sync()
+    # What the server appends after its restart is stored too: it went to a new segment,
+    # not after the torn bytes.
+    started.record_click(hit(links[4]))
+    started.sync()
+    started.close()
+    assert stored_clicks(db_path) == 4
+    assert "skipped a torn record at the end of" in caplog.text
+    assert started.skipped == 1
+
+
+def test_a_damaged_record_is_skipped_and_the_rest_stored(links, db_path, tmp_path, caplog):
+    folder = tmp_path / "j"
+    registered(db_path, folder)
+    lines = [journal.encode(records.click(hit(link))) for link in links[:3]]
+    lines[1] = lines[1].replace(b"GET", b"GOT")  # the checksum no longer matches
+    kept_without_drain(folder, lines)
+    caplog.set_level(logging.WARNING)
+    started = Writer(db_path, folder).start()
+    started.sync()
+    started.close()
+    assert stored_clicks(db_path) == 2
+    assert "skipped a damaged record" in caplog.text
+
+
+def test_one_server_per_journal(db_path, campaign, tmp_path):
+    first = Writer(db_path, tmp_path / "j").start()
+    try:
+        with pytest.raises(InvalidInput, match="in use by another `trackly serve`"):
+            Writer(db_path, tmp_path / "j").start()
+    finally:
+        first.close()
+    Writer(db_path, tmp_path / "j").start().close()  # free again once the first has stopped
+
+
+def test_a_journal_folder_that_cannot_be_made_is_a_clear_error(db_path, campaign, tmp_path):
+    (tmp_path / "a-file").write_text("x")
+    with pytest.raises(InvalidInput, match="cannot use the click journal folder"):
+        Writer(db_path, tmp_path / "a-file" / "journal").start()
+
+
+def test_drained_segments_are_replaced_and_removed(links, db_path, tmp_path, monkeypatch):
+    monkeypatch.setattr(writer, "ROTATE_BYTES", 2_000)  # a few records a segment
+    folder = tmp_path / "j"
+    started = Writer(db_path, folder).start()
+    try:
+        for round_ in range(6):
+            for link in links:
+                started.record_click(hit(link, ip=f"203.0.113.{round_}"))
+            started.sync()
+            time.sleep(0.05)
+        wait_for(lambda: len(journal.segments(folder)) == 1, what="old segments removed")
+        assert journal.segments(folder)[0] > 1  # the segments moved on
+    finally:
+        started.close()
+    assert stored_clicks(db_path) == 6 * len(links)
+
+
+def test_a_failed_write_keeps_nothing_of_the_record(tmp_path):
+    """A write that fails part-way is taken back, so the next record is whole."""
+    kept = Journal(tmp_path / "j").open()
+    kept.start()
+    kept.append(journal.encode(["c", 1]))
+    size = kept.position[1]
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    import signal
+
+    previous = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (size + 10, hard))
+    try:
+        with pytest.raises(journal.JournalError, match="cannot write the click journal"):
+            kept.append(journal.encode(["c", "x" * 100]))
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        signal.signal(signal.SIGXFSZ, previous)
+    assert kept.position[1] == size
+    kept.append(journal.encode(["c", 2]))
+    kept.close()
+    lines, _, rest, _ = journal.read(kept.path(journal.segments(tmp_path / "j")[0]), 0)
+    assert [journal.decode(line) for line in lines] == [["c", 1], ["c", 2]] and rest == b""
+
+
+def test_db_check_reports_clicks_still_in_a_journal(acme, links, db_path, tmp_path):
+    folder = tmp_path / "j"
+    registered(db_path, folder)
+    kept_without_drain(folder, [journal.encode(records.click(hit(link))) for link in links[:2]])
+    checked = acme.json("db", "check")
+    assert checked["undrained_journal_records"] == 2
+    assert checked["undrained_journal_bytes"] > 0
+    Writer(db_path, folder).start().close()
+    assert acme.json("db", "check")["undrained_journal_records"] == 0
+
+
+# -- live --------------------------------------------------------------------------------------
+
+
+def get(port: int, path: str, headers: dict | None = None) -> tuple[int, bytes]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        conn.request("GET", path, headers={"Host": "go.acme.test", **(headers or {})})
+        response = conn.getresponse()
+        return response.status, response.read()
+    finally:
+        conn.close()
+
+
+@pytest.mark.slow
+def test_a_postback_right_after_its_click_is_attributed_to_it(campaign, live_server, db_path):
+    server = live_server()
+    for n, link in enumerate(campaign["by_slot"]["link1"]):
+        status, _ = get(server.port, f"/{link['id']}", HUMAN_HEADERS)
+        assert status == 302
+        status, body = get(server.port, f"/conv?link_id={link['id']}&txn_id=T{n}&revenue=5")
+        assert status == 200, body
+        assert b'"attribution": "attributed"' in body, body
+
+
+@pytest.mark.slow
+def test_a_journal_that_cannot_grow_answers_503_and_loses_nothing_it_answered(
+    campaign, live_server, db_path
+):
+    """A full disk, as a file size limit on the running server: the requests the journal cannot
+    keep answer 503 (and the log says why); every 302 is stored once the disk has room."""
+    link_ids = [link["id"] for link in campaign["links"]]
+    server = live_server()
+    segment = max((db_path.parent / "trackly.db.journal").glob("*.jnl"))
+    limit = segment.stat().st_size + 3_000  # room for a few clicks
+    unlimited = resource.RLIM_INFINITY
+    resource.prlimit(server.proc.pid, resource.RLIMIT_FSIZE, (limit, unlimited))
+    with Load(server.port, link_ids, threads=2, seconds=10) as load:
+        wait_for(lambda: load.other_statuses.get(503, 0) >= 20, what="503s from a full journal")
+    assert load.total > 0
+    assert set(load.other_statuses) == {503}
+    resource.prlimit(server.proc.pid, resource.RLIMIT_FSIZE, (unlimited, unlimited))
+    status, _ = get(server.port, f"/{link_ids[0]}", HUMAN_HEADERS)
+    assert status == 302
+    assert server.stop() == 0
+    log = server.log.read_text()
+    assert "could not record a hit" in log and "cannot write the click journal" in log
+    assert log.count("could not record a hit") < 5  # not a line per refused request
+    assert "Traceback" not in log
+    assert stored_clicks(db_path) == load.total + 1
