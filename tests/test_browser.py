@@ -166,6 +166,7 @@ def test_chromium_through_an_interstitial_to_the_destination(acme, live_server, 
         finally:
             browser.quit()
         assert f"/landing?sub={link_id}" in landing.paths
+        assert server.stop() == 0  # stores what its click journal holds, then stops
 
     conn = sqlite3.connect(db_path, timeout=10)
     try:

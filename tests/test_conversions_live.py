@@ -137,5 +137,6 @@ def test_the_pixel_over_http(campaign, live_server, db_path):
         assert len(body) == 43 and body.startswith(b"GIF89a")
     status, headers, body = server.request(f"/pixel/{link_id}.gif", host="evil.example")
     assert (status, headers["Content-Type"], len(body)) == (200, "image/gif", 43)
+    assert server.stop() == 0  # stores what its journal holds, then stops
     (row,) = conversions(db_path)
     assert (row["source"], row["revenue_micros"]) == ("pixel", 2_000_000)

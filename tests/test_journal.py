@@ -12,7 +12,7 @@ import time
 import pytest
 from conftest import BROWSER_UA, HUMAN_HEADERS, Load, query, wait_for
 
-from trackly_cli.core import clicks, clock, journal, records, store, writer
+from trackly_cli.core import clicks, clock, journal, records, store
 from trackly_cli.core.errors import InvalidInput
 from trackly_cli.core.journal import Journal
 from trackly_cli.core.writer import Writer
@@ -128,10 +128,9 @@ def test_a_journal_folder_that_cannot_be_made_is_a_clear_error(db_path, campaign
         Writer(db_path, tmp_path / "a-file" / "journal").start()
 
 
-def test_drained_segments_are_replaced_and_removed(links, db_path, tmp_path, monkeypatch):
-    monkeypatch.setattr(writer, "ROTATE_BYTES", 2_000)  # a few records a segment
+def test_full_segments_are_followed_by_new_ones_and_removed_once_drained(links, db_path, tmp_path):
     folder = tmp_path / "j"
-    started = Writer(db_path, folder).start()
+    started = Writer(db_path, Journal(folder, segment_bytes=2_000)).start()  # a few records each
     try:
         for round_ in range(6):
             for link in links:
@@ -145,28 +144,35 @@ def test_drained_segments_are_replaced_and_removed(links, db_path, tmp_path, mon
     assert stored_clicks(db_path) == 6 * len(links)
 
 
-def test_a_failed_write_keeps_nothing_of_the_record(tmp_path):
-    """A write that fails part-way is taken back, so the next record is whole."""
-    kept = Journal(tmp_path / "j").open()
-    kept.start()
-    kept.append(journal.encode(["c", 1]))
-    size = kept.position[1]
-    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+def test_a_segment_that_cannot_be_started_refuses_records_until_it_can(tmp_path, monkeypatch):
+    """A full disk, as a file size limit: the next segment cannot be allocated, so records are
+    refused (and the position stays where it was) until it can."""
     import signal
 
+    monkeypatch.setattr(journal, "RETRY_SECONDS", 0.0)
+    kept = Journal(tmp_path / "j", segment_bytes=4096).open()
+    kept.start()
+    record = journal.encode(["c", "x" * 1000])
+    for _ in range(4):
+        kept.append(record)
+    position = kept.position
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
     previous = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-    resource.setrlimit(resource.RLIMIT_FSIZE, (size + 10, hard))
+    resource.setrlimit(resource.RLIMIT_FSIZE, (2048, hard))
     try:
         with pytest.raises(journal.JournalError, match="cannot write the click journal"):
-            kept.append(journal.encode(["c", "x" * 100]))
+            kept.append(record)
     finally:
         resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
         signal.signal(signal.SIGXFSZ, previous)
-    assert kept.position[1] == size
-    kept.append(journal.encode(["c", 2]))
+    assert kept.position == position
+    assert journal.segments(tmp_path / "j") == [1]  # no half-made segment left behind
+    kept.append(record)
+    assert kept.position == (2, len(record))
     kept.close()
-    lines, _, rest, _ = journal.read(kept.path(journal.segments(tmp_path / "j")[0]), 0)
-    assert [journal.decode(line) for line in lines] == [["c", 1], ["c", 2]] and rest == b""
+    lines, _, rest, ended = journal.read(kept.path(1), 0)
+    assert len(lines) == 4 and rest == b"" and ended
+    assert [journal.decode(line) for line in lines] == [["c", "x" * 1000]] * 4
 
 
 def test_db_check_reports_clicks_still_in_a_journal(acme, links, db_path, tmp_path):
@@ -211,18 +217,16 @@ def test_a_journal_that_cannot_grow_answers_503_and_loses_nothing_it_answered(
     """A full disk, as a file size limit on the running server: the requests the journal cannot
     keep answer 503 (and the log says why); every 302 is stored once the disk has room."""
     link_ids = [link["id"] for link in campaign["links"]]
-    server = live_server()
-    segment = max((db_path.parent / "trackly.db.journal").glob("*.jnl"))
-    limit = segment.stat().st_size + 3_000  # room for a few clicks
+    server = live_server("--journal-segment-kb", "8")  # room for a few clicks a segment
     unlimited = resource.RLIM_INFINITY
-    resource.prlimit(server.proc.pid, resource.RLIMIT_FSIZE, (limit, unlimited))
+    resource.prlimit(server.proc.pid, resource.RLIMIT_FSIZE, (4096, unlimited))
     with Load(server.port, link_ids, threads=2, seconds=10) as load:
         wait_for(lambda: load.other_statuses.get(503, 0) >= 20, what="503s from a full journal")
     assert load.total > 0
     assert set(load.other_statuses) == {503}
     resource.prlimit(server.proc.pid, resource.RLIMIT_FSIZE, (unlimited, unlimited))
-    status, _ = get(server.port, f"/{link_ids[0]}", HUMAN_HEADERS)
-    assert status == 302
+    # Once the disk has room, the next segment starts (tried again every half second).
+    wait_for(lambda: get(server.port, f"/{link_ids[0]}", HUMAN_HEADERS)[0] == 302, timeout=5)
     assert server.stop() == 0
     log = server.log.read_text()
     assert "could not record a hit" in log and "cannot write the click journal" in log

@@ -146,6 +146,7 @@ def test_without_the_link_index_links_are_read_from_the_database(campaign, live_
     assert status == 302
     assert headers["Location"] == f"https://shop.example/summer?sub={link['id']}"
     assert "newest links in memory" not in server.log.read_text()
+    assert server.stop() == 0  # stores what its journal holds, then stops
     rows = query(db_path, "SELECT link_id FROM message_short_link_clicks")
     assert rows == [(link["id"],)]
 
@@ -374,6 +375,7 @@ def test_trusted_proxy_decides_the_client_ip(campaign, live_server, db_path):
     trusting.stop()
     not_trusting = live_server()
     assert not_trusting.request(f"/{second['id']}", headers=forwarded)[0] == 302
+    not_trusting.stop()
 
     sql = "SELECT ip FROM message_short_link_clicks WHERE link_id = ?"
     assert query(db_path, sql, (first["id"],)) == [("203.0.113.9",)]
@@ -429,6 +431,11 @@ def test_demo_serves_links_that_lead_to_the_shop_and_a_pixel_conversion(tmp_path
         status, headers, body = get(port, unescape(pixel.group(1)), host=host)
         assert status == 200
         assert headers["Content-Type"] == "image/gif"
+        # The pixel's conversion is kept in the journal and stored by the drain, after the click.
+        wait_for(
+            lambda: query(demo_db, "SELECT 1 FROM conversions WHERE link_id = ?", (link_id,)),
+            what="the pixel's conversion",
+        )
 
         assert query(
             demo_db, "SELECT count(*) FROM message_short_link_clicks WHERE link_id = ?", (link_id,)

@@ -42,7 +42,7 @@ from trackly_cli.core import (
 from trackly_cli.core import snapshot as snapshots
 from trackly_cli.core.clicks import LinkInfo, ListInfo, OfferInfo
 from trackly_cli.core.errors import InvalidInput, NotFound, TracklyError
-from trackly_cli.core.journal import JournalError
+from trackly_cli.core.journal import Journal, JournalError
 from trackly_cli.core.linkindex import HotLinks
 from trackly_cli.core.snapshot import DomainInfo, Snapshot
 from trackly_cli.core.writer import Writer, WriterBusy, WriterClosed
@@ -94,7 +94,7 @@ class Tracker:
         *,
         domains: Iterable[str] | None = None,
         hot_links: int = linkindex.DEFAULT_SIZE,
-        journal: str | Path | None = None,
+        journal: str | Path | Journal | None = None,
     ) -> None:
         self.db_path = Path(db_path)
         setup = store.open_db(self.db_path)  # applies migrations before anything else

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from trackly_cli import output, state
+from trackly_cli.core import journal as journal_files
 from trackly_cli.core import linkindex
 from trackly_cli.server import Tracker, serve
 
@@ -45,6 +46,11 @@ JournalOpt = Annotated[
         file_okay=False,
         help="The click journal's folder (default: beside the database, DB.journal).",
     ),
+]
+# For tests and benchmarks: small segments fill (and show a full disk) after a few clicks.
+SegmentOpt = Annotated[
+    int,
+    typer.Option("--journal-segment-kb", min=4, hidden=True, help="Journal segment size, in KiB."),
 ]
 AccessLogOpt = Annotated[
     bool, typer.Option("--access-log", help="Log one line per request on stderr.")
@@ -85,6 +91,7 @@ def serve_command(
     access_log: AccessLogOpt = False,
     hot_links: HotLinksOpt = linkindex.DEFAULT_SIZE,
     journal: JournalOpt = None,
+    journal_segment_kb: SegmentOpt = journal_files.SEGMENT_BYTES >> 10,
 ) -> None:
     """Serve short links, conversions and pixels for the tracking domains."""
     serve(
@@ -96,7 +103,10 @@ def serve_command(
         trusted_proxy=trusted_proxy,
         access_log=access_log,
         hot_links=hot_links,
-        journal=journal,
+        journal=journal_files.Journal(
+            journal or journal_files.default_folder(state.state(ctx).db_path),
+            segment_bytes=journal_segment_kb << 10,
+        ),
         announce=banner,
     )
     output.info("Stopped.")

@@ -41,6 +41,10 @@ log = logging.getLogger("trackly.writer")
 
 # Records are read in chunks of journal.READ_BYTES (a few thousand clicks): one transaction.
 IDLE_SECONDS = 0.5
+# Woken by a record, the drain lets more arrive before it stores them (nobody waits for a
+# record to be stored): one commit per window rather than one per click, which would write
+# every rollup page again for each. A job (a postback waiting) is stored at once.
+BATCH_SECONDS = 0.05
 # A lock held by another process makes a batch wait this long, then retry later (the journal
 # keeps the clicks meanwhile).
 DRAIN_BUSY_TIMEOUT_MS = 250
@@ -48,8 +52,6 @@ STARTUP_BUSY_TIMEOUT_MS = 30_000
 RETRY_SECONDS = (0.05, 0.1, 0.25, 0.5, 1.0)
 JOB_WAIT_SECONDS = 10.0
 BEHIND_LOG_SECONDS = 10.0
-# A drained segment this large is replaced by a new one.
-ROTATE_BYTES = 8 << 20
 # The WAL: checkpointed every second; restarted (so that it is reused from its start) once it
 # holds more than RESTART_WAL_BYTES; a log line once it passes WARN_WAL_BYTES.
 CHECKPOINT_SECONDS = 1.0
@@ -86,9 +88,15 @@ _STOP = object()
 
 
 class Writer:
-    def __init__(self, db_path: str | Path, journal_folder: str | Path | None = None) -> None:
+    def __init__(
+        self, db_path: str | Path, journal_folder: str | Path | Journal | None = None
+    ) -> None:
         self.db_path = Path(db_path)
-        self.journal = Journal(journal_folder or journal.default_folder(self.db_path))
+        self.journal = (
+            journal_folder
+            if isinstance(journal_folder, Journal)
+            else Journal(journal_folder or journal.default_folder(self.db_path))
+        )
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._pending: list[_Job] = []
         self._states = threading.Lock()  # job state changes: queued -> running | withdrawn
@@ -202,10 +210,13 @@ class Writer:
         conn = self._conn
         assert conn is not None
         stopping = False
+        more = False  # the last batch stopped short of what was in the journal
         try:
             while True:
-                if not stopping:
+                if not stopping and not more:
                     self._wake.wait(IDLE_SECONDS)
+                    if self._queue.empty() and not self._pending:
+                        time.sleep(BATCH_SECONDS)
                 self._wake.clear()
                 while True:
                     try:
@@ -217,17 +228,18 @@ class Writer:
                     else:
                         self._pending.append(item)
                 try:
-                    busy = self._drain_once(conn)
+                    more = self._drain_once(conn)
                 except sqlite3.Error as e:  # the database refused the batch: retry it later
-                    busy = True
+                    more = True
                     self._failed(conn, e)
                     if stopping and self._failures > len(RETRY_SECONDS):
                         break
                     time.sleep(RETRY_SECONDS[min(self._failures, len(RETRY_SECONDS)) - 1])
-                if busy:
-                    self._wake.set()
+                if more:
                     continue
                 self._housekeeping(conn)
+                if stopping and not self._queue.empty():
+                    continue
                 if stopping:
                     break
         except BaseException:
@@ -237,8 +249,8 @@ class Writer:
             self._finish(conn)
 
     def _drain_once(self, conn: sqlite3.Connection) -> bool:
-        """Store the next batch; True if there may be more to do at once."""
-        batch, end = self._read()
+        """Store the next batch; True if the journal held more than one batch takes."""
+        batch, end, more = self._read()
         with self._states:
             jobs = [j for j in self._pending if j.position <= end and j.state == _QUEUED]
             for job in jobs:
@@ -262,16 +274,19 @@ class Writer:
             job.done.set()
         self._pending = [j for j in self._pending if j.state == _QUEUED]
         self.journal.remove_before(end[0])
-        return bool(batch) or bool(jobs)
+        return more
 
-    def _read(self) -> tuple[list[list], Position]:
-        """The records after the drained position (up to about journal.READ_BYTES), and the
-        position after them."""
+    def _read(self) -> tuple[list[list], Position, bool]:
+        """The records after the drained position (up to about journal.READ_BYTES), the
+        position after them, and whether more were left for the next batch."""
         segment, offset = self.drained
         batch: list[list] = []
         while True:
-            current = self.journal.position[0]  # read before the file: see below
-            lines, end, rest, eof = journal.read(self.journal.path(segment), offset)
+            # What was appended is read before the file: a segment older than the one appended
+            # to then gets nothing more, and the current one holds whole records up to there.
+            current, appended = self.journal.position
+            until = appended if segment == current else None
+            lines, end, rest, eof = journal.read(self.journal.path(segment), offset, until=until)
             for line in lines:
                 record = journal.decode(line)
                 if record is None:
@@ -284,10 +299,11 @@ class Writer:
                 else:
                     batch.append(record)
                 offset += len(line) + 1
-            # A segment older than the one appended to when we started reading gets nothing
-            # more: once read to its end, go on with the next one.
-            if segment >= current or not eof or (lines and len(batch) > 1000):
-                return batch, (segment, end)
+            # Once an older segment is read to its end, go on with the next one.
+            if segment >= current:
+                return batch, (segment, end), end < appended
+            if not eof or (lines and len(batch) > 1000):
+                return batch, (segment, end), True
             if rest:
                 self.skipped += 1
                 log.warning(
@@ -346,13 +362,7 @@ class Writer:
             )
 
     def _housekeeping(self, conn: sqlite3.Connection) -> None:
-        """Between batches: a drained, large segment is replaced; the WAL is checkpointed."""
-        if self.drained == self.journal.position and self.drained[1] >= ROTATE_BYTES:
-            try:
-                self.journal.rotate()
-            except OSError as e:
-                log.error("click journal: cannot start a new segment: %s", e)
-            self._wake.set()  # records the move past the old segment, then removes it
+        """Between batches: the WAL is checkpointed (and restarted once it has grown)."""
         now = time.monotonic()
         if now - self._checkpointed_at >= CHECKPOINT_SECONDS:
             self._checkpointed_at = now
