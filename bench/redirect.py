@@ -7,18 +7,38 @@ Builds a database with --links short links (a 2-link template sent to half as ma
 starts `trackly serve` on it and a bare Bottle + waitress app that answers every request with a
 fixed 302 (same threads), then loads both alternately with wrk (32 connections, random link
 ids, a phone browser's headers) — or, without wrk, with a small bundled load generator — and
-prints requests/s, p50, p99 and the server's CPU per request (Linux) for each, their ratios,
-and the errors.
+prints requests/s, p50, p99, the slowest request and the server's CPU per request (Linux) for
+each, their ratios, the errors, and the clicks stored against the responses counted.
 
-Target: a tracked redirect (lookup, bot verdict, durable click row, MessageClick) at >= 65% of
-the bare stack's requests/s with p99 <= 2x the bare p99, and zero errors.
+Scenario (a), steady load. Target: a tracked redirect (lookup, bot verdict, click kept in the
+journal, stored with its MessageClick by the drain) at >= 65% of the bare stack's requests/s
+with p99 <= 2x the bare p99, and zero errors.
+
+    python bench/redirect.py --shorten-recipients 1000000
+
+Scenario (b), after (a): the same load on trackly while `trackly shorten` sends a campaign to
+a list of that many contacts in the same database. Target: p99 <= 2x the steady p99 of (a), no
+request slower than 1 s, zero errors; the shorten's time is printed too.
+
+    python bench/redirect.py --soak 60
+
+Scenario (c), the WAL under sustained load: trackly alone at full load for that many seconds,
+printing per 10 s the requests/s, the WAL's size and the clicks stored; then one more 10 s with
+a reader holding a snapshot (so that nothing of the WAL can be reused), whose WAL growth per
+stored click is the WAL bytes a click costs. Target: the WAL under 64 MB throughout, the last
+10 s at >= 80% of the first.
 
     python bench/redirect.py --decompose       # also the two halves of the cost, same rounds
 
 --decompose adds two servers to each round, to show where the gap to the bare stack comes from:
 "bare+wait", the bare app whose requests each wait for another thread to let them go (what
-waiting for a group commit costs, with nothing written), and "trackly-nowrite", trackly serve
-with the click write removed (lookup, routing, bot verdict, the click's record, the redirect).
+waiting for a group commit would cost, with nothing written), and "trackly-nowrite", trackly
+serve with the click's journal record removed (lookup, routing, bot verdict, the redirect).
+
+    python bench/redirect.py --trackly-src ../old-checkout --soak 60 --rounds 0 --keep DIR
+
+runs another version's trackly (its source tree on PYTHONPATH) for a before/after comparison;
+the database is built through that version's CLI.
 """
 
 from __future__ import annotations
@@ -30,6 +50,7 @@ import os
 import random
 import re
 import shutil
+import signal
 import socket
 import sqlite3
 import statistics
@@ -87,7 +108,7 @@ waitress.serve(app, host="127.0.0.1", port=int(sys.argv[1]), threads=int(sys.arg
                _quiet=True)
 """
 
-# trackly serve with one part taken out, to measure what that part costs: the click write.
+# trackly serve with one part taken out, to measure what that part costs: the click's record.
 NO_WRITE_APP = """
 import sys
 from trackly_cli import server
@@ -95,7 +116,8 @@ from trackly_cli.commands.serve import banner
 from trackly_cli.core import writer
 
 writer.Writer.record_click = lambda self, click: None
-server.serve(sys.argv[1], port=int(sys.argv[2]), threads=int(sys.argv[3]), announce=banner)
+server.serve(sys.argv[1], port=int(sys.argv[2]), threads=int(sys.argv[3]), announce=banner,
+             journal=sys.argv[4])
 """
 
 WRK_SCRIPT = """
@@ -120,19 +142,41 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+# Where trackly's code comes from (--trackly-src): its processes get this environment.
+ENV = dict(os.environ)
+
+
 def trackly(db: Path, *args: str) -> None:
     subprocess.run(
         [sys.executable, "-m", "trackly_cli", "--db", str(db), *args],
         check=True,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        env=ENV,
     )
 
 
-def build(folder: Path, links: int) -> Path:
-    """A database whose campaign has `links` short links (2 per message)."""
-    from trackly_cli.core import shorten, store
+def add_contacts(db_path: Path, list_id: int, first: int, count: int) -> None:
+    """`count` contacts from id `first` on, members of list `list_id` (plain SQL: building a
+    million through `contacts import` would take longer than what is measured)."""
+    now = "2026-01-01T00:00:00.000000Z"
+    conn = sqlite3.connect(db_path)
+    with conn:
+        conn.executemany(
+            "INSERT INTO contacts (id, account_id, phone, fields, created_at, updated_at)"
+            " VALUES (?, 1, ?, '{}', ?, ?)",
+            ((i, f"+1{2020000000 + i}", now, now) for i in range(first, first + count)),
+        )
+        conn.executemany(
+            "INSERT INTO list_members (list_id, contact_id, added_at) VALUES (?, ?, ?)",
+            ((list_id, i, now) for i in range(first, first + count)),
+        )
+    conn.close()
 
+
+def build(folder: Path, links: int) -> Path:
+    """A database whose campaign has `links` short links (2 per message), built through the
+    CLI of the trackly that is measured."""
     db_path = folder / "redirect.db"
     contacts = links // 2
     trackly(db_path, "account", "create", "bench")
@@ -149,31 +193,39 @@ def build(folder: Path, links: int) -> Path:
     )
     trackly(db_path, "offer", "create", "Bags", "--url", "https://shop.example/bags")
     trackly(db_path, "list", "create", "everyone")
-    db = store.open_db(db_path)
-    now = "2026-01-01T00:00:00.000000Z"
-    with store.write(db) as conn:
-        conn.executemany(
-            "INSERT INTO contacts (id, account_id, phone, fields, created_at, updated_at)"
-            " VALUES (?, 1, ?, '{}', ?, ?)",
-            ((i, f"+1202{i:07d}", now, now) for i in range(1, contacts + 1)),
-        )
-        conn.executemany(
-            "INSERT INTO list_members (list_id, contact_id, added_at) VALUES (1, ?, ?)",
-            ((i, now) for i in range(1, contacts + 1)),
-        )
-    plan = shorten.prepare(
-        db,
-        account_ref="bench",
-        sources=[shorten.TemplateSource("bench", "Shoes {{link1}} Bags {{link2}}")],
-        bindings=["link1=Shoes", "link2=Bags"],
-        list_ref="everyone",
-        campaign="bench",
+    add_contacts(db_path, 1, 1, contacts)
+    (folder / "bench.txt").write_text("Shoes {{link1}} Bags {{link2}}", encoding="utf-8")
+    trackly(
+        db_path,
+        *("shorten", str(folder / "bench.txt"), "--list", "everyone", "--campaign", "bench"),
+        *("--link", "link1=Shoes", "--link", "link2=Bags"),
     )
-    shorten.run(db, plan)
     # The campaign was "sent" long ago: no click is too fast to be human.
-    db.conn.execute("UPDATE messages SET created_at = ?", (now,))
-    db.close()
+    conn = sqlite3.connect(db_path)
+    with conn:
+        conn.execute("UPDATE messages SET created_at = '2026-01-01T00:00:00.000000Z'")
+    conn.close()
     return db_path
+
+
+def big_list(db_path: Path, recipients: int) -> None:
+    """The list `big` of `recipients` contacts, for scenario (b) (made once)."""
+    conn = sqlite3.connect(db_path)
+    found = conn.execute("SELECT id FROM lists WHERE name = 'big'").fetchone()
+    first = conn.execute("SELECT coalesce(max(id), 0) + 1 FROM contacts").fetchone()[0]
+    members = conn.execute(
+        "SELECT count(*) FROM list_members m JOIN lists l ON l.id = m.list_id WHERE l.name = 'big'"
+    ).fetchone()[0]
+    conn.close()
+    if found and members == recipients:
+        return
+    if found:
+        raise SystemExit(f"list 'big' has {members:,} contacts, not {recipients:,}: new --keep")
+    trackly(db_path, "list", "create", "big")
+    conn = sqlite3.connect(db_path)
+    list_id = conn.execute("SELECT id FROM lists WHERE name = 'big'").fetchone()[0]
+    conn.close()
+    add_contacts(db_path, list_id, first, recipients)
 
 
 def wait_for(port: int, proc: subprocess.Popen, timeout: float = 30.0) -> None:
@@ -214,8 +266,8 @@ def cpu_seconds(pid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def run_wrk(port: int, ids_file: Path, script: Path, seconds: int) -> dict:
-    out = subprocess.run(
+def start_wrk(port: int, ids_file: Path, script: Path, seconds: int) -> subprocess.Popen:
+    return subprocess.Popen(
         [
             "wrk",
             "-t2",
@@ -230,16 +282,34 @@ def run_wrk(port: int, ids_file: Path, script: Path, seconds: int) -> dict:
             HOST,
             USER_AGENT,
         ],
-        check=True,
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-    ).stdout
+    )
+
+
+def wrk_result(proc: subprocess.Popen) -> dict:
+    """wrk's figures once it has ended (by itself, or after SIGINT: it prints them either way)."""
+    out, err = proc.communicate()
+    if "requests in" not in out:
+        raise SystemExit(f"wrk failed: {out} {err}")
+
+    def duration(value: str, unit: str) -> float:
+        return (
+            float(value) / 1000
+            if unit == "us"
+            else float(value) * 1000
+            if unit == "s"
+            else (float(value) if unit == "ms" else float(value) * 60_000)
+        )
 
     def latency(label: str) -> float:
-        match = re.search(rf"^\s*{label}%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
-        value, unit = float(match.group(1)), match.group(2)
-        return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
+        match = re.search(rf"^\s*{label}%\s+([\d.]+)(us|ms|s|m)\s*$", out, re.M)
+        return duration(match.group(1), match.group(2))
 
+    stats = re.search(
+        r"Latency\s+[\d.]+\w+\s+[\d.]+\w+\s+([\d.]+)(us|ms|s|m)\s", out
+    )  # avg, stdev, max
     requests = int(re.search(r"(\d+) requests in", out).group(1))
     non_3xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     socket_errors = re.search(
@@ -252,9 +322,14 @@ def run_wrk(port: int, ids_file: Path, script: Path, seconds: int) -> dict:
         "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
         "p50": latency("50"),
         "p99": latency("99"),
+        "max": duration(stats.group(1), stats.group(2)) if stats else None,
         "errors": errors,
         "requests": requests,
     }
+
+
+def run_wrk(port: int, ids_file: Path, script: Path, seconds: int) -> dict:
+    return wrk_result(start_wrk(port, ids_file, script, seconds))
 
 
 def run_python(port: int, ids: list[str], seconds: int) -> dict:
@@ -297,8 +372,141 @@ def run_python(port: int, ids: list[str], seconds: int) -> dict:
         "rps": len(latencies) / seconds,
         "p50": latencies[len(latencies) // 2],
         "p99": latencies[int(len(latencies) * 0.99)],
+        "max": latencies[-1],
         "errors": errors[0],
         "requests": len(latencies),
+    }
+
+
+def stored_clicks(db_path: Path) -> int:
+    conn = sqlite3.connect(db_path, timeout=30)
+    try:
+        return conn.execute("SELECT count(*) FROM message_short_link_clicks").fetchone()[0]
+    finally:
+        conn.close()
+
+
+def settled_clicks(db_path: Path, timeout: float = 60.0) -> int:
+    """The clicks stored once the drain has caught up (the count stops moving)."""
+    deadline = time.time() + timeout
+    last = stored_clicks(db_path)
+    while time.time() < deadline:
+        time.sleep(1.0)
+        now = stored_clicks(db_path)
+        if now == last:
+            return now
+        last = now
+    return last
+
+
+def wal_bytes(db_path: Path) -> int:
+    try:
+        return os.stat(f"{db_path}-wal").st_size
+    except OSError:
+        return 0
+
+
+def line(name: str, result: dict) -> str:
+    cpu = f"  CPU {result['cpu_us']:4.0f} us/req" if result.get("cpu_us") else ""
+    slowest = f"  max {result['max']:7.1f} ms" if result.get("max") is not None else ""
+    return (
+        f"{name:17} {result['rps']:8,.0f} req/s  p50 {result['p50']:6.2f} ms"
+        f"  p99 {result['p99']:6.2f} ms{slowest}  errors {result['errors']}{cpu}"
+    )
+
+
+def load(port: int, proc: subprocess.Popen, ids: list[str], files: tuple, seconds: int) -> dict:
+    ids_file, script = files
+    cpu_before = cpu_seconds(proc.pid)
+    result = (
+        run_wrk(port, ids_file, script, seconds)
+        if shutil.which("wrk")
+        else (run_python(port, ids, seconds))
+    )
+    cpu_after = cpu_seconds(proc.pid)
+    result["cpu_us"] = (
+        (cpu_after - cpu_before) / result["requests"] * 1e6
+        if cpu_before is not None and cpu_after is not None and result["requests"]
+        else None
+    )
+    return result
+
+
+def during_shorten(folder: Path, db_path: Path, port: int, files: tuple, recipients: int) -> dict:
+    """Scenario (b): wrk on trackly for as long as a `trackly shorten` to the list `big` runs."""
+    ids_file, script = files
+    campaign = f"bench-{int(time.time())}"
+    outbox = folder / f"{campaign}.csv"
+    (folder / "big.txt").write_text("Big sale {{link1}}", encoding="utf-8")
+    wrk = start_wrk(port, ids_file, script, 3600)
+    time.sleep(2.0)  # steady before the job starts
+    started = time.perf_counter()
+    job = subprocess.run(
+        [
+            *(sys.executable, "-m", "trackly_cli", "--db", str(db_path), "shorten"),
+            *(str(folder / "big.txt"), "--list", "big", "--link", "link1=Shoes"),
+            *("--campaign", campaign, "--output", str(outbox)),
+        ],
+        capture_output=True,
+        text=True,
+        env=ENV,
+    )
+    shorten_seconds = time.perf_counter() - started
+    time.sleep(1.0)
+    wrk.send_signal(signal.SIGINT)
+    result = wrk_result(wrk)
+    if job.returncode != 0:
+        raise SystemExit(f"trackly shorten failed: {job.stderr[-500:]}")
+    outbox.unlink(missing_ok=True)
+    result["shorten_seconds"] = shorten_seconds
+    return result
+
+
+def soak(db_path: Path, port: int, files: tuple, seconds: int) -> dict:
+    """Scenario (c): full load in 10 s slices; then one slice with a snapshot held open."""
+    ids_file, script = files
+    slices = []
+    for n in range(max(1, seconds // 10)):
+        before = stored_clicks(db_path)
+        result = run_wrk(port, ids_file, script, 10)
+        result |= {"wal_mb": wal_bytes(db_path) / 1e6, "stored": stored_clicks(db_path) - before}
+        slices.append(result)
+        print(
+            f"soak {(n + 1) * 10:4} s  {result['rps']:8,.0f} req/s  p99 {result['p99']:6.1f} ms"
+            f"  WAL {result['wal_mb']:6.1f} MB  stored {result['stored']:,}",
+            flush=True,
+        )
+    # The WAL bytes a click costs: with a reader's snapshot open, no frame can be reused, so the
+    # WAL grows by exactly what is written.
+    time.sleep(2.0)
+    reader = sqlite3.connect(db_path, isolation_level=None)
+    reader.execute("BEGIN")
+    reader.execute("SELECT count(*) FROM settings").fetchone()
+    size_before, clicks_before = wal_bytes(db_path), stored_clicks(db_path)
+    probe = run_wrk(port, ids_file, script, 10)
+    time.sleep(1.5)  # the drain's last batch
+    grown, stored = wal_bytes(db_path) - size_before, stored_clicks(db_path) - clicks_before
+    reader.execute("COMMIT")
+    reader.close()
+    per_click = grown / stored if stored else None
+    print(
+        f"soak probe: {stored:,} clicks stored with a snapshot held: WAL +{grown / 1e6:.1f} MB,"
+        f" {per_click:,.0f} bytes a click"
+        if per_click
+        else "soak probe: nothing stored",
+        flush=True,
+    )
+    time.sleep(3.0)
+    return {
+        "slices": [
+            {k: round(r[k], 2) for k in ("rps", "p99", "wal_mb")} | {"stored": r["stored"]}
+            for r in slices
+        ],
+        "wal_max_mb": round(max(r["wal_mb"] for r in slices), 1),
+        "last_vs_first": round(slices[-1]["rps"] / slices[0]["rps"], 3),
+        "wal_bytes_per_click": round(per_click) if per_click else None,
+        "probe_rps": round(probe["rps"]),
+        "wal_after_mb": round(wal_bytes(db_path) / 1e6, 1),
     }
 
 
@@ -314,7 +522,22 @@ def main() -> None:
         action="store_true",
         help="Also measure the bare app waiting on a thread, and trackly without the write.",
     )
+    parser.add_argument(
+        "--shorten-recipients",
+        type=int,
+        default=0,
+        metavar="N",
+        help="Scenario (b): load during a `trackly shorten` to N contacts (say 1000000).",
+    )
+    parser.add_argument(
+        "--soak", type=int, default=0, metavar="SECONDS", help="Scenario (c): the WAL under load."
+    )
+    parser.add_argument(
+        "--trackly-src", type=Path, help="Measure the trackly whose source tree this is."
+    )
     args = parser.parse_args()
+    if args.trackly_src:
+        ENV["PYTHONPATH"] = str(args.trackly_src.resolve())
 
     folder = args.keep or Path(tempfile.mkdtemp(prefix="trackly-bench-"))
     folder.mkdir(parents=True, exist_ok=True)
@@ -323,15 +546,22 @@ def main() -> None:
         started = time.perf_counter()
         build(folder, args.links)
         print(f"built {args.links:,} links in {time.perf_counter() - started:.0f} s", flush=True)
+    if args.shorten_recipients:
+        started = time.perf_counter()
+        big_list(db_path, args.shorten_recipients)
+        print(
+            f"list 'big' of {args.shorten_recipients:,} contacts ready in"
+            f" {time.perf_counter() - started:.0f} s",
+            flush=True,
+        )
     conn = sqlite3.connect(db_path)
-    ids = [r[0] for r in conn.execute("SELECT id FROM short_links")]
-    clicks_before = conn.execute("SELECT count(*) FROM message_short_link_clicks").fetchone()[0]
+    ids = [r[0] for r in conn.execute("SELECT id FROM short_links WHERE slot LIKE 'link%'")]
     conn.close()
     ids_file = folder / "ids.txt"
     ids_file.write_text("\n".join(ids) + "\n", encoding="ascii")
     script = folder / "random.lua"
     script.write_text(WRK_SCRIPT, encoding="utf-8")
-    use_wrk = shutil.which("wrk") is not None
+    files = (ids_file, script)
 
     threads = str(args.threads)
 
@@ -345,93 +575,112 @@ def main() -> None:
                 *("--port", str(port), "--threads", threads),
             ],
             "trackly-nowrite": [
-                sys.executable,
-                "-c",
-                NO_WRITE_APP,
-                str(db_path),
-                str(port),
-                threads,
+                *(sys.executable, "-c", NO_WRITE_APP, str(db_path), str(port), threads),
+                str(folder / "nowrite.journal"),
             ],
         }[name]
 
     names = ["bare", "trackly"] + (["bare+wait", "trackly-nowrite"] if args.decompose else [])
     servers: dict[str, tuple[int, subprocess.Popen]] = {}
     results: dict[str, list[dict]] = {name: [] for name in names}
+    summary: dict = {"load": "wrk" if shutil.which("wrk") else "python", "links": len(ids)}
     try:
         for name in names:
             port = free_port()
             with (folder / f"{name}.log").open("w") as log:
-                servers[name] = (port, subprocess.Popen(command(name, port), stderr=log))
+                servers[name] = (
+                    port,
+                    subprocess.Popen(command(name, port), stderr=log, env=ENV),
+                )
         for port, proc in servers.values():
             wait_for(port, proc, timeout=120)
         for name in names:
             if name.startswith("trackly"):
                 wait_for_index(folder / f"{name}.log", servers[name][1])
+        tracked_port = servers["trackly"][0]
+
+        before = settled_clicks(db_path)
         for round_number in range(1, args.rounds + 1):
             for name, (port, proc) in servers.items():
-                cpu_before = cpu_seconds(proc.pid)
-                result = (
-                    run_wrk(port, ids_file, script, args.seconds)
-                    if use_wrk
-                    else run_python(port, ids, args.seconds)
-                )
-                cpu_after = cpu_seconds(proc.pid)
-                result["cpu_us"] = (
-                    (cpu_after - cpu_before) / result["requests"] * 1e6
-                    if cpu_before is not None and cpu_after is not None and result["requests"]
-                    else None
-                )
+                result = load(port, proc, ids, files, args.seconds)
                 results[name].append(result)
-                cpu = f"  CPU {result['cpu_us']:4.0f} us/req" if result["cpu_us"] else ""
-                print(
-                    f"round {round_number} {name:15} {result['rps']:8,.0f} req/s"
-                    f"  p50 {result['p50']:6.2f} ms  p99 {result['p99']:6.2f} ms"
-                    f"  errors {result['errors']}{cpu}",
-                    flush=True,
-                )
+                print(f"(a) round {round_number} " + line(name, result), flush=True)
+        if args.rounds:
+            stored = settled_clicks(db_path) - before
+            counted = sum(r["requests"] for r in results["trackly"])
+            summary |= steady_summary(results, args.decompose)
+            summary["a_clicks_stored"], summary["a_responses_counted"] = stored, counted
+            print(f"(a) clicks stored {stored:,}, responses counted {counted:,}", flush=True)
+
+        if args.shorten_recipients:
+            before = settled_clicks(db_path)
+            result = during_shorten(folder, db_path, tracked_port, files, args.shorten_recipients)
+            print("(b) " + line("trackly+shorten", result), flush=True)
+            stored = settled_clicks(db_path, timeout=120) - before
+            summary["b_during_shorten"] = {
+                "rps": round(result["rps"]),
+                "p50_ms": result["p50"],
+                "p99_ms": result["p99"],
+                "max_ms": result["max"],
+                "errors": result["errors"],
+                "shorten_seconds": round(result["shorten_seconds"], 1),
+                "recipients": args.shorten_recipients,
+                "clicks_stored": stored,
+                "responses_counted": result["requests"],
+            }
+            if args.rounds:
+                summary["b_p99_vs_a_p99"] = round(result["p99"] / summary["trackly"]["p99_ms"], 2)
+            print(
+                f"(b) shorten of {args.shorten_recipients:,} recipients:"
+                f" {result['shorten_seconds']:.1f} s; clicks stored {stored:,},"
+                f" responses counted {result['requests']:,}",
+                flush=True,
+            )
+
+        if args.soak:
+            for name, (_, proc) in servers.items():  # trackly alone on the cores
+                if name != "trackly":
+                    proc.terminate()
+            summary["c_soak"] = soak(db_path, tracked_port, files, args.soak)
     finally:
         for _, proc in servers.values():
-            proc.terminate()
-            proc.wait(timeout=30)
-    conn = sqlite3.connect(db_path)
-    recorded = conn.execute("SELECT count(*) FROM message_short_link_clicks").fetchone()[0]
-    conn.close()
+            if proc.poll() is None:
+                proc.terminate()
+            proc.wait(timeout=60)
+    print(json.dumps(summary, indent=2))
+    if not args.keep:
+        shutil.rmtree(folder, ignore_errors=True)
 
-    def rounded(value: float | None) -> int | None:
-        return None if value is None else round(value)
 
+def steady_summary(results: dict[str, list[dict]], decompose: bool) -> dict:
     def median(name: str, key: str) -> float | None:
-        values = [r[key] for r in results[name] if r[key] is not None]
+        values = [r[key] for r in results[name] if r.get(key) is not None]
         return statistics.median(values) if values else None
 
     def figures(name: str) -> dict:
+        cpu = median(name, "cpu_us")
         return {
             "rps": round(median(name, "rps")),
             "p50_ms": median(name, "p50"),
             "p99_ms": median(name, "p99"),
-            "cpu_us_per_request": rounded(median(name, "cpu_us")),
+            "max_ms": max(r["max"] for r in results[name] if r.get("max") is not None),
+            "cpu_us_per_request": None if cpu is None else round(cpu),
         }
 
     bare_rps, tracked_rps = median("bare", "rps"), median("trackly", "rps")
     summary = {
-        "load": "wrk" if use_wrk else "python",
-        "links": len(ids),
         "bare": figures("bare"),
         "trackly": figures("trackly"),
         "throughput_ratio": round(tracked_rps / bare_rps, 3),
         "p99_ratio": round(median("trackly", "p99") / median("bare", "p99"), 2),
         "errors": sum(r["errors"] for rs in results.values() for r in rs),
-        "clicks_recorded": recorded - clicks_before,
-        "tracked_requests": sum(r["requests"] for r in results["trackly"]),
     }
-    if args.decompose:
+    if decompose:
         summary["decomposition"] = {
             name: figures(name) | {"throughput_ratio": round(median(name, "rps") / bare_rps, 3)}
             for name in ("bare+wait", "trackly-nowrite")
         }
-    print(json.dumps(summary, indent=2))
-    if not args.keep:
-        shutil.rmtree(folder, ignore_errors=True)
+    return summary
 
 
 if __name__ == "__main__":

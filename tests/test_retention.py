@@ -824,7 +824,7 @@ def test_backup_while_the_server_takes_clicks_is_consistent_and_complete(
 
     assert re.fullmatch(
         rf"Backed up [\d,]+ pages to {re.escape(str(target))}"
-        r" \(schema 0002_click_journal\.sql, [\d,]+ bytes\)\.",
+        r" \(schema 0003_campaign_building\.sql, [\d,]+ bytes\)\.",
         result.stderr.strip(),
     ), result.stderr
     assert sqlite_files(target.parent) == ["trackly-copy.db"]  # no partial file, no journal
@@ -853,7 +853,7 @@ def test_backup_while_the_server_takes_clicks_is_consistent_and_complete(
         "ok": True,
         "integrity": "ok",
         "foreign_key_problems": 0,
-        "schema_version": "0002_click_journal.sql",
+        "schema_version": "0003_campaign_building.sql",
         "pending_migrations": 0,
         "journal_mode": "delete",
     }
@@ -870,9 +870,9 @@ def test_db_check_reads_the_copy_and_changes_nothing(campaign, acme, tmp_path):
     checked = acme.json("--db", target, "db", "check")
 
     assert re.search(r"^ok\s+yes\s*$", table, re.M), table
-    assert re.search(r"^schema version\s+0002_click_journal\.sql\s*$", table, re.M), table
+    assert re.search(r"^schema version\s+0003_campaign_building\.sql\s*$", table, re.M), table
     assert checked["ok"] is True and checked["bytes"] == len(content)
-    assert checked["schema_version"] == "0002_click_journal.sql"
+    assert checked["schema_version"] == "0003_campaign_building.sql"
     assert target.read_bytes() == content
     assert target.stat().st_mtime_ns == changed_at
     assert sorted(p.name for p in tmp_path.glob("copy.db*")) == ["copy.db"]

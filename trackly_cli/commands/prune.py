@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from trackly_cli import output, state
-from trackly_cli.core import accounts, retention
+from trackly_cli.core import accounts, campaigns, retention
 from trackly_cli.options import AccountOpt, FormatOpt, OutputOpt
 from trackly_cli.output import Format
 
@@ -23,10 +23,25 @@ def prune_command(
 ) -> None:
     """Delete raw clicks older than each account's --retention-days and anonymise IPs older
     than its --anonymize-ips-after. Reports do not change: they read counters kept as the
-    clicks came. (`trackly serve` does this once a day by itself.)"""
+    clicks came. (`trackly serve` does this once a day by itself.) Also removes campaigns
+    that a killed `trackly shorten` left incomplete."""
     db = state.db(ctx)
-    account_id = accounts.resolve(db.conn, account)["id"] if account else None
+    owner = accounts.resolve(db.conn, account) if account else None
+    account_id = owner["id"] if owner else None
     results = retention.prune(db.conn, account_id=account_id, dry_run=dry_run)
+    left = [
+        c
+        for c in campaigns.incomplete(db.conn)
+        if c["state"] == "left over" and (owner is None or c["account"] == owner["name"])
+    ]
+    for campaign in left:
+        if not dry_run:
+            campaigns.remove(db.conn, campaign["id"])
+        output.info(
+            f"{campaign['account']}: {'would remove' if dry_run else 'removed'} campaign"
+            f" {campaign['name']!r}, left incomplete by a `trackly shorten` that did not finish"
+            f" ({campaign['messages']:,} messages written)."
+        )
     rows = [r.as_dict() for r in results]
     if fmt is Format.table:
         verb = "would remove" if dry_run else "removed"

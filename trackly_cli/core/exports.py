@@ -66,7 +66,8 @@ def journey(conn: sqlite3.Connection, contact: dict) -> dict:
         " (SELECT coalesce(sum(cv.revenue_micros), 0) FROM conversions cv"
         "  WHERE cv.message_id = m.id) AS revenue_micros"
         " FROM messages m LEFT JOIN campaigns k ON k.id = m.campaign_id"
-        " WHERE m.contact_id = ? ORDER BY m.id",
+        " WHERE m.contact_id = ? AND (k.id IS NULL OR k.building_pid IS NULL)"  # complete
+        " ORDER BY m.id",
         (contact["id"],),
     )
     conversions = store.rows(

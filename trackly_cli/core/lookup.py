@@ -22,6 +22,8 @@ def find(conn: sqlite3.Connection, table: str, ref: str | int, account_id: int |
     what, listing = _KINDS[table]
     text = str(ref).strip()
     scope, params = ("", ()) if account_id is None else (" AND account_id = ?", (account_id,))
+    if table == "campaigns":  # one that `trackly shorten` is still writing is not there yet
+        scope += " AND building_pid IS NULL"
     if text.isascii() and text.isdigit() and not validate.is_id(text):
         raise NotFound(f"no {what} {text[:20]!r}…" + f" (see `{listing}`)")
     if validate.is_id(text):

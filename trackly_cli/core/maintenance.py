@@ -8,7 +8,7 @@ from pathlib import Path
 
 from sqlite_utils import Database
 
-from trackly_cli.core import migrate, records
+from trackly_cli.core import campaigns, migrate, records
 from trackly_cli.core.errors import Conflict, InvalidInput, NotFound
 
 
@@ -79,6 +79,8 @@ def check(conn: sqlite3.Connection) -> dict:
         "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'journal_state'"
     ).fetchone()
     journals = records.journals(conn) if has_journals else []
+    columns = {r[1] for r in conn.execute("PRAGMA table_info(campaigns)")}
+    unfinished = campaigns.incomplete(conn) if "building_pid" in columns else []
     return {
         "ok": ok,
         "integrity": "ok" if problems == ["ok"] else "; ".join(problems[:20]),
@@ -92,4 +94,11 @@ def check(conn: sqlite3.Connection) -> dict:
         # drain within a moment while it runs, or at its next start).
         "undrained_journal_records": sum(j["undrained_records"] for j in journals),
         "undrained_journal_bytes": sum(j["undrained_bytes"] for j in journals),
+        # Campaigns `trackly shorten` is writing, or left by a run that died (`trackly prune`
+        # or a rerun of the same command removes those).
+        "incomplete_campaigns": ", ".join(
+            f"{c['account']}/{c['name']} ({c['state']}, {c['messages']:,} messages)"
+            for c in unfinished
+        )
+        or None,
     }

@@ -297,7 +297,7 @@ def _by_message(conn: sqlite3.Connection, chosen: Filters, limit: int | None) ->
     FROM messages m
     LEFT JOIN contacts c ON c.id = m.contact_id
     LEFT JOIN campaigns k ON k.id = m.campaign_id
-    WHERE {" AND ".join(clauses)}
+    WHERE (k.id IS NULL OR k.building_pid IS NULL) AND {" AND ".join(clauses)}
     ORDER BY m.id
     """
     query_params = (

@@ -2,19 +2,25 @@
 links, and the outbox the operator hands to the SMS gateway.
 
 `prepare` checks everything and reports every problem at once before anything is written;
-`run` writes the whole campaign in one transaction while streaming contacts, so memory stays
-flat and an error or Ctrl-C leaves nothing behind.
+`run` writes the campaign while streaming contacts, so memory stays flat. A send to a list is
+written in chunks, each its own transaction of about CHUNK_SECONDS, so that the running server's
+postbacks and other commands never wait long for the write lock; the campaign stays invisible
+(core.campaigns) until its last chunk commits, and an error or Ctrl-C removes what was written.
+A one-off message is one transaction.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
+import itertools
 import json
 import os
 import re
 import secrets
 import sqlite3
+import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -24,6 +30,7 @@ from sqlite_utils import Database
 
 from trackly_cli.core import (
     accounts,
+    campaigns,
     clock,
     creatives,
     domains,
@@ -37,6 +44,9 @@ from trackly_cli.core import (
 from trackly_cli.core.errors import InvalidInput, NotFound, Problems
 
 BATCH = 2000
+# A chunk of a list send is sized to hold the write lock about this long.
+CHUNK_SECONDS = 0.15
+FIRST_CHUNK, MIN_CHUNK, MAX_CHUNK = 1000, 200, 20_000
 MAX_VARIANTS = 26
 OUTBOX_COLUMNS = ["phone", "message_id", "text", "segments", "encoding"]
 _BINDING = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.+?)\s*$", re.S)
@@ -80,6 +90,7 @@ class Plan:
     campaign: str | None
     seed: str
     recipients: int
+    leftover_id: int | None = None  # an incomplete campaign of this name, left by a dead run
 
 
 @dataclass
@@ -195,18 +206,30 @@ def prepare(
                 problems.append(f"list {list_row['name']!r} has no members: import contacts first")
     _check_fields(conn, [t for t in compiled if t], list_row, problems)
 
+    leftover_id = None
     if campaign is not None:
         try:
             campaign = validate.name(campaign, "campaign")
         except InvalidInput as e:
             problems.append(e.message)
         else:
-            if store.row(
+            existing = store.row(
                 conn,
-                "SELECT id FROM campaigns WHERE account_id = ? AND name_key = ?",
+                "SELECT id, building_pid, building_host FROM campaigns"
+                " WHERE account_id = ? AND name_key = ?",
                 (account["id"], validate.key(campaign)),
-            ):
+            )
+            if existing is None:
+                pass
+            elif existing["building_pid"] is None:
                 problems.append(f"campaign {campaign!r} already exists: choose another --campaign")
+            elif campaigns.is_alive(existing["building_pid"], existing["building_host"]):
+                problems.append(
+                    f"campaign {campaign!r} is being written by another `trackly shorten`"
+                    f" (process {existing['building_pid']}): wait for it to finish"
+                )
+            else:
+                leftover_id = existing["id"]  # a killed run's: the rerun replaces it
     elif list_row is not None:
         campaign = _generated_name(conn, account["id"], list_row["name"])
 
@@ -231,6 +254,7 @@ def prepare(
         campaign,
         seed if seed is not None else secrets.token_hex(4),
         recipients,
+        leftover_id,
     )
 
 
@@ -335,7 +359,8 @@ def run(
     progress: Callable[[int], None] | None = None,
     id_source: links.IdSource = links.random_ids,
 ) -> Summary:
-    """Write the messages and links of `plan` in one transaction; stream the outbox CSV."""
+    """Write the messages and links of `plan` (a list send in chunks, invisible until complete);
+    stream the outbox CSV, which appears only once the campaign is complete."""
     domain = plan.domain
     summary = Summary(
         campaign=plan.campaign,
@@ -358,17 +383,30 @@ def run(
         writer.writerow(OUTBOX_COLUMNS)
     # A bigger page cache for the random-key inserts of the links (a fixed 64 MB, whatever the
     # list's size), back to what it was afterwards.
-    cache_size = db.conn.execute("PRAGMA cache_size").fetchone()[0]
-    db.conn.execute("PRAGMA cache_size = -65536")
+    conn = db.conn
+    cache_size = conn.execute("PRAGMA cache_size").fetchone()[0]
+    conn.execute("PRAGMA cache_size = -65536")
+    send = _Send(plan, summary, writer, progress, id_source)
     committed = False
     try:
-        with store.write(db) as conn:
-            _write(conn, plan, summary, writer, progress, id_source)
+        if plan.list_row is None:
+            with store.write(conn):
+                send.start(conn, complete=True)
+                send.chunk(conn, iter([(None, None, "{}")]))
+                send.finish(conn)
+        else:
+            if plan.leftover_id is not None:
+                campaigns.remove(conn, plan.leftover_id)
+            with store.write(conn):
+                send.start(conn, complete=False)
+            send.chunks(conn)
             if handle is not None:
-                handle.close()  # all rows on disk before the campaign commits
+                handle.close()  # all rows on disk before the campaign is complete
+            with store.write(conn):
+                send.finish(conn)
         committed = True
         if partial is not None:
-            # Only a committed campaign gets its outbox: a failed or interrupted run leaves
+            # Only a complete campaign gets its outbox: a failed or interrupted run leaves
             # neither.
             try:
                 os.replace(partial, outbox)
@@ -379,180 +417,254 @@ def run(
                 ) from e
             summary.outbox = str(outbox)
     finally:
-        db.conn.execute(f"PRAGMA cache_size = {int(cache_size)}")
         if handle is not None and not handle.closed:
             handle.close()
         if not committed and partial is not None and partial.exists():
             partial.unlink()
+        if not committed and send.campaign_id is not None and plan.list_row is not None:
+            _undo(conn, send)
+        conn.execute(f"PRAGMA cache_size = {int(cache_size)}")
     return summary
 
 
-def _write(
-    conn: sqlite3.Connection,
-    plan: Plan,
-    summary: Summary,
-    writer,
-    progress,
-    id_source: links.IdSource,
-) -> None:
-    account_id = plan.account["id"]
-    domain = plan.domain
-    now = clock.now_text()
-    list_id = plan.list_row["id"] if plan.list_row else None
-    for variant in plan.variants:
-        if variant.source.creative_id is not None:
-            variant.creative_id = variant.source.creative_id
-        else:
-            variant.creative_id = creatives.save_for_campaign(
-                conn, account_id, variant.source.name, variant.source.text
+def _undo(conn: sqlite3.Connection, send: _Send) -> None:
+    """Remove what a failed or interrupted list send wrote, and the creatives it made (if the
+    database lets us: should it not, the campaign stays invisible, and a rerun or `trackly
+    prune` removes it)."""
+    if conn.in_transaction:
+        conn.execute("ROLLBACK")
+    with contextlib.suppress(sqlite3.Error, KeyboardInterrupt):
+        campaigns.remove(conn, send.campaign_id)
+        with store.write(conn):
+            for creative_id in send.new_creatives:
+                conn.execute(
+                    "DELETE FROM creatives WHERE id = ?"
+                    " AND NOT EXISTS (SELECT 1 FROM messages WHERE creative_id = ?)"
+                    " AND NOT EXISTS (SELECT 1 FROM campaign_variants WHERE creative_id = ?)",
+                    (creative_id, creative_id, creative_id),
+                )
+
+
+class _Send:
+    """One shorten run: its campaign, the message numbering and the counters it keeps across
+    chunks."""
+
+    def __init__(self, plan, summary, writer, progress, id_source) -> None:
+        self.plan = plan
+        self.summary = summary
+        self.writer = writer
+        self.progress = progress
+        self.id_source = id_source
+        self.now = clock.now_text()
+        self.campaign_id: int | None = None
+        self.new_creatives: list[int] = []  # made by this run from template files
+        self.sent: Counter = Counter()  # (variant index, offer id or 0) -> messages
+        self.per_variant: Counter = Counter()
+        domain = plan.domain
+        self.base = f"{domain['scheme']}://{domain['hostname']}/"
+        total = sum(v.weight for v in plan.variants)
+        self.cumulative, running = [], 0
+        for v in plan.variants:
+            running += v.weight
+            self.cumulative.append(running / total)
+        self.labels: list[str | None] = []
+
+    def start(self, conn: sqlite3.Connection, *, complete: bool) -> None:
+        """The creatives and the campaign row (incomplete, naming this process, unless
+        `complete`)."""
+        plan = self.plan
+        account_id = plan.account["id"]
+        list_id = plan.list_row["id"] if plan.list_row else None
+        newest = store.scalar(conn, "SELECT coalesce(max(id), 0) FROM creatives")
+        for variant in plan.variants:
+            if variant.source.creative_id is not None:
+                variant.creative_id = variant.source.creative_id
+            else:
+                variant.creative_id = creatives.save_for_campaign(
+                    conn, account_id, variant.source.name, variant.source.text
+                )
+                if variant.creative_id > newest:
+                    self.new_creatives.append(variant.creative_id)
+        if plan.campaign is not None:
+            pid, host = (None, None) if complete else campaigns.builder()
+            self.campaign_id = conn.execute(
+                "INSERT INTO campaigns (account_id, name, name_key, list_id, domain_id, seed,"
+                " created_at, building_pid, building_host) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    account_id,
+                    plan.campaign,
+                    validate.key(plan.campaign),
+                    list_id,
+                    plan.domain["id"],
+                    plan.seed,
+                    self.now,
+                    pid,
+                    host,
+                ),
+            ).lastrowid
+            conn.executemany(
+                "INSERT INTO campaign_variants (campaign_id, label, creative_id, weight)"
+                " VALUES (?, ?, ?, ?)",
+                [(self.campaign_id, v.label, v.creative_id, v.weight) for v in plan.variants],
             )
-    campaign_id = None
-    if plan.campaign is not None:
-        campaign_id = conn.execute(
-            "INSERT INTO campaigns (account_id, name, name_key, list_id, domain_id, seed,"
-            " created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (
-                account_id,
-                plan.campaign,
-                validate.key(plan.campaign),
-                list_id,
-                domain["id"],
-                plan.seed,
-                now,
-            ),
-        ).lastrowid
-        conn.executemany(
-            "INSERT INTO campaign_variants (campaign_id, label, creative_id, weight)"
-            " VALUES (?, ?, ?, ?)",
-            [(campaign_id, v.label, v.creative_id, v.weight) for v in plan.variants],
-        )
-    summary.campaign_id = campaign_id
-    total = sum(v.weight for v in plan.variants)
-    cumulative, running = [], 0
-    for v in plan.variants:
-        running += v.weight
-        cumulative.append(running / total)
+        self.summary.campaign_id = self.campaign_id
+        # Messages of a campaign carry their variant label (A, B, …); a one-off has none.
+        self.labels = [v.label if self.campaign_id is not None else None for v in plan.variants]
 
-    next_id = store.scalar(conn, "SELECT coalesce(max(id), 0) + 1 FROM messages")
-    sent: Counter = Counter()  # (variant index, offer id or 0) -> messages
-    per_variant: Counter = Counter()
-    base = f"{domain['scheme']}://{domain['hostname']}/"
-    # Messages of a campaign carry their variant label (A, B, …); a one-off message has none.
-    labels = [v.label if campaign_id is not None else None for v in plan.variants]
+    def chunks(self, conn: sqlite3.Connection) -> None:
+        """The list's members, in chunks sized to CHUNK_SECONDS, each its own transaction (the
+        next chunk starts after the last contact id written, so nothing is read twice)."""
+        list_id = self.plan.list_row["id"]
+        after, size = 0, FIRST_CHUNK
+        while True:
+            started = time.perf_counter()
+            with store.turn(conn), store.write(conn):
+                recipients = conn.execute(
+                    "SELECT c.id, c.phone, c.fields FROM list_members m JOIN contacts c"
+                    " ON c.id = m.contact_id WHERE m.list_id = ? AND m.contact_id > ?"
+                    " ORDER BY m.contact_id LIMIT ?",
+                    (list_id, after, size),
+                ).fetchall()
+                if not recipients:
+                    return
+                self.chunk(conn, iter(recipients))
+            after = recipients[-1][0]
+            elapsed = max(time.perf_counter() - started, 1e-3)
+            size = max(MIN_CHUNK, min(MAX_CHUNK, int(size * CHUNK_SECONDS / elapsed)))
+            store.pause()
 
-    if plan.list_row is None:
-        recipients = iter([[(None, None, "{}")]])
-    else:
-        cursor = conn.execute(
-            "SELECT c.id, c.phone, c.fields FROM list_members m JOIN contacts c"
-            " ON c.id = m.contact_id WHERE m.list_id = ? ORDER BY m.contact_id",
-            (list_id,),
-        )
-        recipients = iter(lambda: cursor.fetchmany(BATCH), [])
-
-    for chunk in recipients:
-        slots_needed = 0
-        chosen = []
-        for contact_id, _phone, _fields in chunk:
-            index = assign_variant(plan.seed, contact_id, cumulative) if contact_id else 0
-            chosen.append(index)
-            slots_needed += len(plan.variants[index].targets)
-        ids = iter(links.fresh_ids(conn, slots_needed, id_source))
-        message_rows, link_rows = [], []
-        for (contact_id, phone, fields), index in zip(chunk, chosen, strict=True):
-            variant = plan.variants[index]
-            message_id = next_id
-            next_id += 1
-            short = {}
-            offers_carried = set()
-            for slot, target in variant.targets.items():
-                link_id = next(ids)
-                short[slot] = base + link_id
-                link_rows.append(
+    def chunk(self, conn: sqlite3.Connection, recipients) -> None:
+        """Messages and links for these recipients, inside the caller's transaction."""
+        plan, summary = self.plan, self.summary
+        account_id = plan.account["id"]
+        domain_id = plan.domain["id"]
+        list_id = plan.list_row["id"] if plan.list_row else None
+        campaign_id, labels, base, now = self.campaign_id, self.labels, self.base, self.now
+        # Numbered from the table at each chunk: another process may have written messages
+        # since the last one.
+        next_id = store.scalar(conn, "SELECT coalesce(max(id), 0) + 1 FROM messages")
+        for batch in iter(lambda: list(itertools.islice(recipients, BATCH)), []):
+            slots_needed = 0
+            chosen = []
+            for contact_id, _phone, _fields in batch:
+                index = assign_variant(plan.seed, contact_id, self.cumulative) if contact_id else 0
+                chosen.append(index)
+                slots_needed += len(plan.variants[index].targets)
+            ids = iter(links.fresh_ids(conn, slots_needed, self.id_source))
+            message_rows, link_rows = [], []
+            for (contact_id, phone, fields), index in zip(batch, chosen, strict=True):
+                variant = plan.variants[index]
+                message_id = next_id
+                next_id += 1
+                short = {}
+                offers_carried = set()
+                for slot, target in variant.targets.items():
+                    link_id = next(ids)
+                    short[slot] = base + link_id
+                    link_rows.append(
+                        (
+                            link_id,
+                            account_id,
+                            message_id,
+                            contact_id,
+                            domain_id,
+                            slot,
+                            target.offer_id,
+                            None if target.offer_id else target.url,
+                            now,
+                        )
+                    )
+                    offers_carried.add(target.offer_id or 0)
+                values = json.loads(fields)
+                values["phone"] = phone or ""
+                text = variant.template.render(values, short)
+                segments, encoding = sms.segments(text)
+                message_rows.append(
                     (
-                        link_id,
-                        account_id,
                         message_id,
+                        account_id,
+                        campaign_id,
+                        list_id,
+                        variant.creative_id,
                         contact_id,
-                        domain["id"],
-                        slot,
-                        target.offer_id,
-                        None if target.offer_id else target.url,
+                        labels[index],
+                        domain_id,
+                        text,
+                        segments,
+                        encoding,
                         now,
                     )
                 )
-                offers_carried.add(target.offer_id or 0)
-            values = json.loads(fields)
-            values["phone"] = phone or ""
-            text = variant.template.render(values, short)
-            segments, encoding = sms.segments(text)
-            message_rows.append(
-                (
-                    message_id,
-                    account_id,
-                    campaign_id,
-                    list_id,
-                    variant.creative_id,
-                    contact_id,
-                    labels[index],
-                    domain["id"],
-                    text,
-                    segments,
-                    encoding,
-                    now,
-                )
+                for offer_id in offers_carried:
+                    self.sent[(index, offer_id)] += 1
+                self.per_variant[index] += 1
+                _count_segments(summary, segments, encoding)
+                if self.writer is not None:
+                    self.writer.writerow([phone, message_id, text, segments, encoding])
+                if summary.message is None and plan.list_row is None:
+                    summary.message = {
+                        "message_id": message_id,
+                        "text": text,
+                        "segments": segments,
+                        "encoding": encoding,
+                        "links": [
+                            {
+                                "slot": slot,
+                                "id": short[slot].rsplit("/", 1)[1],
+                                "short_url": short[slot],
+                                "offer": t.offer_name,
+                                "offer_id": t.offer_id,
+                                "destination": t.url,
+                            }
+                            for slot, t in variant.targets.items()
+                        ],
+                    }
+            conn.executemany(
+                "INSERT INTO messages (id, account_id, campaign_id, list_id, creative_id,"
+                " contact_id, variant, domain_id, body, segments, encoding, created_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                message_rows,
             )
-            for offer_id in offers_carried:
-                sent[(index, offer_id)] += 1
-            per_variant[index] += 1
-            _count_segments(summary, segments, encoding)
-            if writer is not None:
-                writer.writerow([phone, message_id, text, segments, encoding])
-            if summary.message is None and plan.list_row is None:
-                summary.message = {
-                    "message_id": message_id,
-                    "text": text,
-                    "segments": segments,
-                    "encoding": encoding,
-                    "links": [
-                        {
-                            "slot": slot,
-                            "id": short[slot].rsplit("/", 1)[1],
-                            "short_url": short[slot],
-                            "offer": t.offer_name,
-                            "offer_id": t.offer_id,
-                            "destination": t.url,
-                        }
-                        for slot, t in variant.targets.items()
-                    ],
-                }
-        conn.executemany(
-            "INSERT INTO messages (id, account_id, campaign_id, list_id, creative_id, contact_id,"
-            " variant, domain_id, body, segments, encoding, created_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            message_rows,
+            link_rows.sort()  # inserting in key order keeps the B-tree pages warm
+            conn.executemany(
+                "INSERT INTO short_links (id, account_id, message_id, contact_id, domain_id,"
+                " slot, offer_id, url, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                link_rows,
+            )
+            summary.recipients += len(message_rows)
+            summary.links += len(link_rows)
+            if self.progress:
+                self.progress(summary.recipients)
+
+    def finish(self, conn: sqlite3.Connection) -> None:
+        """The report counters, and the campaign made complete (visible), in one transaction."""
+        plan = self.plan
+        list_id = plan.list_row["id"] if plan.list_row else None
+        _count_sent(
+            conn,
+            plan,
+            self.campaign_id,
+            list_id,
+            self.now,
+            self.sent,
+            self.per_variant,
+            self.labels,
         )
-        link_rows.sort()  # inserting in key order keeps the B-tree pages warm
-        conn.executemany(
-            "INSERT INTO short_links (id, account_id, message_id, contact_id, domain_id, slot,"
-            " offer_id, url, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            link_rows,
-        )
-        summary.recipients += len(message_rows)
-        summary.links += len(link_rows)
-        if progress:
-            progress(summary.recipients)
-    _count_sent(conn, plan, campaign_id, list_id, now, sent, per_variant, labels)
-    summary.variants = [
-        {
-            "variant": v.label,
-            "creative": v.source.name,
-            "creative_id": v.creative_id,
-            "weight": v.weight,
-            "messages": per_variant[i],
-        }
-        for i, v in enumerate(plan.variants)
-    ]
+        if self.campaign_id is not None:
+            conn.execute(
+                "UPDATE campaigns SET building_pid = NULL, building_host = NULL WHERE id = ?",
+                (self.campaign_id,),
+            )
+        self.summary.variants = [
+            {
+                "variant": v.label,
+                "creative": v.source.name,
+                "creative_id": v.creative_id,
+                "weight": v.weight,
+                "messages": self.per_variant[i],
+            }
+            for i, v in enumerate(plan.variants)
+        ]
 
 
 def _count_segments(summary: Summary, segments: int, encoding: str) -> None:

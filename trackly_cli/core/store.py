@@ -8,8 +8,11 @@ migrations apply themselves when a database is opened; writes that belong togeth
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import os
 import secrets
 import sqlite3
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -94,6 +97,34 @@ def write(db: sqlite_utils.Database | sqlite3.Connection) -> Iterator[sqlite3.Co
         raise
     else:
         conn.execute("COMMIT")
+
+
+@contextlib.contextmanager
+def turn(conn: sqlite3.Connection) -> Iterator[None]:
+    """Take turns for the write lock with Trackly's other writers (the server's drain, other
+    chunked jobs), for one chunk of a long job or one batch of the drain.
+
+    SQLite's busy handler is not fair: a waiter sleeps between attempts (up to 100 ms), and a
+    job that commits a chunk and begins the next one at once finds the lock free first, every
+    time, so a waiter can starve although no single transaction is long. An flock on a file
+    beside the database wakes a waiter the moment the lock is released; the job, having
+    released it, pauses a moment before taking it again (see `pause`)."""
+    path = conn.execute("PRAGMA database_list").fetchone()[2]
+    if not path:  # an in-memory database has nobody to take turns with
+        yield
+        return
+    fd = os.open(f"{path}.turn", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the flock
+
+
+def pause() -> None:
+    """Between two chunks of a long job: long enough for a writer woken by `turn` to take the
+    lock (it is runnable at once), short enough to cost the job nothing measurable."""
+    time.sleep(0.002)
 
 
 def rows(conn: sqlite3.Connection, sql: str, params: tuple | dict = ()) -> list[dict]:

@@ -111,6 +111,7 @@ class Writer:
         self.skipped = 0
         self.last_error: str | None = None
         self._failures = 0
+        self._turn = contextlib.ExitStack()
         self._checkpointed_at = 0.0
         self._wal_warned_at = 0.0
         self._behind_logged_at = 0.0
@@ -321,7 +322,7 @@ class Writer:
         if with_keys:
             conn.execute("PRAGMA foreign_keys = ON")
         try:
-            conn.execute("BEGIN IMMEDIATE")
+            self._begin(conn)
             try:
                 self._next_click_id = records.apply(conn, batch, self._next_click_id, log)
                 for job in jobs:
@@ -345,8 +346,16 @@ class Writer:
                 raise
             self.commits += 1
         finally:
+            self._turn.close()  # lets a chunked job waiting for its turn go on
             if with_keys:
                 conn.execute("PRAGMA foreign_keys = OFF")
+
+    def _begin(self, conn: sqlite3.Connection) -> None:
+        """BEGIN IMMEDIATE in turn with Trackly's chunked jobs (store.turn): a long job's
+        chunks would otherwise keep the lock between them, and the drain fall behind."""
+        self._turn = contextlib.ExitStack()
+        self._turn.enter_context(store.turn(conn))
+        conn.execute("BEGIN IMMEDIATE")
 
     def _failed(self, conn: sqlite3.Connection, error: sqlite3.Error) -> None:
         self._failures += 1
@@ -417,14 +426,17 @@ def wal_bytes(db_path: Path) -> int:
 
 def checkpoint(conn: sqlite3.Connection, db_path: Path) -> None:
     """Copy the WAL into the database; once it has grown, also make the next write start it
-    from the beginning (waiting briefly for readers), so that it stops growing."""
+    from the beginning (waiting briefly for readers), so that it stops growing, and cut a WAL
+    that a long reader made larger than JOURNAL_SIZE_LIMIT back to nothing."""
     try:
-        if wal_bytes(db_path) < RESTART_WAL_BYTES:
+        size = wal_bytes(db_path)
+        if size < RESTART_WAL_BYTES:
             conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
             return
+        mode = "TRUNCATE" if size > JOURNAL_SIZE_LIMIT else "RESTART"
         conn.execute(f"PRAGMA busy_timeout = {RESTART_BUSY_TIMEOUT_MS}")
         try:
-            conn.execute("PRAGMA wal_checkpoint(RESTART)")
+            conn.execute(f"PRAGMA wal_checkpoint({mode})")
         finally:
             conn.execute(f"PRAGMA busy_timeout = {DRAIN_BUSY_TIMEOUT_MS}")
     except sqlite3.Error as e:
