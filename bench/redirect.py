@@ -142,8 +142,10 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-# Where trackly's code comes from (--trackly-src): its processes get this environment.
+# Where trackly's code comes from (--trackly-src): its processes get this environment, and run
+# in the bench's folder (`python -m` puts the working directory first on the path).
 ENV = dict(os.environ)
+CWD: dict = {}
 
 
 def trackly(db: Path, *args: str) -> None:
@@ -153,6 +155,7 @@ def trackly(db: Path, *args: str) -> None:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         env=ENV,
+        **CWD,
     )
 
 
@@ -450,6 +453,7 @@ def during_shorten(folder: Path, db_path: Path, port: int, files: tuple, recipie
         capture_output=True,
         text=True,
         env=ENV,
+        **CWD,
     )
     shorten_seconds = time.perf_counter() - started
     time.sleep(1.0)
@@ -541,6 +545,8 @@ def main() -> None:
 
     folder = args.keep or Path(tempfile.mkdtemp(prefix="trackly-bench-"))
     folder.mkdir(parents=True, exist_ok=True)
+    if args.trackly_src:
+        CWD["cwd"] = folder
     db_path = folder / "redirect.db"
     if not db_path.exists():
         started = time.perf_counter()
@@ -590,7 +596,7 @@ def main() -> None:
             with (folder / f"{name}.log").open("w") as log:
                 servers[name] = (
                     port,
-                    subprocess.Popen(command(name, port), stderr=log, env=ENV),
+                    subprocess.Popen(command(name, port), stderr=log, env=ENV, **CWD),
                 )
         for port, proc in servers.values():
             wait_for(port, proc, timeout=120)

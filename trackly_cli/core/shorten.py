@@ -45,7 +45,7 @@ from trackly_cli.core.errors import InvalidInput, NotFound, Problems
 
 BATCH = 2000
 # A chunk of a list send is sized to hold the write lock about this long.
-CHUNK_SECONDS = 0.15
+CHUNK_SECONDS = 0.2
 FIRST_CHUNK, MIN_CHUNK, MAX_CHUNK = 1000, 200, 20_000
 MAX_VARIANTS = 26
 OUTBOX_COLUMNS = ["phone", "message_id", "text", "segments", "encoding"]
@@ -386,6 +386,10 @@ def run(
     conn = db.conn
     cache_size = conn.execute("PRAGMA cache_size").fetchone()[0]
     conn.execute("PRAGMA cache_size = -65536")
+    # No checkpoint after every chunk: its random link pages would be copied into the database
+    # (and synced) again each time. The WAL is checkpointed once it is large (store.shrink_wal).
+    autocheckpoint = conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0]
+    conn.execute("PRAGMA wal_autocheckpoint = 0")
     send = _Send(plan, summary, writer, progress, id_source)
     committed = False
     try:
@@ -424,6 +428,7 @@ def run(
         if not committed and send.campaign_id is not None and plan.list_row is not None:
             _undo(conn, send)
         conn.execute(f"PRAGMA cache_size = {int(cache_size)}")
+        conn.execute(f"PRAGMA wal_autocheckpoint = {int(autocheckpoint)}")
     return summary
 
 
@@ -518,18 +523,20 @@ class _Send:
         after, size = 0, FIRST_CHUNK
         while True:
             started = time.perf_counter()
-            with store.turn(conn), store.write(conn):
-                recipients = conn.execute(
-                    "SELECT c.id, c.phone, c.fields FROM list_members m JOIN contacts c"
-                    " ON c.id = m.contact_id WHERE m.list_id = ? AND m.contact_id > ?"
-                    " ORDER BY m.contact_id LIMIT ?",
-                    (list_id, after, size),
-                ).fetchall()
-                if not recipients:
-                    return
-                self.chunk(conn, iter(recipients))
+            with store.turn(conn):
+                with store.write(conn):
+                    recipients = conn.execute(
+                        "SELECT c.id, c.phone, c.fields FROM list_members m JOIN contacts c"
+                        " ON c.id = m.contact_id WHERE m.list_id = ? AND m.contact_id > ?"
+                        " ORDER BY m.contact_id LIMIT ?",
+                        (list_id, after, size),
+                    ).fetchall()
+                    if not recipients:
+                        return
+                    self.chunk(conn, iter(recipients))
+                elapsed = max(time.perf_counter() - started, 1e-3)
+                store.shrink_wal(conn)
             after = recipients[-1][0]
-            elapsed = max(time.perf_counter() - started, 1e-3)
             size = max(MIN_CHUNK, min(MAX_CHUNK, int(size * CHUNK_SECONDS / elapsed)))
             store.pause()
 

@@ -23,12 +23,18 @@ from trackly_cli.core.errors import InvalidInput
 
 BUSY_TIMEOUT_MS = 5000
 
+# A WAL that a checkpoint resets is cut back to this size (by whichever connection resets it).
+JOURNAL_SIZE_LIMIT = 16 << 20
+# A long job that finds the WAL larger than this between two chunks checkpoints it fully.
+LARGE_WAL_BYTES = 128 << 20
+
 PRAGMAS = (
     f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}",
     "PRAGMA journal_mode = WAL",
     "PRAGMA synchronous = NORMAL",
     "PRAGMA foreign_keys = ON",
     "PRAGMA temp_store = MEMORY",
+    f"PRAGMA journal_size_limit = {JOURNAL_SIZE_LIMIT}",
 )
 
 
@@ -119,6 +125,30 @@ def turn(conn: sqlite3.Connection) -> Iterator[None]:
         yield
     finally:
         os.close(fd)  # releases the flock
+
+
+def wal_bytes(conn: sqlite3.Connection) -> int:
+    path = conn.execute("PRAGMA database_list").fetchone()[2]
+    try:
+        return os.stat(f"{path}-wal").st_size if path else 0
+    except OSError:
+        return 0
+
+
+def shrink_wal(conn: sqlite3.Connection) -> None:
+    """Between two chunks of a long job (in its turn): once the WAL has grown large, copy it into
+    the database and cut it back, waiting briefly for readers. A job that writes hundreds of
+    megabytes while the server reads and writes would otherwise leave a WAL of gigabytes, which
+    SQLite cannot reuse while readers and writers never pause, and every read slows down."""
+    if wal_bytes(conn) < LARGE_WAL_BYTES:
+        return
+    conn.execute("PRAGMA busy_timeout = 200")
+    try:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    except sqlite3.Error:
+        pass  # a reader in the way: the next chunk tries again
+    finally:
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
 
 
 def pause() -> None:
