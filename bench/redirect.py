@@ -201,7 +201,7 @@ def build(folder: Path, links: int) -> Path:
     trackly(
         db_path,
         *("shorten", str(folder / "bench.txt"), "--list", "everyone", "--campaign", "bench"),
-        *("--link", "link1=Shoes", "--link", "link2=Bags"),
+        *("--link", "link1=Shoes", "--link", "link2=Bags", "--output", str(folder / "bench.csv")),
     )
     # The campaign was "sent" long ago: no click is too fast to be human.
     conn = sqlite3.connect(db_path)
