@@ -268,3 +268,15 @@ def test_the_wal_stays_small_while_readers_come_and_go(links, db_path, tmp_path,
         started.close()
     assert stored_clicks(db_path) == 40 * 250
     assert largest < drain.JOURNAL_SIZE_LIMIT, largest
+
+
+def test_a_stopping_server_refuses_records_it_could_no_longer_store(links, db_path, tmp_path):
+    """Once the drain has been told to stop, the journal takes nothing more: a request racing
+    the shutdown is answered 503, never acknowledged and then deleted with the drained
+    segments."""
+    started = Writer(db_path, tmp_path / "j").start()
+    started.record_click(hit(links[0]))
+    started.close()
+    with pytest.raises(journal.JournalError, match="closed"):
+        started.journal.append(journal.encode(records.click(hit(links[1]))))
+    assert stored_clicks(db_path) == 1

@@ -394,3 +394,25 @@ def test_the_thread_indexes_new_messages(campaign, acme, tmp_path, conn, db_path
     assert_indexed(hot, conn, all_ids(db_path))
     hot.stop()
     assert not hot._thread.is_alive()
+
+
+def test_links_of_a_campaign_still_being_written_wait_until_it_is_complete(campaign, db_path):
+    """A campaign that `trackly shorten` is writing is nobody's yet: the index leaves its links
+    out (reading them as they are written would hold long reads open), and takes them once it
+    is complete."""
+    from trackly_cli.core import campaigns
+
+    execute(
+        db_path,
+        "UPDATE campaigns SET building_pid = ?, building_host = ?",
+        *campaigns.builder(),
+    )
+    conn = store.connect(db_path)
+    try:
+        assert linkindex.ready_until(conn) == 0
+        assert len(linkindex.LinkIndex.load(conn)) == 0
+        execute(db_path, "UPDATE campaigns SET building_pid = NULL, building_host = NULL")
+        assert linkindex.ready_until(conn) == 3
+        assert len(linkindex.LinkIndex.load(conn)) == len(campaign["links"])
+    finally:
+        conn.close()

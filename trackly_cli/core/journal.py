@@ -125,6 +125,7 @@ class Journal:
         self._map: mmap.mmap | None = None
         self._position: Position = (0, 0)
         self._retry_at = 0.0
+        self._sealed = False
         self.failures = 0
 
     # -- life cycle ------------------------------------------------------------------------
@@ -196,7 +197,7 @@ class Journal:
         """Copy one encoded record into the journal, or raise JournalError having kept nothing
         of it. Nothing in here releases the GIL, but for starting a segment."""
         with self._lock:
-            if self._map is None:
+            if self._map is None or self._sealed:
                 raise JournalError(errno.EBADF, "the click journal is closed")
             segment, start = self._position
             end = start + len(data)
@@ -207,6 +208,12 @@ class Journal:
                 segment, start, end = segment + 1, 0, len(data)
             self._map[start:end] = data
             self._position = (segment, end)
+
+    def seal(self) -> None:
+        """Take no more records (the server is stopping): once this returns, `position` is the
+        end of everything the journal will ever hold."""
+        with self._lock:
+            self._sealed = True
 
     def _next_segment(self, number: int) -> None:
         now = time.monotonic()

@@ -52,6 +52,26 @@ ORDER BY m.id
 """
 
 
+# The first message of each campaign that `trackly shorten` is still writing (one index seek per
+# variant: messages are indexed by campaign and variant, in id order).
+_BUILDING_SQL = """
+SELECT min((SELECT min(m.id) FROM messages m
+             WHERE m.campaign_id = v.campaign_id AND m.variant = v.label))
+FROM campaign_variants v JOIN campaigns c ON c.id = v.campaign_id
+WHERE c.building_pid IS NOT NULL
+"""
+
+
+def ready_until(conn: sqlite3.Connection) -> int:
+    """The newest message the index may hold: the one before the first message of a campaign
+    still being written. Its links are nobody's yet, and reading them while they are written
+    (a million links in a few minutes) would keep long read transactions open, which keep
+    SQLite from reusing the WAL; they are indexed once the campaign is complete."""
+    newest = conn.execute("SELECT max(id) FROM messages").fetchone()[0] or 0
+    building = conn.execute(_BUILDING_SQL).fetchone()[0]
+    return newest if building is None else min(newest, building - 1)
+
+
 def key(link_id: str) -> int:
     return int.from_bytes(link_id.encode("ascii"), "big")
 
@@ -87,7 +107,7 @@ class LinkIndex:
         index = cls()
         conn.execute("BEGIN")  # one consistent snapshot
         try:
-            newest = conn.execute("SELECT max(id) FROM messages").fetchone()[0] or 0
+            newest = ready_until(conn)
             # The size-th newest link's message: the messages after it are loaded whole.
             row = conn.execute(
                 "SELECT message_id FROM short_links WHERE message_id > ?"
@@ -333,7 +353,8 @@ class HotLinks:
         """Index the links of messages sent since the last load, if there are enough."""
         last = max((segment.last_message_id for segment in self.segments), default=0)
         pending = conn.execute(
-            "SELECT count(*) FROM short_links WHERE message_id > ?", (last,)
+            "SELECT count(*) FROM short_links WHERE message_id > ? AND message_id <= ?",
+            (last, ready_until(conn)),
         ).fetchone()[0]
         if pending < self.MIN_SEGMENT:
             return

@@ -127,6 +127,10 @@ def turn(conn: sqlite3.Connection) -> Iterator[None]:
         os.close(fd)  # releases the flock
 
 
+SHRINK_RETRY_SECONDS = 2.0
+_shrink_again_at = 0.0
+
+
 def wal_bytes(conn: sqlite3.Connection) -> int:
     path = conn.execute("PRAGMA database_list").fetchone()[2]
     try:
@@ -140,15 +144,19 @@ def shrink_wal(conn: sqlite3.Connection) -> None:
     the database and cut it back, waiting briefly for readers. A job that writes hundreds of
     megabytes while the server reads and writes would otherwise leave a WAL of gigabytes, which
     SQLite cannot reuse while readers and writers never pause, and every read slows down."""
-    if wal_bytes(conn) < LARGE_WAL_BYTES:
+    global _shrink_again_at
+    if wal_bytes(conn) < LARGE_WAL_BYTES or time.monotonic() < _shrink_again_at:
         return
     conn.execute("PRAGMA busy_timeout = 200")
     try:
-        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        busy = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
     except sqlite3.Error:
-        pass  # a reader in the way: the next chunk tries again
+        busy = 1
     finally:
         conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    # A long reader in the way (a report, a backup): what could be copied was, and the job goes
+    # on; it tries again a little later rather than waiting after every chunk.
+    _shrink_again_at = time.monotonic() + (SHRINK_RETRY_SECONDS if busy else 0.0)
 
 
 def pause() -> None:
