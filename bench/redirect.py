@@ -481,18 +481,31 @@ def soak(db_path: Path, port: int, files: tuple, seconds: int) -> dict:
             flush=True,
         )
     # The WAL bytes a click costs: with a reader's snapshot open, no frame can be reused, so the
-    # WAL grows by exactly what is written.
+    # frames in the WAL (a passive checkpoint's second figure) grow by exactly what is written.
+    # (The file's size would not do: a WAL restarted earlier is rewritten from its start.)
+    # A reader whose snapshot ends in the WAL (one that starts on a fully checkpointed WAL reads
+    # the database file alone, and does not keep the WAL from being restarted): write a frame of
+    # our own, then begin the read at once.
     time.sleep(2.0)
-    reader = sqlite3.connect(db_path, isolation_level=None)
+    reader = sqlite3.connect(db_path, isolation_level=None, timeout=30)
+    reader.execute("UPDATE config_version SET version = version")
     reader.execute("BEGIN")
     reader.execute("SELECT count(*) FROM settings").fetchone()
-    size_before, clicks_before = wal_bytes(db_path), stored_clicks(db_path)
+    frames = sqlite3.connect(db_path, isolation_level=None)
+    page = frames.execute("PRAGMA page_size").fetchone()[0]
+    before, clicks_before = (
+        frames.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()[1],
+        (stored_clicks(db_path)),
+    )
     probe = run_wrk(port, ids_file, script, 10)
     time.sleep(1.5)  # the drain's last batch
-    grown, stored = wal_bytes(db_path) - size_before, stored_clicks(db_path) - clicks_before
+    after = frames.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()[1]
+    grown = (after - before) * (page + 24)  # a frame: its page and a 24-byte header
+    stored = stored_clicks(db_path) - clicks_before
+    frames.close()
     reader.execute("COMMIT")
     reader.close()
-    per_click = grown / stored if stored else None
+    per_click = grown / stored if stored and grown > 0 else None
     print(
         f"soak probe: {stored:,} clicks stored with a snapshot held: WAL +{grown / 1e6:.1f} MB,"
         f" {per_click:,.0f} bytes a click"

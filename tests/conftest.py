@@ -108,6 +108,38 @@ BROWSER_UA = (
 HUMAN_HEADERS = {"User-Agent": BROWSER_UA, "Accept-Language": "en-US,en;q=0.9"}
 
 
+def make_click(link, *, ip="198.51.100.7", is_bot=False, counts=True):
+    """A click as the server hands it to the writer (a person's, unless `is_bot`)."""
+    from trackly_cli.core import clicks, clock
+
+    return clicks.Click(
+        link,
+        clock.now_text(),
+        "GET",
+        ip,
+        BROWSER_UA,
+        None,
+        "en-US",
+        clicks.visitor(link, ip, BROWSER_UA, b"secret"),
+        is_bot,
+        "user agent: crawler (test)" if is_bot else "",
+        counts,
+    )
+
+
+@pytest.fixture
+def links(campaign, db_path: Path):
+    """The campaign's links as the server resolves them (clicks.LinkInfo); a module may have
+    its own `links`."""
+    from trackly_cli.core import clicks
+
+    conn = store.connect(db_path)
+    try:
+        return [clicks.load_link(conn, link["id"]) for link in campaign["links"]]
+    finally:
+        conn.close()
+
+
 @pytest.fixture
 def campaign(acme: Cli, tmp_path: Path) -> dict:
     """acme's campaign 'spring': list 'vip' of 3 contacts, a 2-link template (link1 = Summer

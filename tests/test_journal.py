@@ -11,37 +11,16 @@ import threading
 import time
 
 import pytest
-from conftest import BROWSER_UA, HUMAN_HEADERS, Load, query, wait_for
+from conftest import HUMAN_HEADERS, Load, make_click, query, wait_for
 
-from trackly_cli.core import clicks, clock, journal, records, store
+from trackly_cli.core import clicks, journal, records, store
 from trackly_cli.core.errors import InvalidInput
 from trackly_cli.core.journal import Journal
 from trackly_cli.core.writer import Writer
 
 
-@pytest.fixture
-def links(campaign, db_path) -> list[clicks.LinkInfo]:
-    conn = store.connect(db_path)
-    try:
-        return [clicks.load_link(conn, link["id"]) for link in campaign["links"]]
-    finally:
-        conn.close()
-
-
 def hit(link: clicks.LinkInfo, ip: str = "198.51.100.7") -> clicks.Click:
-    return clicks.Click(
-        link,
-        clock.now_text(),
-        "GET",
-        ip,
-        BROWSER_UA,
-        None,
-        "en-US",
-        clicks.visitor(link, ip, BROWSER_UA, b"secret"),
-        False,
-        "",
-        True,
-    )
+    return make_click(link, ip=ip)
 
 
 def stored_clicks(db_path) -> int:

@@ -10,19 +10,11 @@ import threading
 from datetime import UTC, datetime
 
 import pytest
-from conftest import BROWSER_UA, query
+from conftest import make_click as click
+from conftest import query
 
 from trackly_cli.core import clicks, clock, store
 from trackly_cli.core.writer import Writer
-
-
-@pytest.fixture
-def links(campaign, db_path) -> list[clicks.LinkInfo]:
-    conn = store.connect(db_path)
-    try:
-        return [clicks.load_link(conn, link["id"]) for link in campaign["links"]]
-    finally:
-        conn.close()
 
 
 @pytest.fixture
@@ -36,22 +28,6 @@ def stored(writer: Writer, hit: clicks.Click) -> None:
     """Append a click to the journal and wait until the drain has stored it."""
     writer.record_click(hit)
     writer.sync()
-
-
-def click(link: clicks.LinkInfo, *, ip="198.51.100.7", is_bot=False, counts=True) -> clicks.Click:
-    return clicks.Click(
-        link,
-        clock.now_text(),
-        "GET",
-        ip,
-        BROWSER_UA,
-        None,
-        "en-US",
-        clicks.visitor(link, ip, BROWSER_UA, b"secret"),
-        is_bot,
-        "user agent: crawler (test)" if is_bot else "",
-        counts,
-    )
 
 
 def test_concurrent_clicks_are_all_stored_with_one_message_click_per_message(
