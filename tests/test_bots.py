@@ -674,7 +674,14 @@ def totals(db_path: Path) -> dict:
     )[0]
 
 
-def test_rescan_follows_imported_ranges_both_ways(campaign, acme, webapp, db_path, tmp_path):
+@pytest.mark.parametrize("per_transaction", [500, 1])
+def test_rescan_follows_imported_ranges_both_ways(
+    campaign, acme, webapp, db_path, tmp_path, monkeypatch, per_transaction
+):
+    """(Also with one message's changes per transaction: the result is the same.)"""
+    from trackly_cli.core import rescan
+
+    monkeypatch.setattr(rescan, "MESSAGES_PER_TRANSACTION", per_transaction)
     app = webapp()  # requests come from 198.51.100.7
     first, second = campaign["by_slot"]["link1"][:2]
     app.get(f"/{first['id']}", headers=HUMAN_HEADERS)

@@ -8,6 +8,9 @@ from dataclasses import dataclass
 
 from trackly_cli.core import bots, clicks, clock, conversions, ipranges, store
 
+# The changes of this many messages are written per transaction.
+MESSAGES_PER_TRANSACTION = 500
+
 
 @dataclass
 class RescanResult:
@@ -32,8 +35,9 @@ def _prefetch(reasons: str) -> str:
 
 def rescan(conn: sqlite3.Connection, account_id: int, *, since: str | None = None) -> RescanResult:
     """Run the classifier again over the account's stored clicks (from `since`). The clicks are
-    read and judged without the write lock; only the changes are written, in one transaction,
-    so that a running server's clicks wait as little as possible. Call outside a
+    read and judged without the write lock; only the changes are written, a few hundred
+    messages per transaction (each message's clicks, MessageClicks and conversions together), so
+    that a running server's postbacks and other writers never wait long. Call outside a
     transaction."""
     detector = bots.Detector(ipranges.load(conn))
     offers = clicks.load_offers(conn)
@@ -48,7 +52,7 @@ def rescan(conn: sqlite3.Connection, account_id: int, *, since: str | None = Non
         " WHERE c.account_id = ? AND c.clicked_at >= ? ORDER BY c.link_id, c.clicked_at",
         (account_id, since or ""),
     )
-    updates = []
+    updates: dict[int, list[tuple]] = {}  # message id -> (is_bot, reasons, click id)
     for (
         click_id,
         link_id,
@@ -84,18 +88,24 @@ def rescan(conn: sqlite3.Connection, account_id: int, *, since: str | None = Non
                 now=moment,
             )
         if int(verdict.is_bot) != is_bot or verdict.text != reasons:
-            updates.append((int(verdict.is_bot), verdict.text, click_id))
+            updates.setdefault(message_id, []).append((int(verdict.is_bot), verdict.text, click_id))
             if int(verdict.is_bot) != is_bot:
                 result.to_bot += verdict.is_bot
                 result.to_human += not verdict.is_bot
                 affected.add((message_id, visitor))
-    with store.write(conn):
-        conn.executemany(
-            "UPDATE message_short_link_clicks SET is_bot = ?, bot_reasons = ? WHERE id = ?",
-            updates,
-        )
-        messages = _rebuild_message_clicks(conn, affected, offers, lists, result)
-        result.conversions_reattributed = reattribute(conn, messages, offers)
+    ordered = sorted(updates)
+    for start in range(0, len(ordered), MESSAGES_PER_TRANSACTION):
+        chunk = set(ordered[start : start + MESSAGES_PER_TRANSACTION])
+        if start:
+            store.pause()
+        with store.turn(conn), store.write(conn):
+            conn.executemany(
+                "UPDATE message_short_link_clicks SET is_bot = ?, bot_reasons = ? WHERE id = ?",
+                [update for message_id in sorted(chunk) for update in updates[message_id]],
+            )
+            mine = {key for key in affected if key[0] in chunk}
+            messages = _rebuild_message_clicks(conn, mine, offers, lists, result)
+            result.conversions_reattributed += reattribute(conn, messages, offers)
     return result
 
 

@@ -116,10 +116,13 @@ def turn(conn: sqlite3.Connection) -> Iterator[None]:
     beside the database wakes a waiter the moment the lock is released; the job, having
     released it, pauses a moment before taking it again (see `pause`)."""
     path = conn.execute("PRAGMA database_list").fetchone()[2]
-    if not path:  # an in-memory database has nobody to take turns with
+    try:
+        fd = os.open(f"{path}.turn", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600) if path else -1
+    except OSError:
+        fd = -1  # a folder we cannot create files in: go on without taking turns
+    if fd < 0:  # (an in-memory database has nobody to take turns with)
         yield
         return
-    fd = os.open(f"{path}.turn", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield
