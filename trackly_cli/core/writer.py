@@ -131,8 +131,8 @@ class Writer:
                 conn.execute("PRAGMA wal_autocheckpoint = 0")
                 conn.execute(f"PRAGMA journal_size_limit = {JOURNAL_SIZE_LIMIT}")
                 # Each click updates a few pages of indexes keyed by random ids (link, message):
-                # with SQLite's default 2 MB cache, most of them are read again from the OS for
-                # every batch, and the drain's cost grows with the database.
+                # with SQLite's default 2 MB cache, most of them would be read again from the
+                # OS for every batch.
                 conn.execute(f"PRAGMA cache_size = {-DRAIN_CACHE_KIB}")
                 # Journal records run without foreign key checks: every key they hold comes
                 # from a link row, and nothing deletes links, messages or accounts. Jobs run
