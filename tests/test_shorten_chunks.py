@@ -191,3 +191,60 @@ def test_a_live_server_answers_clicks_and_postbacks_at_once_during_a_large_short
     assert slowest < 1.0, slowest
     assert server.stop() == 0
     assert count(db_path, "SELECT count(*) AS n FROM conversions") == answered
+
+
+DEAD_PID = 2**30  # above any pid_max: no such process
+
+
+def leftover(db_path: Path, name: str) -> int:
+    """A campaign row as a killed `trackly shorten` leaves it (its process is gone)."""
+    conn = sqlite3.connect(db_path)
+    with conn:
+        campaign_id = conn.execute(
+            "INSERT INTO campaigns (account_id, name, name_key, domain_id, seed, created_at,"
+            " building_pid, building_host) VALUES (1, ?, ?, 1, 's', ?, ?, ?)",
+            (name, name, "2026-01-01T00:00:00.000000Z", DEAD_PID, campaigns.HOST),
+        ).lastrowid
+    conn.close()
+    return campaign_id
+
+
+def test_a_leftover_is_claimed_once_so_no_two_runs_remove_the_same_id(acme, db_path):
+    """Campaign ids are reused: two reruns (or a rerun and a prune) that both saw the dead run's
+    leftover must not both remove by its id."""
+    campaign_id = leftover(db_path, "dead")
+    seen = query(db_path, "SELECT * FROM campaigns WHERE id = ?", campaign_id)[0]
+    conn = store.connect(db_path)
+    try:
+        assert campaigns.claim(conn, seen) is True
+        assert campaigns.claim(conn, seen) is False  # the second one sees it taken
+    finally:
+        conn.close()
+    row = query(db_path, "SELECT building_pid FROM campaigns WHERE id = ?", campaign_id)[0]
+    assert row["building_pid"] == campaigns.builder()[0]
+
+
+def test_a_one_off_send_replaces_a_leftover_of_its_name(acme, db_path, tmp_path):
+    leftover(db_path, "dead")
+    (tmp_path / "one.txt").write_text("Hi {{link1}}", encoding="utf-8")
+    acme("shorten", "one.txt", "-l", "link1=Summer Sale", "--campaign", "dead")
+    rows = query(db_path, "SELECT name, building_pid FROM campaigns")
+    assert rows == [{"name": "dead", "building_pid": None}]
+
+
+def test_a_dead_runs_leftover_does_not_hold_back_the_link_index(campaign, db_path):
+    """Only a campaign that is really being written keeps its links out of the index: a dead
+    run's leftover would otherwise hold back every campaign after it until a prune."""
+    from trackly_cli.core import linkindex
+
+    conn = sqlite3.connect(db_path)
+    with conn:
+        conn.execute(
+            "UPDATE campaigns SET building_pid = ?, building_host = ?", (DEAD_PID, campaigns.HOST)
+        )
+    conn.close()
+    conn = store.connect(db_path)
+    try:
+        assert linkindex.ready_until(conn) == 3  # all three messages
+    finally:
+        conn.close()

@@ -36,6 +36,8 @@ def prune_command(
     ]
     for campaign in left:
         if not dry_run:
+            if not campaigns.claim(db.conn, campaign):
+                continue  # another run has claimed it meanwhile
             campaigns.remove(db.conn, campaign["id"])
         output.info(
             f"{campaign['account']}: {'would remove' if dry_run else 'removed'} campaign"

@@ -57,6 +57,21 @@ def incomplete(conn: sqlite3.Connection) -> list[dict]:
     return found
 
 
+def claim(conn: sqlite3.Connection, campaign: dict) -> bool:
+    """Make a leftover this process's to remove, if it is still the dead run's it was seen as
+    (another rerun or a prune may have claimed it since: then False). Campaign ids are reused,
+    so nothing is removed by id without this."""
+    with store.write(conn):
+        return (
+            conn.execute(
+                "UPDATE campaigns SET building_pid = ?, building_host = ?"
+                " WHERE id = ? AND building_pid = ? AND building_host IS ?",
+                (*builder(), campaign["id"], campaign["building_pid"], campaign["building_host"]),
+            ).rowcount
+            == 1
+        )
+
+
 def remove(conn: sqlite3.Connection, campaign_id: int) -> int:
     """Delete an incomplete campaign and everything written for it, a chunk of messages per
     transaction (each chunk's rows together, so that no link is left without its message);
@@ -76,7 +91,8 @@ def remove(conn: sqlite3.Connection, campaign_id: int) -> int:
                 ]
                 if ids:
                     marks = ",".join("?" * len(ids))
-                    # Nobody has these links yet; should one have been clicked, its rows go too.
+                    # Nobody has these links yet; should one have been clicked, its rows go too
+                    # (the report counters keep its clicks, as after a prune).
                     for table in ("conversions", "message_clicks", "message_short_link_clicks"):
                         conn.execute(f"DELETE FROM {table} WHERE message_id IN ({marks})", ids)
                     conn.execute(f"DELETE FROM short_links WHERE message_id IN ({marks})", ids)
@@ -97,7 +113,7 @@ def remove(conn: sqlite3.Connection, campaign_id: int) -> int:
 
 def remove_leftovers(conn: sqlite3.Connection) -> list[dict]:
     """Remove every campaign left incomplete by a run that is gone; returns them."""
-    gone = [c for c in incomplete(conn) if c["state"] == "left over"]
+    gone = [c for c in incomplete(conn) if c["state"] == "left over" and claim(conn, c)]
     for campaign in gone:
         remove(conn, campaign["id"])
     return gone

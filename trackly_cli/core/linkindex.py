@@ -25,7 +25,7 @@ from bisect import bisect_left
 from collections.abc import Callable
 from pathlib import Path
 
-from trackly_cli.core import store
+from trackly_cli.core import campaigns, store
 from trackly_cli.core.clicks import SENT_AT_SQL, LinkInfo
 
 log = logging.getLogger("trackly.links")
@@ -55,8 +55,9 @@ ORDER BY m.id
 # The first message of each campaign that `trackly shorten` is still writing (one index seek per
 # variant: messages are indexed by campaign and variant, in id order).
 _BUILDING_SQL = """
-SELECT min((SELECT min(m.id) FROM messages m
-             WHERE m.campaign_id = v.campaign_id AND m.variant = v.label))
+SELECT c.building_pid, c.building_host,
+       (SELECT min(m.id) FROM messages m
+        WHERE m.campaign_id = v.campaign_id AND m.variant = v.label)
 FROM campaign_variants v JOIN campaigns c ON c.id = v.campaign_id
 WHERE c.building_pid IS NOT NULL
 """
@@ -68,8 +69,12 @@ def ready_until(conn: sqlite3.Connection) -> int:
     (a million links in a few minutes) would keep long read transactions open, which keep
     SQLite from reusing the WAL; they are indexed once the campaign is complete."""
     newest = conn.execute("SELECT max(id) FROM messages").fetchone()[0] or 0
-    building = conn.execute(_BUILDING_SQL).fetchone()[0]
-    return newest if building is None else min(newest, building - 1)
+    firsts = [
+        first
+        for pid, host, first in conn.execute(_BUILDING_SQL)
+        if first is not None and campaigns.is_alive(pid, host)  # (a dead run's: never complete)
+    ]
+    return min([newest, *(first - 1 for first in firsts)])
 
 
 def key(link_id: str) -> int:

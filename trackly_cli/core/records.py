@@ -20,6 +20,9 @@ from trackly_cli.core.errors import TracklyError
 from trackly_cli.core.journal import Journal, Position, segments
 
 CLICK, CONFIRM, PIXEL = "c", "g", "p"
+# What a record itself can be wrong with (a constraint, a damaged or unknown record); any other
+# database error (locked, full, corrupt) fails the batch, which is retried, never skipped.
+_RECORD_ERRORS = (sqlite3.IntegrityError, ValueError, TypeError, IndexError, KeyError)
 _LINK = len(LinkInfo._fields)
 
 
@@ -107,9 +110,7 @@ def apply(
     conn.execute("SAVEPOINT records")
     try:
         next_click_id = _apply_all(conn, batch, next_click_id)
-    except sqlite3.OperationalError:
-        raise
-    except Exception:
+    except _RECORD_ERRORS:
         conn.execute("ROLLBACK TO records")
         next_click_id = _apply_each(conn, batch, log)
     conn.execute("RELEASE records")
@@ -141,9 +142,7 @@ def _apply_each(conn: sqlite3.Connection, batch: list[list], log: logging.Logger
                 clicks.record_many(conn, [_click(record)])
             else:
                 _apply_other(conn, record)
-        except sqlite3.OperationalError:
-            raise
-        except Exception as e:
+        except _RECORD_ERRORS as e:
             conn.execute("ROLLBACK TO record")
             log.error("click journal: a %r record could not be stored, skipped: %s", record[0], e)
         conn.execute("RELEASE record")

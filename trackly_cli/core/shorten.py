@@ -41,7 +41,7 @@ from trackly_cli.core import (
     templates,
     validate,
 )
-from trackly_cli.core.errors import InvalidInput, NotFound, Problems
+from trackly_cli.core.errors import Conflict, InvalidInput, NotFound, Problems
 
 BATCH = 2000
 # A chunk of a list send is sized to hold the write lock about this long.
@@ -90,7 +90,8 @@ class Plan:
     campaign: str | None
     seed: str
     recipients: int
-    leftover_id: int | None = None  # an incomplete campaign of this name, left by a dead run
+    # An incomplete campaign of this name, left by a run that died: {id, building_pid, …}.
+    leftover: dict | None = None
 
 
 @dataclass
@@ -206,7 +207,7 @@ def prepare(
                 problems.append(f"list {list_row['name']!r} has no members: import contacts first")
     _check_fields(conn, [t for t in compiled if t], list_row, problems)
 
-    leftover_id = None
+    leftover = None
     if campaign is not None:
         try:
             campaign = validate.name(campaign, "campaign")
@@ -229,7 +230,7 @@ def prepare(
                     f" (process {existing['building_pid']}): wait for it to finish"
                 )
             else:
-                leftover_id = existing["id"]  # a killed run's: the rerun replaces it
+                leftover = existing  # a killed run's: the rerun replaces it
     elif list_row is not None:
         campaign = _generated_name(conn, account["id"], list_row["name"])
 
@@ -254,7 +255,7 @@ def prepare(
         campaign,
         seed if seed is not None else secrets.token_hex(4),
         recipients,
-        leftover_id,
+        leftover,
     )
 
 
@@ -393,14 +394,19 @@ def run(
     send = _Send(plan, summary, writer, progress, id_source)
     committed = False
     try:
+        if plan.leftover is not None:
+            if not campaigns.claim(conn, plan.leftover):
+                raise Conflict(
+                    f"campaign {plan.campaign!r} is being replaced by another `trackly shorten`:"
+                    " wait for it to finish"
+                )
+            campaigns.remove(conn, plan.leftover["id"])
         if plan.list_row is None:
             with store.write(conn):
                 send.start(conn, complete=True)
                 send.chunk(conn, iter([(None, None, "{}")]))
                 send.finish(conn)
         else:
-            if plan.leftover_id is not None:
-                campaigns.remove(conn, plan.leftover_id)
             with store.write(conn):
                 send.start(conn, complete=False)
             send.chunks(conn)

@@ -106,7 +106,7 @@ def write(db: sqlite_utils.Database | sqlite3.Connection) -> Iterator[sqlite3.Co
 
 
 @contextlib.contextmanager
-def turn(conn: sqlite3.Connection) -> Iterator[None]:
+def turn(conn: sqlite3.Connection, timeout: float | None = None) -> Iterator[None]:
     """Take turns for the write lock with Trackly's other writers (the server's drain, other
     chunked jobs), for one chunk of a long job or one batch of the drain.
 
@@ -124,7 +124,20 @@ def turn(conn: sqlite3.Connection) -> Iterator[None]:
         yield
         return
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+        if timeout is None:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        else:  # (the server's drain: a job stopped while it holds its turn must not hang it)
+            deadline = time.monotonic() + timeout
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() > deadline:
+                        raise sqlite3.OperationalError(
+                            "another Trackly job has held its turn for the database too long"
+                        ) from None
+                    time.sleep(0.001)  # well inside a job's pause between two turns
         yield
     finally:
         os.close(fd)  # releases the flock
@@ -163,9 +176,9 @@ def shrink_wal(conn: sqlite3.Connection) -> None:
 
 
 def pause() -> None:
-    """Between two chunks of a long job: long enough for a writer woken by `turn` to take the
-    lock (it is runnable at once), short enough to cost the job nothing measurable."""
-    time.sleep(0.002)
+    """Between two chunks of a long job: long enough for a writer waiting in `turn` (woken at
+    once, or polling every millisecond) to take it, short enough to cost the job little."""
+    time.sleep(0.005)
 
 
 def rows(conn: sqlite3.Connection, sql: str, params: tuple | dict = ()) -> list[dict]:

@@ -49,6 +49,9 @@ BATCH_SECONDS = 0.05
 # keeps the clicks meanwhile).
 DRAIN_BUSY_TIMEOUT_MS = 250
 STARTUP_BUSY_TIMEOUT_MS = 30_000
+# The longest the drain waits for its turn (a job's chunk, and its checkpoint, are shorter): a job
+# stopped while it holds its turn (Ctrl-Z) must not hang the drain and the postbacks behind it.
+TURN_SECONDS = 2.0
 RETRY_SECONDS = (0.05, 0.1, 0.25, 0.5, 1.0)
 JOB_WAIT_SECONDS = 10.0
 DRAIN_CACHE_KIB = 64 << 10
@@ -135,8 +138,9 @@ class Writer:
                 # OS for every batch.
                 conn.execute(f"PRAGMA cache_size = {-DRAIN_CACHE_KIB}")
                 # Journal records run without foreign key checks: every key they hold comes
-                # from a link row, and nothing deletes links, messages or accounts. Jobs run
-                # with them (see _commit).
+                # from a link row, and nothing deletes links, messages or accounts (but for a
+                # campaign still being written, whose links nobody has). Jobs run with them
+                # (see _commit).
                 conn.execute("PRAGMA foreign_keys = OFF")
                 records.prepare(conn)
                 self.journal.start(after=self.drained[0])
@@ -189,14 +193,16 @@ class Writer:
         self._queue.put(job)
         self._wake.set()
         if not job.done.wait(timeout):
-            with self._states:
-                if job.state == _QUEUED:
-                    job.state = _WITHDRAWN
-                    raise WriterBusy(
-                        f"the database did not take the write within {timeout:g} s"
-                        + (f" ({self.last_error})" if self.last_error else "")
-                    )
-            job.done.wait()  # running now: its transaction ends soon
+            # Withdrawn if it has not started; if it is running, its transaction either commits
+            # or fails soon (every wait in it is bounded), and a failed one is queued again.
+            while not job.done.wait(0.05):
+                with self._states:
+                    if job.state == _QUEUED:
+                        job.state = _WITHDRAWN
+                        raise WriterBusy(
+                            f"the database did not take the write within {timeout:g} s"
+                            + (f" ({self.last_error})" if self.last_error else "")
+                        )
         if job.error is not None:
             raise job.error
         return job.result
@@ -238,7 +244,8 @@ class Writer:
                         self._pending.append(item)
                 try:
                     more = self._drain_once(conn)
-                except sqlite3.Error as e:  # the database refused the batch: retry it later
+                except (sqlite3.Error, OSError) as e:  # the database (or the journal's
+                    # files) refused the batch: retry it later
                     more = True
                     self._failed(conn, e)
                     if stopping and self._failures > len(RETRY_SECONDS):
@@ -362,10 +369,10 @@ class Writer:
         """BEGIN IMMEDIATE in turn with Trackly's chunked jobs (store.turn): a long job's
         chunks would otherwise keep the lock between them, and the drain fall behind."""
         self._turn = contextlib.ExitStack()
-        self._turn.enter_context(store.turn(conn))
+        self._turn.enter_context(store.turn(conn, timeout=TURN_SECONDS))
         conn.execute("BEGIN IMMEDIATE")
 
-    def _failed(self, conn: sqlite3.Connection, error: sqlite3.Error) -> None:
+    def _failed(self, conn: sqlite3.Connection, error: Exception) -> None:
         self._failures += 1
         self.last_error = str(error)
         now = time.monotonic()
