@@ -6,6 +6,7 @@ one backup taken while a real `trackly serve` is taking clicks (the Must-show)."
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 import sqlite3
 import threading
@@ -737,6 +738,30 @@ def test_the_servers_pruner_prunes_in_its_own_thread_and_stops_promptly(campaign
         stopped_after = time.monotonic() - started
     assert stopped_after < 5
     assert "trackly-prune" not in {thread.name for thread in threading.enumerate()}
+
+
+def test_the_servers_pruner_removes_what_a_killed_shorten_left(campaign, acme, db_path, caplog):
+    from trackly_cli.core import campaigns
+
+    execute(
+        db_path,
+        "UPDATE campaigns SET building_pid = ?, building_host = ?",
+        2**30,  # no such process: a run that was killed
+        campaigns.HOST,
+    )
+    pruner = Pruner(db_path, first_after=0.1, every=3600)
+    caplog.set_level(logging.INFO)
+    pruner.start()
+    try:
+        wait_for(
+            lambda: query(db_path, "SELECT count(*) AS n FROM campaigns")[0]["n"] == 0,
+            timeout=10,
+            what="the pruner to remove the leftover campaign",
+        )
+    finally:
+        pruner.stop()
+    assert query(db_path, "SELECT count(*) AS n FROM messages")[0]["n"] == 0
+    assert "removed campaign 'spring', left half-written" in caplog.text
 
 
 def test_a_pruner_stopped_before_its_first_run_changes_nothing(campaign, db_path):

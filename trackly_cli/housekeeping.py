@@ -1,4 +1,5 @@
-"""What a running server does besides answering requests: the daily prune."""
+"""What a running server does besides answering requests: the daily prune (and the removal of
+campaigns that a killed `trackly shorten` left half-written)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import logging
 import threading
 from pathlib import Path
 
-from trackly_cli.core import retention, store
+from trackly_cli.core import campaigns, retention, store
 
 log = logging.getLogger("trackly.server")
 
@@ -54,6 +55,13 @@ class Pruner:
                             result.clicks,
                             result.retention_days,
                             sum(result.ips.values()),
+                        )
+                    for campaign in campaigns.remove_leftovers(conn):
+                        log.info(
+                            "prune: %s: removed campaign %r, left half-written by a"
+                            " `trackly shorten` that did not finish",
+                            campaign["account"],
+                            campaign["name"],
                         )
                 finally:
                     conn.close()
