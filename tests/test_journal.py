@@ -239,7 +239,7 @@ def test_the_wal_stays_small_while_readers_come_and_go(links, db_path, tmp_path,
             for n in range(250):
                 started.record_click(hit(links[n % len(links)], ip=f"203.0.{round_}.{n % 250}"))
             started.sync()
-            largest = max(largest, drain.wal_bytes(db_path))
+            largest = max(largest, store.wal_bytes(db_path))
     finally:
         stop.set()
         for thread in readers:

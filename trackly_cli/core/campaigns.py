@@ -78,36 +78,30 @@ def remove(conn: sqlite3.Connection, campaign_id: int) -> int:
     returns the messages removed."""
     removed, done = 0, False
     while not done:
-        if removed:
-            store.pause()
-        with store.turn(conn):
-            with store.write(conn):
-                ids = [
-                    r[0]
-                    for r in conn.execute(
-                        "SELECT id FROM messages WHERE campaign_id = ? LIMIT ?",
-                        (campaign_id, REMOVE_CHUNK),
-                    )
-                ]
-                if ids:
-                    marks = ",".join("?" * len(ids))
-                    # Nobody has these links yet; should one have been clicked, its rows go too
-                    # (the report counters keep its clicks, as after a prune).
-                    for table in ("conversions", "message_clicks", "message_short_link_clicks"):
-                        conn.execute(f"DELETE FROM {table} WHERE message_id IN ({marks})", ids)
-                    conn.execute(f"DELETE FROM short_links WHERE message_id IN ({marks})", ids)
-                    conn.execute(f"DELETE FROM messages WHERE id IN ({marks})", ids)
-                    removed += len(ids)
-                else:
-                    conn.execute(
-                        "DELETE FROM campaign_variants WHERE campaign_id = ?", (campaign_id,)
-                    )
-                    conn.execute(
-                        "DELETE FROM campaigns WHERE id = ? AND building_pid IS NOT NULL",
-                        (campaign_id,),
-                    )
-                    done = True
-            store.shrink_wal(conn)
+        with store.chunk(conn):
+            ids = [
+                r[0]
+                for r in conn.execute(
+                    "SELECT id FROM messages WHERE campaign_id = ? LIMIT ?",
+                    (campaign_id, REMOVE_CHUNK),
+                )
+            ]
+            if ids:
+                marks = ",".join("?" * len(ids))
+                # Nobody has these links yet; should one have been clicked, its rows go too
+                # (the report counters keep its clicks, as after a prune).
+                for table in ("conversions", "message_clicks", "message_short_link_clicks"):
+                    conn.execute(f"DELETE FROM {table} WHERE message_id IN ({marks})", ids)
+                conn.execute(f"DELETE FROM short_links WHERE message_id IN ({marks})", ids)
+                conn.execute(f"DELETE FROM messages WHERE id IN ({marks})", ids)
+                removed += len(ids)
+            else:
+                conn.execute("DELETE FROM campaign_variants WHERE campaign_id = ?", (campaign_id,))
+                conn.execute(
+                    "DELETE FROM campaigns WHERE id = ? AND building_pid IS NOT NULL",
+                    (campaign_id,),
+                )
+                done = True
     return removed
 
 

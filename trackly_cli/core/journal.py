@@ -130,7 +130,6 @@ class Journal:
         self._position: Position = (0, 0)
         self._retry_at = 0.0
         self._sealed = False
-        self.failures = 0
 
     # -- life cycle ------------------------------------------------------------------------
 
@@ -222,12 +221,10 @@ class Journal:
     def _next_segment(self, number: int) -> None:
         now = time.monotonic()
         if now < self._retry_at:
-            self.failures += 1
             raise JournalError(errno.ENOSPC, "cannot write the click journal (still failing)")
         try:
             self._start_segment(number)
         except OSError as e:
-            self.failures += 1
             self._retry_at = now + RETRY_SECONDS
             raise JournalError(e.errno, f"cannot write the click journal: {e.strerror or e}") from e
 

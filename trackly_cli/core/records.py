@@ -17,7 +17,7 @@ from pathlib import Path
 from trackly_cli.core import clicks, clock, conversions, store
 from trackly_cli.core.clicks import Click, LinkInfo
 from trackly_cli.core.errors import TracklyError
-from trackly_cli.core.journal import Journal, Position, segments
+from trackly_cli.core.journal import Journal, Position, pending, segments
 
 CLICK, CONFIRM, PIXEL = "c", "g", "p"
 # What a record itself can be wrong with (a constraint, a damaged or unknown record); any other
@@ -215,12 +215,10 @@ def save_position(conn: sqlite3.Connection, journal: Journal, position: Position
 def journals(conn: sqlite3.Connection) -> list[dict]:
     """Every journal this database has stored from, with what is still waiting in it (for
     `trackly db check`)."""
-    from trackly_cli.core import journal as journal_files
-
     result = []
     for row in store.rows(conn, "SELECT * FROM journal_state ORDER BY created_at"):
         folder = Path(row["folder"])
-        waiting = list(journal_files.pending(folder, (row["segment"], row["byte_offset"])))
+        waiting = list(pending(folder, (row["segment"], row["byte_offset"])))
         result.append(
             {
                 "journal": row["folder"],

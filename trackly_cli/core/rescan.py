@@ -96,9 +96,7 @@ def rescan(conn: sqlite3.Connection, account_id: int, *, since: str | None = Non
     ordered = sorted(updates)
     for start in range(0, len(ordered), MESSAGES_PER_TRANSACTION):
         chunk = set(ordered[start : start + MESSAGES_PER_TRANSACTION])
-        if start:
-            store.pause()
-        with store.turn(conn), store.write(conn):
+        with store.chunk(conn):
             conn.executemany(
                 "UPDATE message_short_link_clicks SET is_bot = ?, bot_reasons = ? WHERE id = ?",
                 [update for message_id in sorted(chunk) for update in updates[message_id]],

@@ -112,7 +112,7 @@ def _delete_clicks(
 ) -> int:
     total = 0
     while True:
-        with store.write(conn):
+        with store.chunk(conn):
             deleted = conn.execute(
                 "DELETE FROM message_short_link_clicks WHERE id IN ("
                 " SELECT id FROM message_short_link_clicks"
@@ -151,7 +151,7 @@ def _anonymize(
         ).fetchall()
         if found:
             stamp = clock.now_text()
-            with store.write(conn):
+            with store.chunk(conn):
                 conn.executemany(
                     f"UPDATE {table} SET ip = ?, ip_anonymized_at = ? WHERE id = ?"
                     " AND ip_anonymized_at IS NULL",

@@ -529,22 +529,19 @@ class _Send:
         after, size = 0, FIRST_CHUNK
         while True:
             started = time.perf_counter()
-            with store.turn(conn):
-                with store.write(conn):
-                    recipients = conn.execute(
-                        "SELECT c.id, c.phone, c.fields FROM list_members m JOIN contacts c"
-                        " ON c.id = m.contact_id WHERE m.list_id = ? AND m.contact_id > ?"
-                        " ORDER BY m.contact_id LIMIT ?",
-                        (list_id, after, size),
-                    ).fetchall()
-                    if not recipients:
-                        return
-                    self.chunk(conn, iter(recipients))
-                elapsed = max(time.perf_counter() - started, 1e-3)
-                store.shrink_wal(conn)
+            with store.chunk(conn):
+                recipients = conn.execute(
+                    "SELECT c.id, c.phone, c.fields FROM list_members m JOIN contacts c"
+                    " ON c.id = m.contact_id WHERE m.list_id = ? AND m.contact_id > ?"
+                    " ORDER BY m.contact_id LIMIT ?",
+                    (list_id, after, size),
+                ).fetchall()
+                if not recipients:
+                    return
+                self.chunk(conn, iter(recipients))
+            elapsed = max(time.perf_counter() - started, 1e-3)
             after = recipients[-1][0]
             size = max(MIN_CHUNK, min(MAX_CHUNK, int(size * CHUNK_SECONDS / elapsed)))
-            store.pause()
 
     def chunk(self, conn: sqlite3.Connection, recipients) -> None:
         """Messages and links for these recipients, inside the caller's transaction."""

@@ -143,16 +143,28 @@ def turn(conn: sqlite3.Connection, timeout: float | None = None) -> Iterator[Non
         os.close(fd)  # releases the flock
 
 
-SHRINK_RETRY_SECONDS = 2.0
-_shrink_again_at = 0.0
-
-
-def wal_bytes(conn: sqlite3.Connection) -> int:
-    path = conn.execute("PRAGMA database_list").fetchone()[2]
+def wal_bytes(db_path: str | Path) -> int:
     try:
-        return os.stat(f"{path}-wal").st_size if path else 0
+        return os.stat(f"{db_path}-wal").st_size
     except OSError:
         return 0
+
+
+def checkpoint_wal(conn: sqlite3.Connection, mode: str, wait_ms: int) -> bool:
+    """`PRAGMA wal_checkpoint(mode)`, waiting at most `wait_ms` for readers; True if it
+    completed (the connection's own busy timeout is put back afterwards)."""
+    restore = conn.execute("PRAGMA busy_timeout").fetchone()[0]
+    conn.execute(f"PRAGMA busy_timeout = {int(wait_ms)}")
+    try:
+        return conn.execute(f"PRAGMA wal_checkpoint({mode})").fetchone()[0] == 0
+    except sqlite3.Error:
+        return False
+    finally:
+        conn.execute(f"PRAGMA busy_timeout = {int(restore)}")
+
+
+SHRINK_RETRY_SECONDS = 2.0
+_shrink_again_at = 0.0
 
 
 def shrink_wal(conn: sqlite3.Connection) -> None:
@@ -161,24 +173,31 @@ def shrink_wal(conn: sqlite3.Connection) -> None:
     megabytes while the server reads and writes would otherwise leave a WAL of gigabytes, which
     SQLite cannot reuse while readers and writers never pause, and every read slows down."""
     global _shrink_again_at
-    if wal_bytes(conn) < LARGE_WAL_BYTES or time.monotonic() < _shrink_again_at:
+    path = conn.execute("PRAGMA database_list").fetchone()[2]
+    if not path or wal_bytes(path) < LARGE_WAL_BYTES or time.monotonic() < _shrink_again_at:
         return
-    conn.execute("PRAGMA busy_timeout = 200")
-    try:
-        busy = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
-    except sqlite3.Error:
-        busy = 1
-    finally:
-        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    done = checkpoint_wal(conn, "TRUNCATE", 200)
     # A long reader in the way (a report, a backup): what could be copied was, and the job goes
     # on; it tries again a little later rather than waiting after every chunk.
-    _shrink_again_at = time.monotonic() + (SHRINK_RETRY_SECONDS if busy else 0.0)
+    _shrink_again_at = time.monotonic() + (0.0 if done else SHRINK_RETRY_SECONDS)
 
 
 def pause() -> None:
     """Between two chunks of a long job: long enough for a writer waiting in `turn` (woken at
     once, or polling every millisecond) to take it, short enough to cost the job little."""
     time.sleep(0.005)
+
+
+@contextlib.contextmanager
+def chunk(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """One chunk of a long job (shorten, rescan, prune, removing a campaign): its own
+    transaction, in turn with Trackly's other writers; then the WAL is cut back if it has grown
+    large, and the job pauses so that a writer waiting for its turn gets it."""
+    with turn(conn):
+        with write(conn):
+            yield conn
+        shrink_wal(conn)
+    pause()
 
 
 def rows(conn: sqlite3.Connection, sql: str, params: tuple | dict = ()) -> list[dict]:

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import queue
 import sqlite3
 import threading
@@ -111,11 +110,9 @@ class Writer:
         self._next_click_id: int | None = None
         self.drained: Position = (0, 0)
         self.commits = 0
-        self.records = 0
         self.skipped = 0
         self.last_error: str | None = None
         self._failures = 0
-        self._turn = contextlib.ExitStack()
         self._checkpointed_at = 0.0
         self._wal_warned_at = 0.0
         self._behind_logged_at = 0.0
@@ -151,7 +148,7 @@ class Writer:
             self.journal.close()
             raise
         self._conn = conn
-        backlog = sum(size for _, size, _ in journal.pending(self.journal.folder, self.drained))
+        backlog = self.behind
         if backlog:
             log.info("click journal: storing %s bytes kept from the last run", f"{backlog:,}")
         self._thread.start()
@@ -284,7 +281,6 @@ class Writer:
         self.drained = end
         self._failures = 0
         self.last_error = None
-        self.records += len(batch)
         for job in jobs:
             job.state = _DONE
             job.done.set()
@@ -337,40 +333,35 @@ class Writer:
         if with_keys:
             conn.execute("PRAGMA foreign_keys = ON")
         try:
-            self._begin(conn)
-            try:
-                self._next_click_id = records.apply(conn, batch, self._next_click_id, log)
-                for job in jobs:
-                    conn.execute("SAVEPOINT job")
-                    try:
-                        job.result = job.fn(conn)
-                    except sqlite3.OperationalError:
-                        raise  # the database, not the job: the whole batch is retried
-                    except Exception as e:
-                        job.error = e
-                        conn.execute("ROLLBACK TO job")
-                    conn.execute("RELEASE job")
-                records.save_position(conn, self.journal, end)
-                conn.execute("COMMIT")
-            except BaseException:
-                self._next_click_id = None
-                for job in jobs:
-                    job.result, job.error = None, None
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
+            # In turn with Trackly's chunked jobs (store.turn): their chunks would otherwise
+            # keep the lock between them, and the drain fall behind.
+            with store.turn(conn, timeout=TURN_SECONDS):
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    self._next_click_id = records.apply(conn, batch, self._next_click_id, log)
+                    for job in jobs:
+                        conn.execute("SAVEPOINT job")
+                        try:
+                            job.result = job.fn(conn)
+                        except sqlite3.OperationalError:
+                            raise  # the database, not the job: the whole batch is retried
+                        except Exception as e:
+                            job.error = e
+                            conn.execute("ROLLBACK TO job")
+                        conn.execute("RELEASE job")
+                    records.save_position(conn, self.journal, end)
+                    conn.execute("COMMIT")
+                except BaseException:
+                    self._next_click_id = None
+                    for job in jobs:
+                        job.result, job.error = None, None
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                    raise
             self.commits += 1
         finally:
-            self._turn.close()  # lets a chunked job waiting for its turn go on
             if with_keys:
                 conn.execute("PRAGMA foreign_keys = OFF")
-
-    def _begin(self, conn: sqlite3.Connection) -> None:
-        """BEGIN IMMEDIATE in turn with Trackly's chunked jobs (store.turn): a long job's
-        chunks would otherwise keep the lock between them, and the drain fall behind."""
-        self._turn = contextlib.ExitStack()
-        self._turn.enter_context(store.turn(conn, timeout=TURN_SECONDS))
-        conn.execute("BEGIN IMMEDIATE")
 
     def _failed(self, conn: sqlite3.Connection, error: Exception) -> None:
         self._failures += 1
@@ -391,7 +382,7 @@ class Writer:
         if now - self._checkpointed_at >= CHECKPOINT_SECONDS:
             self._checkpointed_at = now
             checkpoint(conn, self.db_path)
-            wal = wal_bytes(self.db_path)
+            wal = store.wal_bytes(self.db_path)
             if wal >= WARN_WAL_BYTES and now - self._wal_warned_at >= 60:
                 self._wal_warned_at = now
                 log.warning(
@@ -433,27 +424,13 @@ class Writer:
         conn.close()
 
 
-def wal_bytes(db_path: Path) -> int:
-    try:
-        return os.stat(f"{db_path}-wal").st_size
-    except OSError:
-        return 0
-
-
 def checkpoint(conn: sqlite3.Connection, db_path: Path) -> None:
     """Copy the WAL into the database; once it has grown, also make the next write start it
     from the beginning (waiting briefly for readers), so that it stops growing, and cut a WAL
     that a long reader made larger than JOURNAL_SIZE_LIMIT back to nothing."""
-    try:
-        size = wal_bytes(db_path)
-        if size < RESTART_WAL_BYTES:
-            conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
-            return
+    size = store.wal_bytes(db_path)
+    if size < RESTART_WAL_BYTES:
+        store.checkpoint_wal(conn, "PASSIVE", DRAIN_BUSY_TIMEOUT_MS)
+    else:
         mode = "TRUNCATE" if size > JOURNAL_SIZE_LIMIT else "RESTART"
-        conn.execute(f"PRAGMA busy_timeout = {RESTART_BUSY_TIMEOUT_MS}")
-        try:
-            conn.execute(f"PRAGMA wal_checkpoint({mode})")
-        finally:
-            conn.execute(f"PRAGMA busy_timeout = {DRAIN_BUSY_TIMEOUT_MS}")
-    except sqlite3.Error as e:
-        log.debug("checkpoint: %s", e)
+        store.checkpoint_wal(conn, mode, RESTART_BUSY_TIMEOUT_MS)
