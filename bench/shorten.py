@@ -9,7 +9,7 @@ measures shorten, not the import), runs the real CLI in a subprocess and reports
 and peak RSS. The baseline writes the same number of message and link rows with plain
 `executemany` (random ids from the same generator; no templates, checks or outbox), so the ratio
 is the price of everything shorten does beyond storing rows.
-Target: 1,000,000 contacts in ≤ 60 s, memory flat.
+Target (#12): 1,000,000 contacts in ≤ 30 s, memory flat.
 """
 
 from __future__ import annotations

@@ -56,6 +56,19 @@ class Template:
                 out.append(str(value) if value not in (None, "") else (part.fallback or ""))
         return "".join(out)
 
+    def formatter(self) -> tuple[str, list[Field | Slot]]:
+        """The template as a `str.format` pattern with one positional `{n}` per placeholder,
+        and those placeholders in order: a million-message send renders with one C call each
+        (`pattern.format(*values)`), the same text as `render`."""
+        pattern, placeholders = [], []
+        for part in self.parts:
+            if isinstance(part, str):
+                pattern.append(part.replace("{", "{{").replace("}", "}}"))
+            else:
+                pattern.append(f"{{{len(placeholders)}}}")
+                placeholders.append(part)
+        return "".join(pattern), placeholders
+
 
 def compile_template(text: str, *, shorten_urls: bool = True) -> Template:
     if not text.strip():
