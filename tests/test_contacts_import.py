@@ -10,6 +10,7 @@ import pytest
 from conftest import snapshot
 
 from trackly_cli.core import contacts as core_contacts
+from trackly_cli.core.errors import Interrupted
 
 
 def contacts(db) -> dict[str, dict]:
@@ -265,27 +266,70 @@ def test_strict_imports_nothing_when_a_row_is_invalid(vip, db, db_path, tmp_path
     assert db["list_members"].count == 0
 
 
-def test_an_interrupted_import_leaves_nothing_behind(vip, db, tmp_path):
-    """Ctrl-C half-way (here: after the first batch was written) rolls everything back."""
+def test_an_import_interrupted_while_checking_leaves_nothing_behind(vip, db, tmp_path):
+    """Ctrl-C while the rows are read and checked: nothing has been written yet."""
     good = "".join(f"+1202555{i:04d},n{i}\n" for i in range(8000))
     path = write(tmp_path, "phone,first_name\n" + good)
     calls = []
 
-    def progress(done: int) -> None:
-        calls.append(done)
+    def progress(phase: str, done: int, of: int | None) -> None:
+        calls.append((phase, done))
         raise KeyboardInterrupt
 
     with path.open("rb") as stream, pytest.raises(KeyboardInterrupt):
         core_contacts.import_csv(db, None, "vip", stream, progress=progress)
-    assert calls == [core_contacts.BATCH]
+    assert calls == [("checking", core_contacts.BATCH)]
     assert not db.conn.in_transaction
     assert db["contacts"].count == 0
     assert db["list_members"].count == 0
-    # and the database is usable afterwards
+
+
+def test_an_import_interrupted_while_writing_keeps_its_chunks_and_a_rerun_completes_it(
+    vip, db, db_path, tmp_path
+):
+    """Ctrl-C between two chunks: the committed ones stay, the message says how far it got,
+    and the same import again ends exactly where one uninterrupted import would."""
+    rows = "".join(f"+1202555{i:04d},n{i}\n" for i in range(8000))
+    path = write(tmp_path, "phone,first_name\n+12025550001,earlier\n" + rows)
+    vip("contacts", "import", "vip", write(tmp_path, "phone,city\n+12025550001,Oslo\n", "a.csv"))
+    written = []
+
+    def progress(phase: str, done: int, of: int | None) -> None:
+        if phase == "writing":
+            written.append((done, of))
+            raise KeyboardInterrupt
+
+    with path.open("rb") as stream, pytest.raises(Interrupted) as stopped:
+        core_contacts.import_csv(db, None, "vip", stream, progress=progress)
+    first = written[0][0]
+    assert written == [(first, 8001)] and 0 < first < 8000
+    assert f"after writing {first:,} of 8,001 contacts" in stopped.value.message
+    assert "run the same import again" in stopped.value.message
+    assert stopped.value.exit_code == 130
+    assert not db.conn.in_transaction
+    # (the first chunk's rows: the earlier +12025550001 and +12025550000 … 0998, one of them
+    # the number of a.csv, which existed)
+    assert db["contacts"].count == first - 1
     with path.open("rb") as stream:
         result = core_contacts.import_csv(db, None, "vip", stream)
-    assert result.imported == 8000
+    assert (result.imported, result.new_contacts) == (8001, 8000 - (first - 1))
     assert db["contacts"].count == 8000
+    assert db["list_members"].count == 8000
+    # the merge was applied once, as by one import: the later row of the file wins
+    assert contacts(db)["+12025550001"] == {"city": "Oslo", "first_name": "n1"}
+
+
+def test_a_large_import_is_written_in_short_transactions(vip, db, db_path, tmp_path):
+    """Other writers get the lock between chunks: count the commits an import makes."""
+    rows = "".join(f"+1{201 + i // 10_000}555{i % 10_000:04d},n{i}\n" for i in range(30_000))
+    path = write(tmp_path, "phone,first_name\n" + rows)
+    commits = []
+    db.conn.set_trace_callback(lambda sql: commits.append(sql) if sql == "COMMIT" else None)
+    with path.open("rb") as stream:
+        core_contacts.import_csv(db, None, "vip", stream)
+    db.conn.set_trace_callback(None)
+    assert len(commits) > 3
+    assert db["contacts"].count == 30_000
 
 
 def test_strict_with_valid_rows_imports(vip, db, tmp_path):

@@ -1280,3 +1280,76 @@ def test_a_duplicate_postback_promotes_no_bot_click(webapp, links, db_path):
     answer = conv(app, {"link_id": second["id"], "revenue": "1", "txn_id": "D1"})
     assert answer["status"] == "duplicate"
     assert message_clicks(db_path, second["message_id"]) == []
+
+
+# --- imports in short transactions ----------------------------------------------------------
+
+
+def test_a_large_import_commits_in_chunks(acme, links, db, db_path, tmp_path):
+    """Other writers (the server's postbacks) get the lock between chunks."""
+    from trackly_cli.core.conversions import import_csv as core_import
+
+    a = links["link1"][0]["id"]
+    path = tmp_path / "big.csv"
+    path.write_text(
+        "link_id,revenue,txn_id\n" + "".join(f"{a},1,T{i}\n" for i in range(3000)),
+        encoding="utf-8",
+    )
+    commits = []
+    db.conn.set_trace_callback(lambda sql: commits.append(sql) if sql == "COMMIT" else None)
+    with path.open("rb") as stream:
+        result = core_import(db, None, stream)
+    db.conn.set_trace_callback(None)
+    assert (result.rows, result.recorded, result.duplicates) == (3000, 3000, 0)
+    assert len(commits) > 1
+    assert len(conversions(db_path)) == 3000
+
+
+def test_an_import_stopped_half_way_is_completed_by_running_it_again(
+    acme, links, db_path, tmp_path
+):
+    """What a stopped import committed (here: the first half of the file) plus the same import
+    again ends exactly where one whole import would: same rows, same report."""
+    a, b = links["link1"][0]["id"], links["link1"][1]["id"]
+    rows = [f"{a},sale,{i},T{i}\n" for i in range(40)]
+    rows += [f"{b},lead,,\n", f"{a},refund,,T3\n"]  # no txn_id (link + event); a refund
+    whole = "link_id,event,revenue,txn_id\n" + "".join(rows)
+    saved = tmp_path / "before.db"
+    copy_database(db_path, saved)
+    import_csv(acme, tmp_path, whole, name="whole.csv")
+    expected = acme.json("report", "--by", "offer")
+    copy_database(saved, db_path)
+    assert acme.json("report", "--by", "offer") != expected
+
+    half = "link_id,event,revenue,txn_id\n" + "".join(rows[:21])
+    import_csv(acme, tmp_path, half, name="half.csv")
+    again = import_csv(acme, tmp_path, whole, "--format", "json", name="whole.csv")
+    assert json.loads(again.stdout) == {"rows": 42, "recorded": 21, "duplicates": 21, "invalid": 0}
+    assert acme.json("report", "--by", "offer") == expected
+    assert len(conversions(db_path)) == 42
+
+
+def test_an_import_row_reversing_another_offers_sale_is_a_bad_row(acme, links, db_path, tmp_path):
+    acme("offer", "create", "Other", "--url", "https://other.example/")
+    link = links["link1"][0]
+    text = (
+        "link_id,message_id,event,revenue,txn_id\n"
+        f"{link['id']},,sale,100,X1\n"
+        f",{link['message_id']},refund,,X1\n"
+        f"{link['id']},,sale,5,X2\n"
+    )
+    result = import_csv(acme, tmp_path, text, "--offer", "Other", "--format", "json")
+    assert json.loads(result.stdout) == {"rows": 3, "recorded": 2, "duplicates": 0, "invalid": 1}
+    assert "line 3:" in result.stderr and "another offer" in result.stderr
+    assert sorted(c["txn_id"] for c in conversions(db_path)) == ["X1", "X2"]
+
+
+def copy_database(source: Path, target: Path) -> None:
+    import sqlite3
+
+    src, dst = sqlite3.connect(source), sqlite3.connect(target)
+    try:
+        src.backup(dst)
+    finally:
+        src.close()
+        dst.close()

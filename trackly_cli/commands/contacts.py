@@ -43,8 +43,8 @@ def import_command(
     account: AccountOpt = None,
     fmt: FormatOpt = Format.table,
 ) -> None:
-    """Import contacts from CSV into a list (numbers to E.164, duplicates merged, one
-    transaction)."""
+    """Import contacts from CSV into a list (numbers to E.164, duplicates merged; every row is
+    checked before any is written)."""
     try:
         stream = file.open("rb")
     except OSError as e:
@@ -52,7 +52,7 @@ def import_command(
     with stream:
         total = _count_lines(file) - 1
         with Progress(
-            TextColumn("Importing"),
+            TextColumn("{task.description}"),
             BarColumn(),
             TextColumn("{task.completed:,} rows"),
             TimeElapsedColumn(),
@@ -60,7 +60,11 @@ def import_command(
             transient=True,
             disable=total < 20_000,
         ) as bar:
-            task = bar.add_task("import", total=max(total, 1))
+            task = bar.add_task("Checking", total=max(total, 1))
+
+            def progress(phase: str, done: int, of: int | None) -> None:
+                bar.update(task, description=phase.capitalize(), completed=done, total=of or total)
+
             result = contacts.import_csv(
                 state.db(ctx),
                 account,
@@ -68,7 +72,7 @@ def import_command(
                 stream,
                 country=country,
                 strict=strict,
-                progress=lambda done: bar.update(task, completed=done),
+                progress=progress,
             )
     for line, value, reason in result.invalid[:20]:
         output.warn(f"line {line}: {value!r}: {reason} (skipped)")

@@ -81,7 +81,7 @@ def import_command(
     fmt: FormatOpt = Format.table,
 ) -> None:
     """Import conversions from a network's CSV report, with the postbacks' validation and
-    deduplication (one transaction; bad rows reported by line)."""
+    deduplication (every row checked before any is recorded; bad rows reported by line)."""
     db = state.db(ctx)
     try:
         stream = file.open("rb")

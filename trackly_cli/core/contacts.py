@@ -6,6 +6,7 @@ import csv
 import json
 import re
 import sqlite3
+import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import BinaryIO
@@ -14,9 +15,11 @@ import phonenumbers
 from sqlite_utils import Database
 
 from trackly_cli.core import accounts, clock, lookup, store, validate
-from trackly_cli.core.errors import InvalidInput, NotFound
+from trackly_cli.core.errors import Interrupted, InvalidInput, NotFound
 
 BATCH = 5000
+# A chunk of an import is sized to hold the write lock about this long.
+CHUNK_SECONDS = 0.2
 MAX_INVALID_KEPT = 1000
 _FIELD = re.compile(r"[^a-z0-9_]+")
 
@@ -82,10 +85,19 @@ def import_csv(
     *,
     country: str = "US",
     strict: bool = False,
-    progress: Callable[[int], None] | None = None,
+    progress: Callable[[str, int, int | None], None] | None = None,
 ) -> ImportResult:
-    """Import a CSV with a `phone` column (other columns become merge fields) into a list, in one
-    transaction: an interrupted or failed import leaves nothing behind."""
+    """Import a CSV with a `phone` column (other columns become merge fields) into a list.
+
+    Every row is read and checked before anything is written, so a file that fails (a broken
+    quote, --strict and a bad row, no valid row) changes nothing. The checked rows are then
+    written in chunks of about CHUNK_SECONDS each, in turn with Trackly's other writers, so
+    that a running server never waits long for the lock. An import stopped while it writes
+    (Ctrl-C, a kill) keeps the chunks it committed, and running it again completes it:
+    importing a row twice changes nothing more than importing it once.
+
+    `progress("checking", rows read, None)` and then `progress("writing", rows written, rows
+    to write)` are called as it goes."""
     country = check_country(country)
     # strict: a quote left open is an error, not a field that silently swallows the next rows
     reader = csv.reader(csv_lines(stream), strict=True)
@@ -105,13 +117,13 @@ def import_csv(
         raise InvalidInput(f"the CSV header repeats the column(s) {', '.join(duplicates)}")
     phone_at = names.index("phone")
     fields = [(i, n) for i, n in enumerate(names) if i != phone_at and n]
-    now = clock.now_text()
-    with store.write(db) as conn:
-        account = accounts.resolve(conn, account_ref)
-        target = lookup.find(conn, "lists", list_ref, account["id"])
-        result = ImportResult(list_name=target["name"], fields=[n for _, n in fields])
-        before = store.scalar(conn, "SELECT coalesce(max(id), 0) FROM contacts")
-        batch: list[tuple[str, str]] = []
+    conn = db.conn
+    account = accounts.resolve(conn, account_ref)
+    target = lookup.find(conn, "lists", list_ref, account["id"])
+    result = ImportResult(list_name=target["name"], fields=[n for _, n in fields])
+    # The checked rows wait in a temporary file (one "phone TAB fields-JSON" line each: neither
+    # holds a tab or a line break), so that memory stays flat whatever the file's size.
+    with tempfile.TemporaryFile("w+", encoding="utf-8") as checked:
         try:
             for cells in reader:
                 line = reader.line_num
@@ -140,24 +152,12 @@ def import_csv(
                 values = {
                     n: cells[i].strip() for i, n in fields if i < len(cells) and cells[i].strip()
                 }
-                batch.append((phone, json.dumps(values, ensure_ascii=False)))
-                if len(batch) >= BATCH:
-                    result.added_to_list += _flush(conn, account["id"], target["id"], batch, now)
-                    result.imported += len(batch)
-                    batch.clear()
-                    if progress:
-                        progress(result.rows)
+                checked.write(f"{phone}\t{json.dumps(values, ensure_ascii=False)}\n")
+                result.imported += 1
+                if progress and result.rows % BATCH == 0:
+                    progress("checking", result.rows, None)
         except csv.Error as e:
             raise InvalidInput(f"line {reader.line_num}: {e}") from e
-        result.added_to_list += _flush(conn, account["id"], target["id"], batch, now)
-        result.imported += len(batch)
-        if progress:
-            progress(result.rows)
-        result.new_contacts = store.scalar(
-            conn,
-            "SELECT count(*) FROM contacts WHERE id > ? AND account_id = ?",
-            (before, account["id"]),
-        )
         if result.rows == 0:
             raise InvalidInput("the CSV file has a header but no rows")
         if result.imported == 0:
@@ -166,11 +166,33 @@ def import_csv(
                 f" (first problem: line {result.invalid[0][0]}:"
                 f" {result.invalid[0][2]})"
             )
+        checked.seek(0)
+        before = store.scalar(conn, "SELECT coalesce(max(id), 0) FROM contacts")
+        now = clock.now_text()
+        written = 0
+        rows = (line.rstrip("\n").split("\t", 1) for line in checked)
+        try:
+            for chunk in store.chunks(rows, CHUNK_SECONDS):
+                with store.chunk(conn):
+                    result.added_to_list += _flush(conn, account["id"], target["id"], chunk, now)
+                written += len(chunk)
+                if progress:
+                    progress("writing", written, result.imported)
+        except KeyboardInterrupt:
+            raise Interrupted(
+                f"interrupted after writing {written:,} of {result.imported:,} contacts: run the"
+                " same import again to finish it (rows imported already change nothing)"
+            ) from None
+    result.new_contacts = store.scalar(
+        conn,
+        "SELECT count(*) FROM contacts WHERE id > ? AND account_id = ? AND created_at = ?",
+        (before, account["id"], now),
+    )
     return result
 
 
 def _flush(
-    conn: sqlite3.Connection, account_id: int, list_id: int, batch: list[tuple[str, str]], now: str
+    conn: sqlite3.Connection, account_id: int, list_id: int, batch: list[list[str]], now: str
 ) -> int:
     if not batch:
         return 0

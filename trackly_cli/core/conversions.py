@@ -25,7 +25,7 @@ from sqlite_utils import Database
 from trackly_cli.core import accounts, clicks, clock, links, lookup, money, store
 from trackly_cli.core.clicks import LinkInfo, OfferInfo
 from trackly_cli.core.contacts import csv_lines
-from trackly_cli.core.errors import Forbidden, InvalidInput, NotFound
+from trackly_cli.core.errors import Forbidden, Interrupted, InvalidInput, NotFound
 from trackly_cli.core.filters import Filters
 
 EVENTS = ("lead", "sale", "rebill", "refund", "chargeback", "install", "signup")
@@ -35,6 +35,8 @@ SOURCES = ("conv", "conv_offer", "pixel", "import")
 _EVENT = re.compile(r"^[a-z0-9_]{1,32}$")
 MAX_TXN_ID = 128
 MAX_VALUE = 256
+# A chunk of an import is sized to hold the write lock about this long.
+CHUNK_SECONDS = 0.2
 
 # The parameter names affiliate networks already use in their postback templates.
 ALIASES: dict[str, tuple[str, ...]] = {
@@ -409,30 +411,94 @@ def import_csv(
     offer_ref: str | None = None,
     strict: bool = False,
 ) -> ImportResult:
-    """Import a network's CSV report (header row; columns as in `import_rows`, any case) in
-    one transaction: an interrupted or failed import leaves nothing behind."""
-    with store.write(db) as conn:
-        owner = accounts.resolve(conn, account_ref)
-        offers = clicks.load_offers(conn)
-        chosen = (
-            offers[lookup.find(conn, "offers", offer_ref, owner["id"])["id"]] if offer_ref else None
-        )
-        reader = csv.DictReader(csv_lines(stream), strict=True)
+    """Import a network's CSV report (header row; columns as in `import_rows`, any case).
+
+    Every row is read and checked first (its values, its link or message), so a file that
+    fails (a broken quote, --strict and a bad row) changes nothing. The rows are then recorded
+    in chunks of about CHUNK_SECONDS each, in turn with Trackly's other writers, so that a
+    running server's postbacks never wait long for the lock. An import stopped half-way keeps
+    what it recorded; running it again completes it, since a row recorded already is a
+    duplicate (by txn_id, or by link and event)."""
+    conn = db.conn
+    owner = accounts.resolve(conn, account_ref)
+    offers = clicks.load_offers(conn)
+    chosen = (
+        offers[lookup.find(conn, "offers", offer_ref, owner["id"])["id"]] if offer_ref else None
+    )
+    reader = csv.DictReader(csv_lines(stream), strict=True)
+    rows: list[tuple[int, dict[str, str]]] = []
+    try:
+        if not reader.fieldnames:
+            raise InvalidInput("the CSV file is empty: it needs a header row")
+        for row in reader:
+            values = {k.strip().lower(): (v or "").strip() for k, v in row.items() if k}
+            rows.append((reader.line_num, values))
+    except csv.Error as e:
+        raise InvalidInput(f"line {reader.line_num}: {e}") from e
+    result = ImportResult(rows=len(rows))
+    valid = []
+    for line, raw in rows:
         try:
-            if not reader.fieldnames:
-                raise InvalidInput("the CSV file is empty: it needs a header row")
-            rows = (
-                (
-                    reader.line_num,
-                    {k.strip().lower(): (v or "").strip() for k, v in row.items() if k},
+            _resolve(conn, owner["id"], raw, offers, chosen)
+        except (InvalidInput, NotFound) as e:
+            if strict:
+                raise InvalidInput(f"line {line}: {e.message} (nothing was imported)") from e
+            result.invalid.append((line, e.message))
+        else:
+            valid.append((line, raw))
+    done = 0
+    try:
+        for chunk in store.chunks(valid, CHUNK_SECONDS, first=200):
+            with store.chunk(conn):
+                part = import_rows(
+                    conn, owner["id"], chunk, offers_by_id=offers, default_offer=chosen
                 )
-                for row in reader
-            )
-            return import_rows(
-                conn, owner["id"], rows, offers_by_id=offers, default_offer=chosen, strict=strict
-            )
-        except csv.Error as e:
-            raise InvalidInput(f"line {reader.line_num}: {e}") from e
+            done += len(chunk)
+            result.recorded += part.recorded
+            result.duplicates += part.duplicates
+            result.invalid += part.invalid
+    except KeyboardInterrupt:
+        raise Interrupted(
+            f"interrupted after {done:,} of {len(valid):,} rows: run the same import again"
+            " to finish it (rows recorded already count as duplicates)"
+        ) from None
+    if strict and result.invalid:  # (a row that became invalid while the import ran)
+        line, reason = result.invalid[0]
+        raise InvalidInput(
+            f"line {line}: {reason} (the other rows were recorded: fix it and import the file"
+            " again; rows recorded already count as duplicates)"
+        )
+    result.invalid.sort()
+    return result
+
+
+def _resolve(
+    conn: sqlite3.Connection,
+    account_id: int,
+    raw: dict[str, str],
+    offers_by_id: dict[int, OfferInfo],
+    default_offer: OfferInfo | None,
+) -> tuple[Postback, LinkInfo | None, OfferInfo | None, str | None]:
+    """A report row's postback, link, offer and time; InvalidInput or NotFound if it has none."""
+    values = canonical(raw)
+    postback = parse(values)
+    when = raw.get("time") or raw.get("converted_at") or raw.get("date")
+    converted_at = clock.to_text(clock.parse_moment(when)) if when else None
+    link = None
+    offer = default_offer
+    if postback.link_id is not None:
+        link = clicks.load_link(conn, postback.link_id)
+        if link is None or link.account_id != account_id:
+            raise NotFound(f"unknown link_id {postback.link_id}")
+        offer = offers_by_id.get(link.offer_id) if link.offer_id else offer
+    elif postback.message_id is not None:
+        if offer is None:
+            raise InvalidInput("a row with message_id needs --offer")
+        found = find_offer_link(conn, offer, postback.message_id)
+        link = clicks.load_link(conn, found) if found else None
+    else:
+        raise InvalidInput("no link_id (or click_id, cid, subid) and no message_id")
+    return postback, link, offer, converted_at
 
 
 def import_rows(
@@ -442,46 +508,30 @@ def import_rows(
     *,
     offers_by_id: dict[int, OfferInfo],
     default_offer: OfferInfo | None = None,
-    strict: bool = False,
 ) -> ImportResult:
-    """Import a network's report: rows of (line, {column: value}) with link_id (or an alias)
-    or message_id, event, revenue, payout, txn_id and time; through the same validation and
-    deduplication as the postbacks. Call inside a write transaction."""
+    """Record a network report's rows: (line, {column: value}) with link_id (or an alias) or
+    message_id, event, revenue, payout, txn_id and time; through the same validation and
+    deduplication as the postbacks. A row that cannot be recorded (or that would reverse
+    another offer's sale) is reported by line. Call inside a write transaction."""
     result = ImportResult()
     for line, raw in rows:
         result.rows += 1
         try:
-            values = canonical(raw)
-            postback = parse(values)
-            when = raw.get("time") or raw.get("converted_at") or raw.get("date")
-            converted_at = clock.to_text(clock.parse_moment(when)) if when else None
-            link = None
-            offer = default_offer
-            if postback.link_id is not None:
-                link = clicks.load_link(conn, postback.link_id)
-                if link is None or link.account_id != account_id:
-                    raise NotFound(f"unknown link_id {postback.link_id}")
-                offer = offers_by_id.get(link.offer_id) if link.offer_id else offer
-            elif postback.message_id is not None:
-                if offer is None:
-                    raise InvalidInput("a row with message_id needs --offer")
-                found = find_offer_link(conn, offer, postback.message_id)
-                link = clicks.load_link(conn, found) if found else None
-            else:
-                raise InvalidInput("no link_id (or click_id, cid, subid) and no message_id")
-            outcome = record(
-                conn,
-                account_id=account_id,
-                postback=postback,
-                link=link,
-                offer=offer,
-                source="import",
-                ip=None,
-                converted_at=converted_at,
+            postback, link, offer, converted_at = _resolve(
+                conn, account_id, raw, offers_by_id, default_offer
             )
-        except (InvalidInput, NotFound) as e:
-            if strict:
-                raise InvalidInput(f"line {line}: {e.message} (nothing was imported)") from e
+            with store.write(conn):  # (a savepoint: a row that fails leaves nothing)
+                outcome = record(
+                    conn,
+                    account_id=account_id,
+                    postback=postback,
+                    link=link,
+                    offer=offer,
+                    source="import",
+                    ip=None,
+                    converted_at=converted_at,
+                )
+        except (InvalidInput, NotFound, Forbidden) as e:
             result.invalid.append((line, e.message))
             continue
         if outcome.status == "recorded":

@@ -40,6 +40,13 @@ class Forbidden(TracklyError):
     http_status = 403
 
 
+class Interrupted(TracklyError):
+    """Ctrl-C during a job that keeps what it committed, with what to do next."""
+
+    exit_code = 130
+    http_status = 503
+
+
 class Problems(InvalidInput):
     """Several problems found at once, reported together before anything is written."""
 

@@ -9,17 +9,21 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import itertools
 import os
 import secrets
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import sqlite_utils
 
 from trackly_cli.core import migrate
 from trackly_cli.core.errors import InvalidInput
+
+T = TypeVar("T")
 
 BUSY_TIMEOUT_MS = 5000
 
@@ -198,6 +202,24 @@ def chunk(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
             yield conn
         shrink_wal(conn)
     pause()
+
+
+def chunks(
+    items: Iterable[T],
+    seconds: float,
+    first: int = 1000,
+    smallest: int = 100,
+    most: int = 50_000,
+) -> Iterator[list[T]]:
+    """`items` in lists sized so that what the caller does with each (timed from one list to
+    the next: for a long job, one `chunk` transaction) takes about `seconds`."""
+    iterator = iter(items)
+    size = first
+    while chunk := list(itertools.islice(iterator, size)):
+        started = time.perf_counter()
+        yield chunk
+        elapsed = max(time.perf_counter() - started, 1e-3)
+        size = max(smallest, min(most, int(size * seconds / elapsed)))
 
 
 def rows(conn: sqlite3.Connection, sql: str, params: tuple | dict = ()) -> list[dict]:
