@@ -267,7 +267,7 @@ def test_several_ips_on_one_link_within_the_window():
 
 def test_each_user_agent_string_is_classified_once():
     detector = Detector()
-    cache = detector.user_agent_reasons
+    cache = detector.cached_user_agent_reasons
     start = cache.cache_info()
     first = detector.classify(facts(user_agent=CURL))
     after_first = cache.cache_info()
@@ -285,7 +285,7 @@ def test_each_user_agent_string_is_classified_once():
 def test_the_cache_belongs_to_the_detector():
     one, two = Detector(), Detector()
     one.classify(facts(user_agent=CURL))
-    assert two.user_agent_reasons.cache_info().currsize == 0
+    assert two.cached_user_agent_reasons.cache_info().currsize == 0
 
 
 # --- RecentHits -------------------------------------------------------------------------------
@@ -798,7 +798,7 @@ def test_a_user_agent_over_1kb_is_a_bot_and_never_enters_the_cache():
     verdict = detector.classify(RequestFacts("GET", huge, "198.51.100.7", "en"))
     assert verdict.is_bot
     assert any("longer than 1024" in r for r in verdict.reasons)
-    assert detector.user_agent_reasons.cache_info().currsize == 0
+    assert detector.cached_user_agent_reasons.cache_info().currsize == 0
 
 
 def test_ip_verdicts_are_cached_until_the_ranges_change():
