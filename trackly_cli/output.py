@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import sys
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
@@ -69,6 +70,24 @@ def cell(value: Any, key: str = "") -> str:
     if isinstance(value, (dict, list)):
         return json.dumps(_plain(value), ensure_ascii=False) if value else ""
     return str(value)
+
+
+# A cell a spreadsheet would read as a formula starts with one of these (OWASP's CSV injection
+# rule); a plain number such as an E.164 phone or a negative amount stays as it is.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_PLAIN_NUMBER = re.compile(r"^[+-]?[0-9]+(?:\.[0-9]+)?$")
+
+
+def csv_cell(value: Any, key: str = "") -> str:
+    """A cell of a CSV written for people to open: as `cell`, with a value that a spreadsheet
+    would run as a formula (a user agent of `=HYPERLINK(…)`, say) led by a single quote, which
+    spreadsheets show as text. (The gateway outbox of `shorten` is not for people: its texts go
+    to an SMS API as they are.)"""
+    text = cell(value, key)
+    # (one character alone, such as the "-" of a column without a value, is no formula)
+    if len(text) > 1 and text.startswith(_FORMULA_START) and not _PLAIN_NUMBER.match(text):
+        return "'" + text
+    return text
 
 
 def local_time(text: str) -> str:
@@ -148,7 +167,7 @@ def emit(
         writer = csv.writer(buffer, lineterminator="\n")
         writer.writerow(names)
         for item in rows:
-            writer.writerow([cell(item.get(n)) for n in names])
+            writer.writerow([csv_cell(item.get(n)) for n in names])
         _write(buffer.getvalue(), output)
     elif not rows:
         if output:

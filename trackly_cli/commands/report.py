@@ -340,7 +340,7 @@ def _stream_csv(rows, out: Path | None) -> None:
             if writer is None:
                 writer = csv.DictWriter(handle, fieldnames=list(row), lineterminator="\n")
                 writer.writeheader()
-            writer.writerow({k: output.cell(v) for k, v in row.items()})
+            writer.writerow({k: output.csv_cell(v) for k, v in row.items()})
             count += 1
         if writer is None:
             handle.write(",".join(CLICK_COLUMNS) + "\n")
