@@ -28,7 +28,12 @@ def test_the_previous_release_reports_the_same_after_the_upgrade(cli, old_db):
         expected = json.loads((DATA / f"release-3ef9e97-report-{by}.json").read_text())
         assert cli.json("report", "--by", by) == expected, by
     applied = [m["name"] for m in cli.json("db", "migrate", "--list")]
-    assert applied == ["0001_initial.sql", "0002_click_journal.sql", "0003_campaign_building.sql"]
+    assert applied == [
+        "0001_initial.sql",
+        "0002_click_journal.sql",
+        "0003_campaign_building.sql",
+        "0004_pending_reversals.sql",
+    ]
     assert all(m["state"] == "applied" for m in cli.json("db", "migrate", "--list"))
     assert cli.json("db", "check")["ok"] is True
     # Its campaign is complete and visible.

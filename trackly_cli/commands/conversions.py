@@ -97,12 +97,14 @@ def import_command(
         "rows": result.rows,
         "recorded": result.recorded,
         "duplicates": result.duplicates,
+        "pending": result.pending,
         "invalid": len(result.invalid),
     }
     if fmt is Format.table:
         output.info(
             f"Imported {result.recorded:,} of {result.rows:,} rows:"
-            f" {result.duplicates:,} duplicates, {len(result.invalid):,} invalid."
+            f" {result.duplicates:,} duplicates, {len(result.invalid):,} invalid"
+            + (f", {result.pending:,} refunds waiting for their sale." if result.pending else ".")
         )
     else:
         output.emit_record(summary, fmt)

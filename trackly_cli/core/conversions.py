@@ -146,9 +146,9 @@ def check_secret(offer: OfferInfo, given: str | None) -> None:
 
 @dataclass(frozen=True)
 class Result:
-    status: str  # recorded or duplicate
-    conversion_id: int
-    attribution: str
+    status: str  # recorded, duplicate, or pending (a reversal waiting for its sale)
+    conversion_id: int | None
+    attribution: str | None
 
     def as_dict(self) -> dict:
         return {
@@ -200,6 +200,8 @@ def record(
             or (offer is None and link is not None and original["link_id"] != link.id)
         ):
             raise Forbidden(f"txn_id {postback.txn_id} is a sale of another offer")
+        if original is None:  # its sale has not arrived (yet): kept until it does
+            return _hold(conn, account_id, postback, link, offer, source, ip, converted_at)
     if original is not None:
         # A refund of a known sale: it reverses that sale, wherever it came from.
         keys = {
@@ -271,11 +273,98 @@ def record(
         ),
     )
     if cursor.rowcount:
+        if postback.txn_id is not None and not postback.is_reversal:
+            _apply_held(conn, account_id, postback.txn_id, keys)
         return Result("recorded", cursor.lastrowid, keys["attribution"])
     existing = _existing(conn, account_id, postback, keys["link_id"])
     if existing is None:  # pragma: no cover - the unique indexes are the only conflicts
         raise NotFound("the conversion conflicts with one that cannot be found")
     return Result("duplicate", existing["id"], existing["attribution"])
+
+
+def _hold(
+    conn: sqlite3.Connection,
+    account_id: int,
+    postback: Postback,
+    link: LinkInfo | None,
+    offer: OfferInfo | None,
+    source: str,
+    ip: str | None,
+    received_at: str,
+) -> Result:
+    """Keep a reversal whose sale is not recorded yet (pending; a repeat of it: duplicate)."""
+    cursor = conn.execute(
+        "INSERT INTO pending_reversals (account_id, txn_id, event, offer_id, link_id,"
+        " revenue_micros, payout_micros, source, ip, received_at)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (account_id, txn_id) DO NOTHING",
+        (
+            account_id,
+            postback.txn_id,
+            postback.event,
+            offer.id if offer else None,
+            link.id if link else None,
+            postback.revenue_micros,
+            postback.payout_micros,
+            source,
+            ip,
+            received_at,
+        ),
+    )
+    return Result("pending" if cursor.rowcount else "duplicate", None, None)
+
+
+def _apply_held(conn: sqlite3.Connection, account_id: int, txn_id: str, sale: dict) -> None:
+    """Reverse a sale just recorded if its refund or chargeback came first. One for another
+    offer (or link) than the sale's stays held: only a sale's own offer may reverse it."""
+    held = store.row(
+        conn,
+        "SELECT * FROM pending_reversals WHERE account_id = ? AND txn_id = ?",
+        (account_id, txn_id),
+    )
+    if held is None:
+        return
+    if (held["offer_id"] is not None and held["offer_id"] != sale["offer_id"]) or (
+        held["offer_id"] is None
+        and held["link_id"] is not None
+        and held["link_id"] != sale["link_id"]
+    ):
+        return
+    revenue = held["revenue_micros"]
+    payout = held["payout_micros"]
+    row = store.row(
+        conn,
+        "SELECT revenue_micros, payout_micros FROM conversions"
+        " WHERE account_id = ? AND txn_id = ? AND NOT is_reversal",
+        (account_id, txn_id),
+    )
+    conn.execute(
+        _INSERT,
+        (
+            account_id,
+            sale["offer_id"],
+            sale["link_id"],
+            sale["message_id"],
+            sale["contact_id"],
+            sale["campaign_id"],
+            sale["creative_id"],
+            sale["list_id"],
+            sale["variant"],
+            sale["domain_id"],
+            sale["message_click_id"],
+            held["event"],
+            1,
+            -(row["revenue_micros"] if revenue is None else revenue),
+            -(row["payout_micros"] if payout is None else payout),
+            txn_id,
+            held["source"],
+            sale["attribution"],
+            held["ip"],
+            held["received_at"],
+            clock.now_text(),
+            None,
+        ),
+    )
+    conn.execute("DELETE FROM pending_reversals WHERE id = ?", (held["id"],))
 
 
 def _existing(
@@ -397,6 +486,7 @@ class ImportResult:
     rows: int = 0
     recorded: int = 0
     duplicates: int = 0
+    pending: int = 0  # reversals kept until their sale arrives
     invalid: list[tuple[int, str]] | None = None
 
     def __post_init__(self) -> None:
@@ -456,6 +546,7 @@ def import_csv(
             done += len(chunk)
             result.recorded += part.recorded
             result.duplicates += part.duplicates
+            result.pending += part.pending
             result.invalid += part.invalid
     except KeyboardInterrupt:
         raise Interrupted(
@@ -536,6 +627,8 @@ def import_rows(
             continue
         if outcome.status == "recorded":
             result.recorded += 1
+        elif outcome.status == "pending":
+            result.pending += 1
         else:
             result.duplicates += 1
     return result

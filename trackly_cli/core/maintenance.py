@@ -81,6 +81,9 @@ def check(conn: sqlite3.Connection) -> dict:
     journals = records.journals(conn) if has_journals else []
     columns = {r[1] for r in conn.execute("PRAGMA table_info(campaigns)")}
     unfinished = campaigns.incomplete(conn) if "building_pid" in columns else []
+    has_pending = conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'pending_reversals'"
+    ).fetchone()
     return {
         "ok": ok,
         "integrity": "ok" if problems == ["ok"] else "; ".join(problems[:20]),
@@ -101,4 +104,10 @@ def check(conn: sqlite3.Connection) -> dict:
             for c in unfinished
         )
         or None,
+        # Refunds and chargebacks that came before their sale, applied when it arrives.
+        "refunds_waiting_for_their_sale": (
+            conn.execute("SELECT count(*) FROM pending_reversals").fetchone()[0]
+            if has_pending
+            else 0
+        ),
     }
