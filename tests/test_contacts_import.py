@@ -328,7 +328,7 @@ def test_a_large_import_is_written_in_short_transactions(vip, db, db_path, tmp_p
     with path.open("rb") as stream:
         core_contacts.import_csv(db, None, "vip", stream)
     db.conn.set_trace_callback(None)
-    assert len(commits) > 3
+    assert len(commits) > 1  # (the first chunk is 1,000 rows; the rest sized to 0.2 s)
     assert db["contacts"].count == 30_000
 
 

@@ -255,11 +255,12 @@ def test_a_negative_amount_on_a_sale_is_refused(webapp, links, db_path, name):
 
 
 @pytest.mark.parametrize("event", ["lead", "refund"])
-def test_a_negative_amount_on_a_non_reversal_event_is_refused(webapp, links, db_path, event):
+def test_a_negative_amount_on_a_non_reversal_event_is_refused(acme, webapp, links, db_path, event):
     """Negative amounts only through refund/chargeback."""
     app = webapp()
     params = {"link_id": links["link1"][0]["id"], "revenue": "-5", "event": event}
     if event == "refund":
+        params["postback_secret"] = secret(acme)
         answer = conv(app, params)
         assert answer["status"] == "recorded"
         assert conversions(db_path)[0]["revenue_micros"] == -5_000_000
@@ -425,13 +426,19 @@ def test_the_default_event_is_sale(webapp, links, db_path):
     assert row["revenue_micros"] == 0
 
 
-def test_a_refund_reusing_the_sale_txn_id_reverses_it(webapp, links, db_path):
+def test_a_refund_reusing_the_sale_txn_id_reverses_it(acme, webapp, links, db_path):
     app = webapp()
     link = links["link1"][0]
     click(app, link["id"])
     sale = conv(app, {"link_id": link["id"], "revenue": "30", "txn_id": "S1"})
-    refund = conv(app, {"link_id": link["id"], "event": "refund", "txn_id": "S1"})
-    again = conv(app, {"link_id": link["id"], "event": "refund", "txn_id": "S1"})
+    refund = conv(
+        app,
+        {"postback_secret": secret(acme), "link_id": link["id"], "event": "refund", "txn_id": "S1"},
+    )
+    again = conv(
+        app,
+        {"postback_secret": secret(acme), "link_id": link["id"], "event": "refund", "txn_id": "S1"},
+    )
 
     assert sale["status"] == "recorded"
     assert refund["status"] == "recorded"
@@ -481,14 +488,21 @@ def test_a_refund_of_a_sale_through_another_route_inherits_it(webapp, links, db_
     assert rollup(db_path, offer_id(db_path))["revenue_micros"] == 15_000_000
 
 
-def test_chargebacks_subtract_and_reports_show_net_revenue(webapp, links, db_path):
+def test_chargebacks_subtract_and_reports_show_net_revenue(acme, webapp, links, db_path):
     app = webapp()
     link = links["link1"][1]
     click(app, link["id"])
     conv(app, {"link_id": link["id"], "revenue": "50", "txn_id": "C1"})
     conv(app, {"link_id": link["id"], "revenue": "10.5", "txn_id": "C2"})
     answer = conv(
-        app, {"link_id": link["id"], "event": "chargeback", "amount": "20", "txn_id": "C1"}
+        app,
+        {
+            "link_id": link["id"],
+            "postback_secret": secret(acme),
+            "event": "chargeback",
+            "amount": "20",
+            "txn_id": "C1",
+        },
     )
     assert answer["status"] == "recorded"
     rows = conversions(db_path)
@@ -503,15 +517,27 @@ def test_chargebacks_subtract_and_reports_show_net_revenue(webapp, links, db_pat
     assert totals["payout_micros"] == 2_500_000  # 2 × 2.50 − 2.50
 
 
-def test_a_refund_without_a_txn_id_subtracts_its_amount_at_once(webapp, links, db_path):
+def test_a_refund_without_a_txn_id_subtracts_its_amount_at_once(acme, webapp, links, db_path):
     """(A refund naming a txn_id whose sale is unknown waits for it: see the end of this file.)"""
     app = webapp()
     link = links["link1"][0]
     click(app, link["id"])
     conv(app, {"link_id": link["id"], "revenue": "8", "txn_id": "K1"})
-    waiting = conv(app, {"link_id": link["id"], "event": "refund", "revenue": "3", "txn_id": "X"})
+    waiting = conv(
+        app,
+        {
+            "postback_secret": secret(acme),
+            "link_id": link["id"],
+            "event": "refund",
+            "revenue": "3",
+            "txn_id": "X",
+        },
+    )
     assert waiting["status"] == "pending"
-    conv(app, {"link_id": link["id"], "event": "refund", "revenue": "3"})
+    conv(
+        app,
+        {"postback_secret": secret(acme), "link_id": link["id"], "event": "refund", "revenue": "3"},
+    )
     rows = conversions(db_path)
     assert len(rows) == 2
     assert rows[1]["revenue_micros"] == -3_000_000
@@ -521,11 +547,16 @@ def test_a_refund_without_a_txn_id_subtracts_its_amount_at_once(webapp, links, d
     assert totals["conversions"] == 1
 
 
-def test_a_sale_reusing_a_refund_txn_id_is_still_a_duplicate_of_the_sale(webapp, links, db_path):
+def test_a_sale_reusing_a_refund_txn_id_is_still_a_duplicate_of_the_sale(
+    acme, webapp, links, db_path
+):
     app = webapp()
     link_id = links["link1"][0]["id"]
     sale = conv(app, {"link_id": link_id, "revenue": "8", "txn_id": "D1"})
-    conv(app, {"link_id": link_id, "event": "refund", "txn_id": "D1"})
+    conv(
+        app,
+        {"postback_secret": secret(acme), "link_id": link_id, "event": "refund", "txn_id": "D1"},
+    )
     again = conv(app, {"link_id": link_id, "revenue": "8", "txn_id": "D1"})
     assert again["status"] == "duplicate"
     assert again["conversion_id"] == sale["conversion_id"]
@@ -1397,12 +1428,20 @@ def test_a_refund_before_its_sale_waits_and_reverses_the_sale_when_it_comes(
 ):
     app = webapp()
     link = links["link1"][0]["id"]
-    early = conv(app, {"link_id": link, "event": "refund", "txn_id": "R9"})
+    early = conv(
+        app, {"postback_secret": secret(acme), "link_id": link, "event": "refund", "txn_id": "R9"}
+    )
     assert early == {"status": "pending", "conversion_id": None, "attribution": None}
     assert conversions(db_path) == []
     assert acme.json("db", "check")["refunds_waiting_for_their_sale"] == 1
     # the same refund again, still waiting: a duplicate
-    assert conv(app, {"link_id": link, "event": "refund", "txn_id": "R9"})["status"] == "duplicate"
+    assert (
+        conv(
+            app,
+            {"postback_secret": secret(acme), "link_id": link, "event": "refund", "txn_id": "R9"},
+        )["status"]
+        == "duplicate"
+    )
 
     sale = conv(app, {"link_id": link, "revenue": "40", "txn_id": "R9"})
     assert sale["status"] == "recorded"
@@ -1413,16 +1452,31 @@ def test_a_refund_before_its_sale_waits_and_reverses_the_sale_when_it_comes(
     ]
     assert acme.json("db", "check")["refunds_waiting_for_their_sale"] == 0
     # the real refund, later: the sale is reversed already
-    assert conv(app, {"link_id": link, "event": "refund", "txn_id": "R9"})["status"] == "duplicate"
+    assert (
+        conv(
+            app,
+            {"postback_secret": secret(acme), "link_id": link, "event": "refund", "txn_id": "R9"},
+        )["status"]
+        == "duplicate"
+    )
     assert len(conversions(db_path)) == 2
     (offer,) = [r for r in acme.json("report", "--by", "offer") if r["offer"] == "Summer Sale"]
     assert (offer["revenue"], offer["payout"]) == ("0.00", "0.00")
 
 
-def test_a_partial_refund_before_its_sale_keeps_its_amount(webapp, links, db_path):
+def test_a_partial_refund_before_its_sale_keeps_its_amount(acme, webapp, links, db_path):
     app = webapp()
     link = links["link1"][0]["id"]
-    conv(app, {"link_id": link, "event": "chargeback", "amount": "15", "txn_id": "P1"})
+    conv(
+        app,
+        {
+            "postback_secret": secret(acme),
+            "link_id": link,
+            "event": "chargeback",
+            "amount": "15",
+            "txn_id": "P1",
+        },
+    )
     conv(app, {"link_id": link, "revenue": "40", "txn_id": "P1"})
     rows = conversions(db_path)
     assert [(r["event"], r["revenue_micros"]) for r in rows] == [

@@ -266,8 +266,15 @@ def build(folder: Path) -> dict:
         answers["ann_other_amount"] = _conv(app, **(ann | {"revenue": "99.00"}))
         bob = people["Bob"]["link2"]
         answers["bob"] = _conv(app, link_id=bob, revenue="20.00", txn_id="T-BOB")
+        offer_b = json.loads(run("offer", "show", "Offer B", "--format", "json").stdout)
         answers["bob_refund"] = _conv(
-            app, link_id=bob, event="refund", revenue="5.00", payout="0.25", txn_id="T-BOB"
+            app,
+            link_id=bob,
+            event="refund",
+            revenue="5.00",
+            payout="0.25",
+            txn_id="T-BOB",
+            postback_secret=offer_b["postback_secret"],  # (a refund needs the offer's secret)
         )
         answers["fay"] = _conv(
             app, link_id=people["Fay"]["link1"], revenue="10.00", payout="3.00", txn_id="T-FAY"

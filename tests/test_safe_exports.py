@@ -61,7 +61,11 @@ def test_every_export_for_people_is_safe_to_open(acme, campaign, webapp, db_path
     }
     app.get(f"/{link['id']}", headers={**HUMAN_HEADERS, **hostile})
     app.get(f"/conv?link_id={link['id']}&txn_id=-2%2B3&revenue=5", headers=HUMAN_HEADERS)
-    app.get(f"/conv?link_id={link['id']}&txn_id=-2%2B3&event=refund", headers=HUMAN_HEADERS)
+    secret = acme.json("offer", "show", "Summer Sale")["postback_secret"]
+    app.get(
+        f"/conv?link_id={link['id']}&txn_id=-2%2B3&event=refund&postback_secret={secret}",
+        headers=HUMAN_HEADERS,
+    )
     (tmp_path / "evil.csv").write_text(
         "phone,first_name,note\n+12025550199,=1+1,@evil\n", encoding="utf-8"
     )

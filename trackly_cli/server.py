@@ -267,6 +267,7 @@ def create_app(
     domains in the database at `db_path` (only `domains`, when given)."""
     tracker = tracker or Tracker(db_path, domains=domains)
     app = Bottle()
+    postback_refusals = _RateLimitedLog()
     app.config["trackly.tracker"] = tracker
 
     def visit(link_id: str) -> Visit | None:
@@ -433,11 +434,13 @@ def create_app(
             raise InvalidInput("link_id is missing (or click_id, clickid, cid, subid)")
         if offer is None and link is not None and link.offer_id:
             offer = snapshot.offers.get(link.offer_id)
+        if source == "pixel" and postback.is_reversal:
+            # A pixel loads in any browser: it can report a conversion, never reverse one.
+            raise InvalidInput("a pixel cannot record a refund or chargeback")
+        # The offer's rules: its secret for /conv when required (and for every refund), no
+        # pixel where an IP allowlist names the network's servers, its maximum revenue.
+        conversions.check_rules(offer, postback, source, values.get("postback_secret"))
         if source == "pixel":
-            # A pixel loads in any browser: it can report a conversion, never reverse one, and
-            # the offer's postback IP allowlist (for networks' servers) does not apply to it.
-            if postback.is_reversal:
-                raise InvalidInput("a pixel cannot record a refund or chargeback")
             anonymized = domain.account_id in snapshot.anonymize_at_once
             tracker.writer.append(
                 records.pixel(
@@ -478,6 +481,9 @@ def create_app(
         try:
             return HTTPResponse(convert(source), 200, {"Cache-Control": NO_STORE})
         except TracklyError as e:
+            if e.http_status in (403, 429) or isinstance(e, conversions.AboveMaximum):
+                # (an attacker's or a misconfigured network's: one line per 10 s at most)
+                postback_refusals.log(f"postback refused ({e.http_status}): {e.message}")
             return HTTPResponse(
                 {"status": "error", "error": e.message}, e.http_status, {"Cache-Control": NO_STORE}
             )

@@ -72,6 +72,31 @@ PostbackIpOpt = Annotated[
     ),
 ]
 
+RequireSecretOpt = Annotated[
+    bool | None,
+    typer.Option(
+        "--require-secret/--no-require-secret",
+        help="/conv needs the postback_secret too, as /conv/offer does (refunds always do).",
+    ),
+]
+MaxRevenueOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--max-revenue",
+        metavar="AMOUNT",
+        help="Refuse (400, logged) a conversion reporting more revenue; none: no maximum.",
+    ),
+]
+LinkRateOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--link-conversions-per-hour",
+        min=0,
+        max=1_000_000,
+        help="At most this many conversions on one link in an hour (20; 0: no limit).",
+    ),
+]
+
 
 @app.command("create")
 def create(
@@ -87,6 +112,9 @@ def create(
     meta: MetaOpt = None,
     bot_filter: BotFilterOpt = None,
     postback_ip: PostbackIpOpt = None,
+    require_secret: RequireSecretOpt = None,
+    max_revenue: MaxRevenueOpt = None,
+    link_conversions_per_hour: LinkRateOpt = None,
     account: AccountOpt = None,
     fmt: FormatOpt = Format.table,
 ) -> None:
@@ -107,6 +135,11 @@ def create(
         meta=meta,
         bot_filter=(bot_filter or BotFilter.inherit).value,
         postback_ips=postback_ip,
+        require_secret=bool(require_secret),
+        max_revenue=max_revenue,
+        link_conversions_per_hour=offers.DEFAULT_LINK_CONVERSIONS_PER_HOUR
+        if link_conversions_per_hour is None
+        else link_conversions_per_hour,
     )
     if fmt is Format.table:
         output.info(
@@ -184,6 +217,9 @@ def update(
     any_postback_ip: Annotated[
         bool, typer.Option("--any-postback-ip", help="Accept postbacks from any address again.")
     ] = False,
+    require_secret: RequireSecretOpt = None,
+    max_revenue: MaxRevenueOpt = None,
+    link_conversions_per_hour: LinkRateOpt = None,
     account: AccountOpt = None,
     fmt: FormatOpt = Format.table,
 ) -> None:
@@ -204,6 +240,9 @@ def update(
         bot_filter=bot_filter.value if bot_filter else None,
         postback_ips=postback_ip,
         clear_postback_ips=any_postback_ip,
+        require_secret=require_secret,
+        max_revenue=max_revenue,
+        link_conversions_per_hour=link_conversions_per_hour,
     )
     output.emit_record(_shown(offer), fmt)
 

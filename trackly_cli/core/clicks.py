@@ -79,6 +79,9 @@ class OfferInfo:
     bot_filter: str
     postback_secret: str
     postback_ips: tuple[str, ...]
+    require_secret: bool = False
+    max_revenue_micros: int | None = None
+    link_conversions_per_hour: int = 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +111,9 @@ def _offer_info(r: dict) -> OfferInfo:
         r["bot_filter"],
         r["postback_secret"],
         tuple(json.loads(r["postback_ips"])),
+        bool(r.get("require_secret", 0)),
+        r.get("max_revenue_micros"),
+        r.get("link_conversions_per_hour", 20),
     )
 
 

@@ -25,7 +25,7 @@ from sqlite_utils import Database
 from trackly_cli.core import accounts, clicks, clock, links, lookup, money, store
 from trackly_cli.core.clicks import LinkInfo, OfferInfo
 from trackly_cli.core.contacts import csv_lines
-from trackly_cli.core.errors import Forbidden, Interrupted, InvalidInput, NotFound
+from trackly_cli.core.errors import Forbidden, Interrupted, InvalidInput, NotFound, TooMany
 from trackly_cli.core.filters import Filters
 
 EVENTS = ("lead", "sale", "rebill", "refund", "chargeback", "install", "signup")
@@ -144,6 +144,54 @@ def check_secret(offer: OfferInfo, given: str | None) -> None:
         raise Forbidden("missing or wrong postback_secret")
 
 
+class AboveMaximum(InvalidInput):
+    """Revenue above the offer's maximum: refused (400) and logged."""
+
+
+def check_rules(
+    offer: OfferInfo | None, postback: Postback, source: str, secret: str | None = None
+) -> None:
+    """The offer's rules for a conversion from `source` (conv, conv_offer, pixel, import),
+    checked before anything is recorded. (/conv/offer checks the secret itself, always.)"""
+    if offer is None:
+        return
+    if source == "conv" and (offer.require_secret or postback.is_reversal):
+        # A refund takes money back: only whoever holds the offer's secret may send one.
+        check_secret(offer, secret)
+    if source == "pixel" and offer.postback_ips:
+        # A pixel loads in the buyer's browser, never from the network's servers.
+        raise Forbidden(
+            "this offer takes conversions only from its allowed postback IPs, and a pixel"
+            " loads in a browser"
+        )
+    limit = offer.max_revenue_micros
+    if limit is not None and (postback.revenue_micros or 0) > limit:
+        raise AboveMaximum(
+            f"revenue {money.format_amount(postback.revenue_micros)} is above the offer's"
+            f" maximum of {money.format_amount(limit)} (offer update --max-revenue)"
+        )
+
+
+def _check_link_rate(
+    conn: sqlite3.Connection, link: LinkInfo | None, offer: OfferInfo | None
+) -> None:
+    """At most the offer's link_conversions_per_hour on one link in an hour (a recipient's link
+    is one buyer: more is someone replaying postbacks with new txn_ids)."""
+    if link is None or offer is None or not offer.link_conversions_per_hour:
+        return
+    since = clock.to_text(clock.utcnow() - timedelta(hours=1))
+    count = store.scalar(
+        conn,
+        "SELECT count(*) FROM conversions WHERE link_id = ? AND created_at > ?",
+        (link.id, since),
+    )
+    if count >= offer.link_conversions_per_hour:
+        raise TooMany(
+            f"link {link.id} had {count} conversions within the hour, the offer's limit"
+            " (offer update --link-conversions-per-hour)"
+        )
+
+
 @dataclass(frozen=True)
 class Result:
     status: str  # recorded, duplicate, or pending (a reversal waiting for its sale)
@@ -187,6 +235,8 @@ def record(
     existing = _existing(conn, account_id, postback, link.id if link else None)
     if existing is not None:  # answered before anything is promoted or attributed
         return Result("duplicate", existing["id"], existing["attribution"])
+    if not postback.is_reversal and source != "import":
+        _check_link_rate(conn, link, offer)
     original = None
     if postback.is_reversal and postback.txn_id:
         original = store.row(
@@ -589,6 +639,7 @@ def _resolve(
         link = clicks.load_link(conn, found) if found else None
     else:
         raise InvalidInput("no link_id (or click_id, cid, subid) and no message_id")
+    check_rules(offer, postback, "import")
     return postback, link, offer, converted_at
 
 

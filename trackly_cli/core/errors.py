@@ -40,6 +40,12 @@ class Forbidden(TracklyError):
     http_status = 403
 
 
+class TooMany(TracklyError):
+    """More of something than a limit allows in a while (a link's conversions in an hour)."""
+
+    http_status = 429
+
+
 class Interrupted(TracklyError):
     """Ctrl-C during a job that keeps what it committed, with what to do next."""
 

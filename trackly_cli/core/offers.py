@@ -15,6 +15,7 @@ INTERSTITIAL_MODES = ("none", "custom", "list_default")
 BOT_FILTERS = ("inherit", "off", "flag", "confirm")
 DEFAULT_ATTRIBUTION_DAYS = 7
 MAX_ATTRIBUTION_DAYS = 3650
+DEFAULT_LINK_CONVERSIONS_PER_HOUR = 20
 
 
 def new_secret() -> str:
@@ -36,6 +37,9 @@ def create(
     meta: list[str] | None = None,
     bot_filter: str = "inherit",
     postback_ips: list[str] | None = None,
+    require_secret: bool = False,
+    max_revenue: str | None = None,
+    link_conversions_per_hour: int = DEFAULT_LINK_CONVERSIONS_PER_HOUR,
 ) -> dict:
     name = validate.name(name, "offer")
     values = {
@@ -49,6 +53,9 @@ def create(
         "meta": json.dumps(validate.meta_pairs(meta)),
         "bot_filter": bot_filter,
         "postback_ips": json.dumps(_cidrs(postback_ips or [])),
+        "require_secret": int(require_secret),
+        "max_revenue_micros": _max_revenue(max_revenue),
+        "link_conversions_per_hour": link_conversions_per_hour,
     }
     _check(values)
     now = clock.now_text()
@@ -89,8 +96,17 @@ def update(
     bot_filter: str | None = None,
     postback_ips: list[str] | None = None,
     clear_postback_ips: bool = False,
+    require_secret: bool | None = None,
+    max_revenue: str | None = None,
+    link_conversions_per_hour: int | None = None,
 ) -> dict:
     changes: dict = {}
+    if require_secret is not None:
+        changes["require_secret"] = int(require_secret)
+    if max_revenue is not None:
+        changes["max_revenue_micros"] = _max_revenue(max_revenue)
+    if link_conversions_per_hour is not None:
+        changes["link_conversions_per_hour"] = link_conversions_per_hour
     if url is not None:
         changes["url"] = validate.destination_url(url)
     if payout is not None:
@@ -151,8 +167,17 @@ def _check(values: dict) -> None:
         raise InvalidInput(f"--bot-filter must be one of {', '.join(BOT_FILTERS)}")
     if not 1 <= values["attribution_days"] <= MAX_ATTRIBUTION_DAYS:
         raise InvalidInput(f"--attribution-days must be between 1 and {MAX_ATTRIBUTION_DAYS:,}")
+    if not 0 <= values.get("link_conversions_per_hour", 0) <= 1_000_000:
+        raise InvalidInput("--link-conversions-per-hour must be between 0 (no limit) and 1,000,000")
     if values["interstitial"] == "custom" and not values.get("title"):
         raise InvalidInput("an offer with --interstitial custom needs a --title for its page")
+
+
+def _max_revenue(text: str | None) -> int | None:
+    """--max-revenue AMOUNT, or `none` for no maximum."""
+    if text is None or text.strip().lower() == "none":
+        return None
+    return money.parse_amount(text, name="--max-revenue")
 
 
 def _cidrs(values: list[str]) -> list[str]:
@@ -201,6 +226,9 @@ def present(offer: dict) -> dict:
         "domain": base.split("://", 1)[1] if base else None,
         "postback_secret": offer["postback_secret"],
         "postback_ips": json.loads(offer["postback_ips"]),
+        "require_secret": bool(offer["require_secret"]),
+        "max_revenue": money.format_amount(offer["max_revenue_micros"]),
+        "link_conversions_per_hour": offer["link_conversions_per_hour"],
         "postback_url": (
             f"{base}/conv/offer?offer_id={offer['id']}&postback_secret={offer['postback_secret']}"
             "&txn_id={transaction_id}&revenue={amount}"
