@@ -126,3 +126,23 @@ def test_new_offers_take_the_defaults_and_bad_values_are_refused(acme):
     assert "--max-revenue" in acme.error("offer", "update", "Strict", "--max-revenue", "abc")
     acme.error("offer", "update", "Strict", "--link-conversions-per-hour", "-1", code=2)
     assert acme.json("offer", "show", "Strict")["max_revenue"] == "250.50"
+
+
+def test_revoking_changes_hold_at_once_on_a_running_server(acme, webapp, link, db_path):
+    """The server ran before the change: the old secret fails on the very next postback, and a
+    new allowlist applies to it (#15 saw both still accepted for seconds)."""
+    from test_conversions import offer_id
+
+    app = webapp()
+    old = secret(acme)
+    params = {"offer_id": offer_id(db_path), "postback_secret": old, "txn_id": "R0"}
+    assert conv(app, params, path="/conv/offer")["status"] == "recorded"
+    acme("offer", "rotate-secret", "Summer Sale")
+    refused(app, db_path, {**params, "txn_id": "R1"}, 403, path="/conv/offer")
+    new = {**params, "postback_secret": secret(acme), "txn_id": "R2"}
+    assert conv(app, new, path="/conv/offer")["status"] == "recorded"
+    acme("offer", "update", "Summer Sale", "--postback-ip", "192.0.2.0/24")
+    refused(app, db_path, {**new, "txn_id": "R3"}, 403, path="/conv/offer")
+    allowed = {**new, "txn_id": "R4"}
+    answer = conv(app, allowed, path="/conv/offer", extra_environ={"REMOTE_ADDR": "192.0.2.9"})
+    assert answer["status"] == "recorded"

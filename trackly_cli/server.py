@@ -404,6 +404,10 @@ def create_app(
     def convert(source: str, path_link_id: str | None = None) -> dict | None:
         """Record a postback for `source`; raises TracklyError for a bad or foreign one. A
         pixel's conversion goes to the journal, stored after the clicks before it (None)."""
+        # Settings that revoke (a rotated secret, a new allowlist, a stricter rule) hold from
+        # the moment the command that changed them returns: a postback checks for a change
+        # first (one small read; redirects keep the once-a-second check).
+        tracker.refresh(force=True)
         routed = tracker.route(request.environ.get("HTTP_HOST"))
         if routed is None:
             raise NotFound("not a tracking domain")
