@@ -13,6 +13,7 @@ Postbacks wait for their own commit, to answer `recorded` or `duplicate`.
 from __future__ import annotations
 
 import gc
+import json
 import logging
 import signal
 import sqlite3
@@ -22,6 +23,7 @@ import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import NamedTuple
+from urllib.parse import urlsplit
 
 from bottle import Bottle, FormsDict, HTTPResponse, request
 
@@ -214,14 +216,56 @@ class Tracker:
 
 
 def _hostname(host_header: str | None) -> str | None:
-    """The host a Host header names: lower case, without port or trailing dot; None for none
-    or an IPv6 literal (never a tracking domain)."""
+    """The host a Host header names: lower case, without port or the one trailing dot of a
+    fully qualified name; None for none, an empty label (`go.acme.test..`) or an IPv6
+    literal (never a tracking domain)."""
     if not host_header:
         return None
     host = host_header.strip().lower()
     if host.startswith("["):
         return None
-    return host.rsplit(":", 1)[0].rstrip(".")
+    host = host.rsplit(":", 1)[0]
+    host = host[:-1] if host.endswith(".") else host
+    if not host or host.startswith(".") or host.endswith(".") or ".." in host:
+        return None
+    return host
+
+
+def _bad_request(reason: str) -> HTTPResponse:
+    if request.environ.get("PATH_INFO", "").startswith("/conv"):  # (postbacks answer JSON)
+        return HTTPResponse(
+            json.dumps({"status": "error", "error": reason}),
+            400,
+            {"Content-Type": "application/json", "Cache-Control": NO_STORE},
+        )
+    return HTTPResponse(
+        f"Bad Request: {reason}\n",
+        400,
+        {"Content-Type": "text/plain; charset=utf-8", "Cache-Control": NO_STORE},
+    )
+
+
+def _check_host() -> None:
+    """Routing goes by the Host header alone. HTTP/1.1 requires one (a health check may omit
+    it); a request line in absolute form (`GET http://other.example/ID`) must name the same
+    host, or the request is refused rather than answered for a host it did not ask."""
+    environ = request.environ
+    host = environ.get("HTTP_HOST")
+    if not host:
+        # (a health check may leave it out; a pixel always answers its GIF, recording nothing)
+        path = environ.get("PATH_INFO", "")
+        if path != "/healthz" and not path.startswith("/pixel/"):
+            raise _bad_request("no Host header")
+        return
+    target = environ.get("REQUEST_URI", "")
+    if target[:1] == "/" or not target:
+        return
+    try:
+        authority = urlsplit(target).netloc
+    except ValueError:
+        authority = ""
+    if not authority or _hostname(authority) != _hostname(host):
+        raise _bad_request("the request line names another host than the Host header")
 
 
 def _not_found() -> HTTPResponse:
@@ -267,6 +311,7 @@ def create_app(
     domains in the database at `db_path` (only `domains`, when given)."""
     tracker = tracker or Tracker(db_path, domains=domains)
     app = Bottle()
+    app.add_hook("before_request", _check_host)
     postback_refusals = _RateLimitedLog()
     app.config["trackly.tracker"] = tracker
 
