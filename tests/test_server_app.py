@@ -1061,3 +1061,14 @@ def test_the_access_log_keeps_no_full_ip_of_an_account_that_anonymises(db_path, 
         )
     finally:
         only_acme.close()
+
+
+@pytest.mark.parametrize(
+    "name", ["postback%5Fsecret", "postback%5fsecret", "%70ostback_secret", "POSTBACK_SECRET"]
+)
+def test_the_access_log_redacts_an_encoded_secret_name(name):
+    from trackly_cli.access_log import redacted
+
+    query = f"offer_id=1&{name}=s3cr3t-value&revenue=1"
+    assert redacted(query) == f"offer_id=1&{name}=[redacted]&revenue=1"
+    assert redacted("a=1&b=2") == "a=1&b=2"

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import re
 import sys
 import threading
 import time
 from collections.abc import Callable
+from urllib.parse import unquote_plus
 
 
 class AccessLog:
@@ -32,7 +32,7 @@ class AccessLog:
         finally:
             path = environ.get("PATH_INFO", "")
             if environ.get("QUERY_STRING"):
-                path += "?" + _SECRET.sub(r"\1=[redacted]", environ["QUERY_STRING"])
+                path += "?" + redacted(environ["QUERY_STRING"])
             line = (
                 '{ip} - - [{when}] "{method} {path} {proto}" {status} - "{ref}" "{ua}" {ms:.1f}ms\n'
             )
@@ -58,7 +58,17 @@ class AccessLog:
             return "-"
 
 
-_SECRET = re.compile(r"(postback_secret)=[^&]*", re.IGNORECASE)
+def redacted(query: str) -> str:
+    """The query string with the postback secret's value replaced, however its name is written
+    (`postback%5Fsecret`, `POSTBACK_SECRET`, `+postback_secret`: what the app decodes to that
+    name)."""
+    pairs = []
+    for pair in query.split("&"):
+        name, _, _ = pair.partition("=")
+        if unquote_plus(name).strip().lower() == "postback_secret":
+            pair = f"{name}=[redacted]"
+        pairs.append(pair)
+    return "&".join(pairs)
 
 
 def _log_safe(value: str, limit: int = 512) -> str:
