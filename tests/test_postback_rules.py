@@ -146,3 +146,27 @@ def test_revoking_changes_hold_at_once_on_a_running_server(acme, webapp, link, d
     allowed = {**new, "txn_id": "R4"}
     answer = conv(app, allowed, path="/conv/offer", extra_environ={"REMOTE_ADDR": "192.0.2.9"})
     assert answer["status"] == "recorded"
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"revenue": "٤٢"},  # Arabic-Indic digits
+        {"revenue": "４２"},  # fullwidth digits
+        {"payout": "1.٥"},
+        {"txn_id": "abc\u202edcba"},  # right-to-left override: displays as another id
+        {"txn_id": "a\u200bb"},  # zero-width space
+        {"txn_id": "a\u2066b"},
+        {"txn_id": "a\x00b"},
+    ],
+)
+def test_amounts_take_ascii_digits_and_ids_no_invisible_characters(webapp, link, db_path, params):
+    app = webapp()
+    refused(app, db_path, {"link_id": link, "txn_id": "T", **params}, 400)
+
+
+def test_an_id_in_another_script_is_fine(webapp, link, db_path):
+    app = webapp()
+    assert conv(app, {"link_id": link, "txn_id": "café-№7", "revenue": "1"})["status"] == (
+        "recorded"
+    )

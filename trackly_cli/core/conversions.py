@@ -34,6 +34,7 @@ DEFAULT_EVENT = "sale"
 SOURCES = ("conv", "conv_offer", "pixel", "import")
 _EVENT = re.compile(r"^[a-z0-9_]{1,32}$")
 MAX_TXN_ID = 128
+_BIDI = re.compile("[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 MAX_VALUE = 256
 # A chunk of an import is sized to hold the write lock about this long.
 CHUNK_SECONDS = 0.2
@@ -105,8 +106,10 @@ def parse(values: Mapping[str, str]) -> Postback:
     if txn_id is not None:
         if len(txn_id) > MAX_TXN_ID:
             raise InvalidInput(f"txn_id is longer than {MAX_TXN_ID} characters")
-        if any(ord(c) < 32 or ord(c) == 127 for c in txn_id):
-            raise InvalidInput("txn_id has control characters")
+        if not txn_id.isprintable() or _BIDI.search(txn_id):
+            # control, format (zero-width, U+202E right-to-left override…) and separator
+            # characters: an id that displays as another, or breaks a line of a report
+            raise InvalidInput("txn_id has control, invisible or bidirectional characters")
     link_id = (values.get("link_id") or "").strip() or None
     if link_id is not None and not links.VALID_ID.match(link_id):
         raise InvalidInput(f"link_id {link_id[:20]!r} is not a 7-character link id")

@@ -17,7 +17,8 @@ def parse_amount(text: str, *, name: str = "amount", allow_negative: bool = Fals
     """'24.99' -> 24_990_000 micros. Rejects anything that is not a plain finite decimal with at
     most four places and a sane magnitude: 'abc', 'NaN', 'inf', '1e400', '0.12345', '1e3'."""
     text = text.strip()
-    match = _AMOUNT.match(text)
+    # (re's \d and Decimal take any script's digits: '٤٢' would be 42)
+    match = _AMOUNT.match(text) if text.isascii() else None
     if not match or not (match.group(1) or match.group(2)):  # '.5' and '5.' are fine, '.' not
         raise InvalidInput(f"{name} {_shorten(text)!r} is not a decimal amount such as 24.99")
     places = match.group(2) or ""
