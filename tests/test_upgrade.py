@@ -34,6 +34,7 @@ def test_the_previous_release_reports_the_same_after_the_upgrade(cli, old_db):
         "0003_campaign_building.sql",
         "0004_pending_reversals.sql",
         "0005_postback_rules.sql",
+        "0006_header_caps.sql",
     ]
     assert all(m["state"] == "applied" for m in cli.json("db", "migrate", "--list"))
     assert cli.json("db", "check")["ok"] is True

@@ -122,6 +122,7 @@ class Tracker:
         self._checked_at = 0.0
         self.snapshot = Snapshot()
         self.detector = bots.Detector()
+        self.header_budget = clicks.HeaderBudget()
         self.links: dict[str, LinkInfo] = {}
         # Fails now, with a clear message, if the journal or the database cannot be written.
         self.writer = Writer(self.db_path, journal).start()
@@ -401,14 +402,23 @@ def create_app(
         link = seen.link
         now = time.time()
         verdict = judge(seen, now)
+        user_agent, referer, language = (
+            seen.user_agent,
+            request.environ.get("HTTP_REFERER"),
+            seen.accept_language,
+        )
+        budget = tracker.header_budget
+        if not budget.spend(link.id, now):  # a flood on one link: kept, counted, but lean
+            user_agent = referer = language = None
+            verdict = bots.Verdict(True, (*verdict.reasons, budget.reason))
         record = clicks.Click(
             link,
             clock.timestamp_text(now),
             seen.method,
             seen.stored_ip,
-            seen.user_agent,
-            request.environ.get("HTTP_REFERER"),
-            seen.accept_language,
+            user_agent,
+            referer,
+            language,
             clicks.visitor(link, seen.ip, seen.user_agent, tracker.secret),
             verdict.is_bot,
             verdict.text,

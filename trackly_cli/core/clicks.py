@@ -18,7 +18,9 @@ from urllib.parse import quote
 
 from trackly_cli.core import clock, links, store
 
-MAX_STORED_HEADER = 1024
+# A stored user agent, referer or Accept-Language keeps this many characters (headers_cut says
+# one was longer). The click journal keeps one more, so that the drain knows.
+MAX_STORED_HEADER = 512
 
 
 class LinkInfo(NamedTuple):
@@ -224,6 +226,36 @@ def visitor(link: LinkInfo, ip: str | None, user_agent: str, secret: bytes) -> s
     return "v:" + digest.hexdigest()[:32]
 
 
+# Beyond this many hits on one link in a minute, a server stores a hit without its user agent,
+# referer and Accept-Language, flagged as a bot (see HeaderBudget).
+FULL_HITS_PER_LINK_MINUTE = 30
+
+
+class HeaderBudget:
+    """How many hits on each link, per minute, are stored with their headers.
+
+    A link is one recipient's: a person taps it a few times. One client repeating it with
+    long headers would otherwise add about 2 kB a hit to the database (#15 measured 5.6 GB an
+    hour before headers were capped). Beyond the budget the hit is still stored, so counts stay
+    exact, but flagged as a bot, with its reason, and without the three headers. In memory, per
+    server; windows of a minute from the first hit after the last one ended, each forgotten as
+    a whole (a few bytes per link hit within the minute)."""
+
+    def __init__(self, per_minute: int = FULL_HITS_PER_LINK_MINUTE) -> None:
+        self.per_minute = per_minute
+        self.reason = f"over {per_minute} hits a minute on one link (headers not stored)"
+        self._started = float("-inf")
+        self._counts: dict[str, int] = {}
+
+    def spend(self, link_id: str, now: float) -> bool:
+        """Count a hit; True while the link is within its budget."""
+        if now - self._started >= 60.0:
+            self._counts, self._started = {}, now
+        count = self._counts.get(link_id, 0) + 1
+        self._counts[link_id] = count
+        return count <= self.per_minute
+
+
 class Click(NamedTuple):
     """A hit, as the server hands it to the writer."""
 
@@ -278,6 +310,7 @@ CLICK_INPUT_COLUMNS = (
     "is_bot",
     "bot_reasons",
     "ip_anonymized_at",
+    "headers_cut",
     "counts",
     "created_at",
 )
@@ -303,7 +336,7 @@ BEGIN
 END
 """,
 )
-# Statements are compiled once per row count; larger batches go in several. 40 rows of 23
+# Statements are compiled once per row count; larger batches go in several. 40 rows of 24
 # values stay under 999, the parameter limit of SQLite before 3.32.
 MAX_CLICKS_PER_STATEMENT = 40
 
@@ -345,6 +378,12 @@ def record_many(conn: sqlite3.Connection, batch: list[Click], first_id: int | No
         add = values.extend
         for c in chunk:
             link = c.link
+            user_agent, referer, language = c.user_agent, c.referer, c.accept_language
+            cut = (
+                (user_agent is not None and len(user_agent) > MAX_STORED_HEADER)
+                or (referer is not None and len(referer) > MAX_STORED_HEADER)
+                or (language is not None and len(language) > MAX_STORED_HEADER)
+            )
             add(
                 (
                     next_id,
@@ -355,13 +394,14 @@ def record_many(conn: sqlite3.Connection, batch: list[Click], first_id: int | No
                     *_report_keys(link),
                     c.method,
                     c.ip,
-                    _clip(c.user_agent),
-                    _clip(c.referer),
-                    _clip(c.accept_language),
+                    _clip(user_agent),
+                    _clip(referer),
+                    _clip(language),
                     c.visitor,
                     int(c.is_bot),
                     c.reasons,
                     c.clicked_at if c.ip_anonymized else None,
+                    int(cut),
                     int(c.counts),
                     now,
                 )

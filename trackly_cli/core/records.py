@@ -27,7 +27,9 @@ _LINK = len(LinkInfo._fields)
 
 
 def _clip(value: str | None) -> str | None:
-    limit = clicks.MAX_STORED_HEADER
+    """A header as the journal keeps it: one character more than is stored, so that the drain
+    can tell that it was cut."""
+    limit = clicks.MAX_STORED_HEADER + 1
     return value if value is None or len(value) <= limit else value[:limit]
 
 
