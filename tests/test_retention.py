@@ -935,8 +935,28 @@ def test_backup_refuses_to_overwrite_without_force_and_quiet_says_nothing(acme, 
         "Winter",
     ]
     assert sorted(p.name for p in tmp_path.glob("*copy.db*")) == ["copy.db"]
-    # Never onto the database itself, not even with --force.
+    # Never onto the database itself or one of its files, not even with --force.
     before = db_path.read_bytes()
-    assert "itself" in acme.error("db", "backup", db_path, "--force")
+    assert "database's own files" in acme.error("db", "backup", db_path, "--force")
     assert db_path.read_bytes() == before
+    assert acme.json("db", "check")["ok"] is True
+
+
+def test_backup_never_replaces_the_live_databases_wal_or_shm(acme, live_server, db_path, tmp_path):
+    """#15: `db backup trackly.db-wal --force` replaced the running server's WAL, and it
+    answered 500 ("file is not a database")."""
+    server = live_server()
+    for suffix in ("-wal", "-shm", "-journal", ".turn", ".journal/00000001.jnl"):
+        target = db_path.parent / (db_path.name + suffix)
+        existed = target.exists()
+        before = target.read_bytes() if target.is_file() else None
+        message = acme.error("db", "backup", target, "--force")
+        assert "database's own files" in message, (suffix, message)
+        assert target.exists() == existed
+        if before is not None:
+            assert target.read_bytes() == before or suffix in ("-wal", "-shm")
+    import urllib.request
+
+    request = urllib.request.Request(f"{server.url}/healthz", headers={"Host": "go.acme.test"})
+    assert urllib.request.urlopen(request, timeout=10).status == 200
     assert acme.json("db", "check")["ok"] is True

@@ -21,10 +21,19 @@ def backup(db: Database, target: Path, *, overwrite: bool = False) -> dict:
     renamed into place, so a failed backup never leaves a file that looks complete.
     """
     target = Path(target).expanduser()
+    live = Path(db.conn.execute("PRAGMA database_list").fetchone()[2]).resolve()
+    # The database's own files: itself, its WAL and shared memory, its journal of clicks and
+    # the lock beside it. Replacing one under a running server breaks it ("file is not a
+    # database"), --force or not.
+    own = {live, *(live.with_name(live.name + suffix) for suffix in ("-wal", "-shm", "-journal"))}
+    own |= {live.with_name(live.name + ".turn"), live.with_name(live.name + ".journal")}
+    resolved = target.resolve()
+    if resolved in own or live.with_name(live.name + ".journal") in resolved.parents:
+        raise InvalidInput(
+            f"{target} is one of the database's own files: choose another path for the backup"
+        )
     if target.exists() and not overwrite:
         raise Conflict(f"{target} already exists (use --force to overwrite it)")
-    if target.resolve() == Path(db.conn.execute("PRAGMA database_list").fetchone()[2]).resolve():
-        raise InvalidInput("the backup cannot overwrite the database itself")
     partial = target.with_name(f".{target.name}.partial")
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
