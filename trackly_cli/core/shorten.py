@@ -380,14 +380,11 @@ def run(
         seed=plan.seed,
         max_segments=max_segments,
     )
-    partial = None
+    pending = None
     handle = None
     if outbox is not None and plan.list_row is not None:
-        partial = outbox.with_name(f".{outbox.name}.partial")
-        try:
-            handle = partial.open("w", newline="", encoding="utf-8")
-        except OSError as e:
-            raise InvalidInput(f"cannot write {outbox}: {e.strerror or e}") from e
+        pending = _Outbox(outbox)
+        handle = pending.handle
         handle.write(",".join(OUTBOX_COLUMNS) + "\r\n")
     # A bigger page cache for the random-key inserts of the links (a fixed 64 MB, whatever the
     # list's size), back to what it was afterwards.
@@ -428,31 +425,82 @@ def run(
             finally:
                 conn.execute(f"PRAGMA foreign_keys = {int(checks)}")
             if handle is not None:
-                handle.close()  # all rows on disk before the campaign is complete
+                handle.flush()  # all rows written before the campaign is complete
             with store.write(conn):
                 send.finish(conn)
         committed = True
-        if partial is not None:
-            # Only a complete campaign gets its outbox: a failed or interrupted run leaves
-            # neither.
+        if pending is not None:
+            # Only a complete campaign gets its outbox: a failed, interrupted or killed run
+            # leaves neither.
             try:
-                os.replace(partial, outbox)
+                pending.publish()
             except OSError as e:
                 raise InvalidInput(
-                    f"campaign {plan.campaign!r} is saved, but its outbox could not be moved"
-                    f" to {outbox} ({e.strerror or e}): it is at {partial}"
+                    f"campaign {plan.campaign!r} is saved, but its outbox could not be written"
+                    f" to {outbox}: {e.strerror or e}"
                 ) from e
             summary.outbox = str(outbox)
     finally:
-        if handle is not None and not handle.closed:
-            handle.close()
-        if not committed and partial is not None and partial.exists():
-            partial.unlink()
+        if pending is not None and not committed:
+            pending.discard()
         if not committed and send.campaign_id is not None and plan.list_row is not None:
             _undo(conn, send)
         conn.execute(f"PRAGMA cache_size = {int(cache_size)}")
         conn.execute(f"PRAGMA wal_autocheckpoint = {int(autocheckpoint)}")
     return summary
+
+
+class _Outbox:
+    """The outbox CSV, written in its folder under no name until the campaign is complete: a
+    run that is killed leaves no file of phone numbers behind (#15). On Linux the file is
+    opened with O_TMPFILE and linked into place at the end; where that is not possible, it is a
+    hidden `.NAME.partial` file, removed when the run fails or is interrupted (a kill -9 there
+    leaves it). Readable by its owner only, as what it holds is personal data."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.partial: Path | None = None
+        try:
+            if not os.path.isdir("/proc/self/fd"):  # (where the unnamed file is linked from)
+                raise OSError("no /proc")
+            fd = os.open(path.parent, os.O_TMPFILE | os.O_WRONLY | os.O_CLOEXEC, 0o600)
+        except (AttributeError, OSError):
+            self.partial = path.with_name(f".{path.name}.partial")
+            try:
+                fd = os.open(
+                    self.partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600
+                )
+            except OSError as e:
+                raise InvalidInput(f"cannot write {path}: {e.strerror or e}") from e
+        self.handle = os.fdopen(fd, "w", newline="", encoding="utf-8")
+
+    def publish(self) -> None:
+        """Give the complete file its name (replacing a file of that name)."""
+        self.handle.flush()
+        if self.partial is None:
+            named = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+            named.unlink(missing_ok=True)
+            folder = os.open(self.path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            try:  # linkat(…, AT_SYMLINK_FOLLOW): the file behind the descriptor gets the name
+                os.link(
+                    f"/proc/self/fd/{self.handle.fileno()}",
+                    named.name,
+                    dst_dir_fd=folder,
+                    follow_symlinks=True,
+                )
+            finally:
+                os.close(folder)
+            self.handle.close()
+            os.replace(named, self.path)
+        else:
+            self.handle.close()
+            os.replace(self.partial, self.path)
+
+    def discard(self) -> None:
+        if not self.handle.closed:
+            self.handle.close()
+        if self.partial is not None:
+            self.partial.unlink(missing_ok=True)
 
 
 def _undo(conn: sqlite3.Connection, send: _Send) -> None:
