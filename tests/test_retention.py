@@ -767,6 +767,30 @@ def test_the_servers_pruner_removes_what_a_killed_shorten_left(campaign, acme, d
     assert "removed campaign 'spring', left half-written" in caplog.text
 
 
+@pytest.mark.slow
+def test_a_prune_that_finds_the_database_locked_tries_again_within_minutes(
+    campaign, acme, db_path, caplog
+):
+    """#15: the daily prune failed on a locked database and tried again only 24 h later."""
+    acme("account", "update", "acme", "--retention-days", "3")
+    old = add_click(db_path, campaign["links"][0]["id"], ago(5))
+    blocker = sqlite3.connect(db_path, isolation_level=None)
+    blocker.execute("BEGIN EXCLUSIVE")  # a long job holding the write lock
+    pruner = Pruner(db_path, first_after=0.05, every=3600, retries=(0.2,))
+    caplog.set_level(logging.INFO)
+    pruner.start()
+    try:
+        wait_for(lambda: "prune failed" in caplog.text, timeout=30, what="a failed prune")
+        assert "trying again in" in caplog.text
+        assert old in raw_ids(db_path)
+        blocker.execute("ROLLBACK")
+        wait_for(lambda: old not in raw_ids(db_path), timeout=30, what="the retried prune")
+    finally:
+        blocker.close()
+        pruner.stop()
+    assert pruner.failures == 0
+
+
 def test_a_pruner_stopped_before_its_first_run_changes_nothing(campaign, db_path):
     add_click(db_path, campaign["links"][0]["id"], ago(100))
     before = snapshot(db_path)

@@ -13,6 +13,9 @@ log = logging.getLogger("trackly.server")
 
 PRUNE_EVERY_SECONDS = 24 * 3600
 PRUNE_FIRST_AFTER_SECONDS = 60
+# After a failed prune (a database locked by a long job, say): tries again after these waits,
+# then every hour until one succeeds; after that, once a day again.
+PRUNE_RETRY_SECONDS = (60, 300, 900, 3600)
 
 
 class Pruner:
@@ -25,10 +28,13 @@ class Pruner:
         *,
         first_after: float = PRUNE_FIRST_AFTER_SECONDS,
         every: float = PRUNE_EVERY_SECONDS,
+        retries: tuple[float, ...] = PRUNE_RETRY_SECONDS,
     ) -> None:
         self.db_path = db_path
         self.first_after = first_after
         self.every = every
+        self.retries = retries
+        self.failures = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="trackly-prune", daemon=True)
 
@@ -67,8 +73,14 @@ class Pruner:
                     conn.close()
             except _Stopping:
                 return
-            except Exception as e:  # the server carries on; the next day tries again
-                log.error("prune failed: %s", e)
+            except Exception as e:  # the server carries on, and tries again soon
+                wait = self.retries[min(self.failures, len(self.retries) - 1)]
+                self.failures += 1
+                log.error("prune failed: %s (trying again in %.0f s)", e, wait)
+                if self._stop.wait(wait):
+                    return
+                continue
+            self.failures = 0
             if self._stop.wait(self.every):
                 return
 
