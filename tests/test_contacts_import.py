@@ -505,3 +505,58 @@ def test_contacts_are_kept_per_account(vip, db, tmp_path):
     assert db["contacts"].count == 2
     assert vip.json("contacts", "list", "-a", "globex")[0]["fields"] == {}
     assert vip.json("contacts", "list", "-a", "acme")[0]["fields"] == {"first_name": "Ann"}
+
+
+# --- line breaks of any kind, and rows too long to read -------------------------------------
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 5, 7, 64])
+def test_csv_lines_splits_every_kind_of_line_break_across_reads(size):
+    import io
+
+    data = 'a,b\r\nc,é\rd,e\nf,"g\r\nh"\r\r\nlast'.encode()
+    lines = list(core_contacts.CsvLines(io.BytesIO(data), chunk_bytes=size))
+    assert lines == ["a,b\n", "c,é\n", "d,e\n", 'f,"g\n', 'h"\n', "\n", "last\n"]
+
+
+def test_a_file_with_carriage_returns_only_imports(vip, db, tmp_path):
+    """Old Mac exports end lines with CR alone (#15: Python's 'universal-newline' error)."""
+    path = tmp_path / "mac.csv"
+    path.write_bytes(b"phone,first_name\r+12025550143,Ann\r+12025550144,Bob\r")
+    vip("contacts", "import", "vip", path)
+    assert contacts(db) == {
+        "+12025550143": {"first_name": "Ann"},
+        "+12025550144": {"first_name": "Bob"},
+    }
+
+
+def test_a_row_too_long_is_a_bad_row_and_memory_stays_bounded(vip, db, tmp_path):
+    """A 1 M-character field aborted the whole import, and a one-line 200 MB file took 463 MB
+    (#15): now each is one bad row, read no further than a megabyte."""
+    import io
+    import tracemalloc
+
+    path = tmp_path / "long.csv"
+    with path.open("wb") as handle:
+        handle.write(b"phone,note\n+12025550143,ok\n+12025550144,")
+        handle.write(b"x" * 30_000_000)  # a 30 MB line
+        handle.write(b"\n+12025550145," + b"y" * 200_000 + b"\n")  # a field over 128 kB
+        handle.write(b"+12025550146,fine\n")
+    result = vip("contacts", "import", "vip", path, "--format", "json")
+    summary = json.loads(result.stdout)
+    assert (summary["imported"], summary["invalid"]) == (2, 2)
+    assert "line 3: '': the row is too long (skipped)" in result.stderr
+    assert "line 4: '': the row is too long (skipped)" in result.stderr
+    assert sorted(contacts(db)) == ["+12025550143", "+12025550146"]
+    assert "--strict" not in result.stderr
+    # reading the file keeps at most about a megabyte of it
+    tracemalloc.start()
+    with path.open("rb") as stream:
+        lines = sum(1 for _ in core_contacts.CsvLines(stream))
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert lines == 5
+    assert peak < 4 * core_contacts.MAX_LINE_BYTES, peak
+    message = vip.error("contacts", "import", "vip", path, "--strict")
+    assert "line 3" in message and "too long" in message
+    assert io  # (imported for the parametrised test above)

@@ -1515,3 +1515,17 @@ def test_an_import_counts_refunds_that_wait_for_their_sale(acme, links, db_path,
     assert sorted(c["revenue_micros"] for c in conversions(db_path)) == [-30_000_000, 30_000_000]
     table = import_csv(acme, tmp_path, f"link_id,event,txn_id\n{a},refund,E3\n", name="t.csv")
     assert "1 refunds waiting for their sale." in table.stderr
+
+
+def test_an_import_row_too_long_is_a_bad_row(acme, links, db_path, tmp_path):
+    a = links["link1"][0]["id"]
+    path = tmp_path / "long.csv"
+    path.write_bytes(
+        f"link_id,revenue,txn_id\r{a},1,L1\r{a},1,".encode()
+        + b"z" * 2_000_000
+        + f"\r{a},2,L3\r".encode()
+    )
+    result = acme("conversions", "import", path, "--format", "json")
+    assert json.loads(result.stdout)["invalid"] == 1
+    assert "line 3: the row is too long" in result.stderr
+    assert sorted(c["txn_id"] for c in conversions(db_path)) == ["L1", "L3"]

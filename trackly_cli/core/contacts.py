@@ -63,18 +63,88 @@ def field_name(header: str) -> str:
     return _FIELD.sub("_", header.strip().lower()).strip("_")
 
 
-def csv_lines(stream: BinaryIO) -> Iterator[str]:
-    """The lines of a UTF-8 CSV file (a BOM is fine); a line that is not UTF-8 is an error
-    naming it."""
-    for number, raw in enumerate(stream, start=1):
+# A line of a CSV file longer than this is a bad row, read no further (a one-line 200 MB file
+# must not take 400 MB of memory). The csv module's own limit per field is 128 kB.
+MAX_LINE_BYTES = 1 << 20
+_BREAK = re.compile(rb"\r\n|\r|\n")
+
+
+class CsvLines:
+    """The lines of a UTF-8 CSV file (a BOM is fine), each ending in \n, whichever line breaks
+    the file uses (\r\n, \n, or \r alone as old Mac exports have); a line that is not UTF-8
+    is an error naming it. A line longer than MAX_LINE_BYTES is given empty, and its number
+    kept in `too_long`, for the importer to report (see csv_rows)."""
+
+    def __init__(self, stream: BinaryIO, chunk_bytes: int = 1 << 16) -> None:
+        self.stream = stream
+        self.chunk_bytes = chunk_bytes
+        self.too_long: set[int] = set()
+
+    def __iter__(self) -> Iterator[str]:
+        number = 0
+        pending = b""
+        skipping = False  # the rest of a line that is too long
+        while True:
+            chunk = self.stream.read(self.chunk_bytes)
+            data = pending + chunk
+            start = 0
+            for found in _BREAK.finditer(data):
+                if found.group() == b"\r" and found.end() == len(data) and chunk:
+                    break  # a \r at the end of what was read: a \n may follow in the next read
+                raw, start = data[start : found.start()], found.end()
+                number += 1
+                yield self._line(raw, number, skipping)
+                skipping = False
+            pending = data[start:]
+            if not chunk:
+                if pending or skipping:
+                    yield self._line(pending, number + 1, skipping)
+                return
+            if len(pending) > MAX_LINE_BYTES:
+                pending, skipping = b"", True
+
+    def _line(self, raw: bytes, number: int, too_long: bool) -> str:
+        if too_long:
+            self.too_long.add(number)
+            return "\n"
         try:
             text = raw.decode("utf-8-sig" if number == 1 else "utf-8")
         except UnicodeDecodeError as e:
             raise InvalidInput(
-                f"line {number} is not UTF-8 (byte {raw[e.start]:#04x} at column {e.start + 1}):"
-                " save the file as UTF-8"
+                f"line {number} is not UTF-8 (byte {raw[e.start]:#04x} at column"
+                f" {e.start + 1}): save the file as UTF-8"
             ) from e
-        yield text
+        return text + "\n"
+
+
+def csv_rows(reader, lines: CsvLines) -> Iterator[tuple[int, list | dict | None, str | None]]:
+    """(line, row, None) for each row of a csv reader over `lines`, and (line, None, reason)
+    for each row too long to read, in order, so that an import reports it and goes on; any
+    other csv error (a quote left open) stops the import, naming its line."""
+    reason = "the row is too long"
+    reported: set[int] = set()
+
+    def skipped(upto: float) -> Iterator[tuple[int, None, str]]:
+        # (a DictReader passes over the empty line given for one without a word)
+        for number in sorted(n for n in lines.too_long - reported if n <= upto):
+            reported.add(number)
+            yield number, None, reason
+
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            yield from skipped(float("inf"))
+            return
+        except csv.Error as e:
+            if "field larger than field limit" not in str(e):
+                raise InvalidInput(f"line {reader.line_num}: {e}") from e
+            yield from skipped(reader.line_num - 1)
+            yield reader.line_num, None, reason
+            continue
+        yield from skipped(reader.line_num)
+        if reader.line_num not in reported:
+            yield reader.line_num, row, None
 
 
 def import_csv(
@@ -100,7 +170,8 @@ def import_csv(
     to write)` are called as it goes."""
     country = check_country(country)
     # strict: a quote left open is an error, not a field that silently swallows the next rows
-    reader = csv.reader(csv_lines(stream), strict=True)
+    lines = CsvLines(stream)
+    reader = csv.reader(lines, strict=True)
     try:
         header = next(reader)
     except StopIteration:
@@ -125,14 +196,15 @@ def import_csv(
     # holds a tab or a line break), so that memory stays flat whatever the file's size.
     with tempfile.TemporaryFile("w+", encoding="utf-8") as checked:
         try:
-            for cells in reader:
-                line = reader.line_num
+            for line, cells, too_long in csv_rows(reader, lines):
                 result.rows += 1
-                if not any(c.strip() for c in cells):
+                problem = None
+                if too_long:
+                    problem, cells = (too_long, ""), []
+                elif not any(c.strip() for c in cells):
                     result.rows -= 1  # blank line
                     continue
-                problem = None
-                if len(cells) > len(names):
+                elif len(cells) > len(names):
                     problem = (f"{len(cells)} cells for {len(names)} columns", "")
                 else:
                     raw = cells[phone_at] if phone_at < len(cells) else ""

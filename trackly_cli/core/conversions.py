@@ -24,7 +24,7 @@ from sqlite_utils import Database
 
 from trackly_cli.core import accounts, clicks, clock, links, lookup, money, store
 from trackly_cli.core.clicks import LinkInfo, OfferInfo
-from trackly_cli.core.contacts import csv_lines
+from trackly_cli.core.contacts import CsvLines, csv_rows
 from trackly_cli.core.errors import Forbidden, Interrupted, InvalidInput, NotFound, TooMany
 from trackly_cli.core.filters import Filters
 
@@ -568,20 +568,26 @@ def import_csv(
     chosen = (
         offers[lookup.find(conn, "offers", offer_ref, owner["id"])["id"]] if offer_ref else None
     )
-    reader = csv.DictReader(csv_lines(stream), strict=True)
+    lines = CsvLines(stream)
+    reader = csv.DictReader(lines, strict=True)
     rows: list[tuple[int, dict[str, str]]] = []
     try:
         if not reader.fieldnames:
             raise InvalidInput("the CSV file is empty: it needs a header row")
-        for row in reader:
+        for line, row, too_long in csv_rows(reader, lines):
+            if too_long:
+                rows.append((line, None))
+                continue
             values = {k.strip().lower(): (v or "").strip() for k, v in row.items() if k}
-            rows.append((reader.line_num, values))
+            rows.append((line, values))
     except csv.Error as e:
         raise InvalidInput(f"line {reader.line_num}: {e}") from e
     result = ImportResult(rows=len(rows))
     valid = []
     for line, raw in rows:
         try:
+            if raw is None:
+                raise InvalidInput("the row is too long")
             _resolve(conn, owner["id"], raw, offers, chosen)
         except (InvalidInput, NotFound) as e:
             if strict:
