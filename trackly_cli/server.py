@@ -427,6 +427,12 @@ def create_app(
         )
         if not _kept(tracker.writer.record_click, record, link.id):
             return _unavailable()
+        if verdict.burst:
+            # The link's earlier hits within the window were judged before the burst showed:
+            # the drain judges them again, after this hit (a scanner's first hit is no person).
+            reason = next(r for r in verdict.reasons if "IPs on one link" in r)
+            since = clock.timestamp_text(now - tracker.detector.recent.window)
+            _kept(tracker.writer.append, records.burst(link.id, since, reason), link.id)
         if seen.method == "OPTIONS":
             return HTTPResponse("", 204, {"Allow": "GET, HEAD", "Cache-Control": NO_STORE})
         target = clicks.destination(link, seen.offer)

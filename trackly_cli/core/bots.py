@@ -81,6 +81,9 @@ PREFETCH_HEADERS = {
 class Verdict:
     is_bot: bool
     reasons: tuple[str, ...] = ()
+    # This hit revealed a burst (3+ addresses on one per-recipient link within the window): the
+    # link's earlier hits in the window are judged again (rescan.burst).
+    burst: bool = False
 
     @property
     def text(self) -> str:
@@ -277,6 +280,7 @@ class Detector:
                 )
                 if others >= 2:
                     strong.append(f"{others + 1} IPs on one link within {IP_WINDOW_SECONDS:.0f} s")
+                    return Verdict(True, tuple(strong + weak), burst=True)
                 elif others == 1:
                     weak.append(f"2 IPs on one link within {IP_WINDOW_SECONDS:.0f} s")
         if not strong and not weak:

@@ -14,12 +14,12 @@ import logging
 import sqlite3
 from pathlib import Path
 
-from trackly_cli.core import clicks, clock, conversions, store
+from trackly_cli.core import clicks, clock, conversions, rescan, store
 from trackly_cli.core.clicks import Click, LinkInfo
 from trackly_cli.core.errors import TracklyError
 from trackly_cli.core.journal import Journal, Position, pending, segments
 
-CLICK, CONFIRM, PIXEL = "c", "g", "p"
+CLICK, CONFIRM, PIXEL, BURST = "c", "g", "p", "b"
 # What a record itself can be wrong with (a constraint, a damaged or unknown record); any other
 # database error (locked, full, corrupt) fails the batch, which is retried, never skipped.
 _RECORD_ERRORS = (sqlite3.IntegrityError, ValueError, TypeError, IndexError, KeyError)
@@ -85,6 +85,12 @@ def pixel(
         ip,
         ip_anonymized,
     ]
+
+
+def burst(link_id: str, since: str, reason: str) -> list:
+    """A hit revealed a burst on this link: its hits since `since` are judged again (after the
+    records before this one are stored)."""
+    return [BURST, link_id, since, reason]
 
 
 def _link(record: list) -> LinkInfo:
@@ -153,6 +159,10 @@ def _apply_each(conn: sqlite3.Connection, batch: list[list], log: logging.Logger
 
 def _apply_other(conn: sqlite3.Connection, record: list) -> None:
     kind = record[0]
+    if kind == BURST:
+        _, link_id, since, reason = record
+        rescan.burst(conn, link_id, since, reason)
+        return
     link = _link(record)
     rest = record[1 + _LINK :]
     if kind == CONFIRM:

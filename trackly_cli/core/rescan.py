@@ -107,12 +107,41 @@ def rescan(conn: sqlite3.Connection, account_id: int, *, since: str | None = Non
     return result
 
 
+def burst(conn: sqlite3.Connection, link_id: str, since: str, reason: str) -> int:
+    """A hit revealed a burst on a per-recipient link: its earlier hits since `since`, judged
+    human when each came (the first of a scanner's burst has nothing against it yet), are bots
+    too, with `reason`; the MessageClicks they made move to the message's first human click or
+    go, and conversions follow. Inside the caller's transaction (the drain's). Returns how many
+    hits changed."""
+    found = conn.execute(
+        "SELECT id, message_id, visitor, bot_reasons FROM message_short_link_clicks"
+        " WHERE link_id = ? AND clicked_at >= ? AND is_bot = 0",
+        (link_id, since),
+    ).fetchall()
+    if not found:
+        return 0
+    note = f"later: {reason}"
+    conn.executemany(
+        "UPDATE message_short_link_clicks SET is_bot = 1, bot_reasons = ? WHERE id = ?",
+        [(f"{old}; {note}" if old else note, click_id) for click_id, _, _, old in found],
+    )
+    offers = clicks.load_offers(conn)
+    lists = clicks.load_lists(conn)
+    affected = {(message_id, visitor) for _, message_id, visitor, _ in found}
+    messages = _rebuild_message_clicks(
+        conn, affected, offers, lists, RescanResult(), why="a later hit revealed a burst"
+    )
+    reattribute(conn, messages, offers)
+    return len(found)
+
+
 def _rebuild_message_clicks(
     conn: sqlite3.Connection,
     affected: set[tuple[int, str]],
     offers: dict,
     lists: dict,
     result: RescanResult,
+    why: str = "bots rescan",
 ) -> set[int]:
     """Make each affected (message, visitor) MessageClick the first click that now counts.
     MessageClicks made by the Continue button or by a conversion's promotion stay."""
@@ -159,7 +188,7 @@ def _rebuild_message_clicks(
                 first["user_agent"],
                 first["id"],
                 "rescan",
-                "bots rescan: the first click that is not a bot",
+                f"{why}: the first click that is not a bot",
                 first["ip_anonymized_at"] is not None,
             )
             result.message_clicks_added += 1

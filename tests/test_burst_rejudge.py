@@ -1,0 +1,96 @@
+"""A scanner's burst re-judges what it already counted (#18): the first hits of a burst have
+nothing against them when they come; once a later hit reveals several addresses on one
+per-recipient link within the window, they are bots too, the message's MessageClick moves to
+its first human click (or goes), conversions follow, and reports count exactly that."""
+
+from __future__ import annotations
+
+import time
+
+from conftest import query
+
+DESKTOP = {
+    "User-Agent": "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like"
+    " Gecko) Chrome/120.0.0.0 Safari/537.36",
+    "Accept-Language": "en-US,en;q=0.9",
+}
+PHONE = {
+    "User-Agent": "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15"
+    " (KHTML, like Gecko) Version/17.4 Mobile/15E148 Safari/604.1",
+    "Accept-Language": "en-US,en;q=0.9",
+}
+SCANNERS = ("34.1.2.3", "35.4.5.6", "52.7.8.9")
+
+
+def hit(app, link_id: str, ip: str, headers: dict) -> None:
+    app.get(f"/{link_id}", headers=headers, extra_environ={"REMOTE_ADDR": ip})
+
+
+def message_clicks(db_path, message_id: int) -> list[dict]:
+    return query(
+        db_path,
+        "SELECT m.click_id, m.source, c.ip FROM message_clicks m"
+        " LEFT JOIN message_short_link_clicks c ON c.id = m.click_id WHERE m.message_id = ?",
+        message_id,
+    )
+
+
+def unique_clicks(acme) -> int:
+    (row,) = acme.json("report", "--by", "campaign")
+    return row["unique_clicks"]
+
+
+def test_a_burst_demotes_its_first_hits_and_no_message_click_is_left(
+    acme, campaign, webapp, db_path
+):
+    app = webapp()
+    link = campaign["by_slot"]["link1"][0]
+    hit(app, link["id"], SCANNERS[0], DESKTOP)
+    assert len(message_clicks(db_path, link["message_id"])) == 1  # the first hit, for now
+    for ip in SCANNERS[1:]:
+        hit(app, link["id"], ip, DESKTOP)
+    rows = query(
+        db_path, "SELECT ip, is_bot, bot_reasons FROM message_short_link_clicks ORDER BY id"
+    )
+    assert [r["is_bot"] for r in rows] == [1, 1, 1]
+    assert "later: 3 IPs on one link within 10 s" in rows[0]["bot_reasons"]
+    assert message_clicks(db_path, link["message_id"]) == []
+    assert unique_clicks(acme) == 0
+    (row,) = acme.json("report", "--by", "campaign")
+    assert (row["clicks"], row["bot_clicks"]) == (3, 3)
+
+
+def test_the_message_click_moves_to_the_first_human_click_after_the_burst(
+    acme, campaign, webapp, db_path
+):
+    app = webapp()
+    app.tracker.detector.recent.window = 0.5  # (this server's burst window, shortened)
+    link = campaign["by_slot"]["link1"][0]
+    hit(app, link["id"], SCANNERS[0], DESKTOP)
+    # a conversion arrives, attributed to that first hit for now
+    answer = app.get(f"/conv?link_id={link['id']}&revenue=10&txn_id=B1").json
+    assert answer["attribution"] == "attributed"
+    for ip in SCANNERS[1:]:
+        hit(app, link["id"], ip, DESKTOP)
+    (conversion,) = query(db_path, "SELECT attribution, message_click_id FROM conversions")
+    assert conversion["message_click_id"] is None  # its click was a scanner's
+    time.sleep(0.6)
+    hit(app, link["id"], "198.51.100.23", PHONE)  # the person, later
+    (made,) = message_clicks(db_path, link["message_id"])
+    assert made["ip"] == "198.51.100.23"
+    assert unique_clicks(acme) == 1
+
+
+def test_a_person_before_the_window_keeps_the_message_click(acme, campaign, webapp, db_path):
+    app = webapp()
+    app.tracker.detector.recent.window = 0.5
+    link = campaign["by_slot"]["link1"][0]
+    hit(app, link["id"], "198.51.100.23", PHONE)
+    time.sleep(0.6)
+    for ip in SCANNERS:
+        hit(app, link["id"], ip, DESKTOP)
+    (kept,) = message_clicks(db_path, link["message_id"])
+    assert kept["ip"] == "198.51.100.23"
+    bots = query(db_path, "SELECT count(*) AS n FROM message_short_link_clicks WHERE is_bot = 1")
+    assert bots[0]["n"] == 3
+    assert unique_clicks(acme) == 1
