@@ -13,7 +13,7 @@ import pytest
 from conftest import HUMAN_HEADERS, query
 
 from trackly_cli.core import bots, ipranges
-from trackly_cli.core.bots import Detector, RecentHits, RequestFacts
+from trackly_cli.core.bots import HUMAN, Detector, RecentHits, RequestFacts
 from trackly_cli.core.errors import InvalidInput
 from trackly_cli.core.ipranges import RangeSet
 
@@ -821,3 +821,42 @@ def test_the_ip_cache_is_bounded(monkeypatch):
         detector.classify(facts(ip=f"198.51.100.{n}"))
     assert len(detector._ip[1]) <= 10
     assert detector.classify(facts(ip="192.0.2.7")).reasons == ("datacenter IP (aws)",)
+
+
+# --- a desktop browser on an SMS link (#18) ---------------------------------------------------
+
+DESKTOPS = [
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko)"
+    " Chrome/120.0.0.0 Safari/537.36",
+    "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko)"
+    " Version/17.4 Safari/605.1.15",
+    "Mozilla/5.0 (X11; Linux x86_64; rv:121.0) Gecko/20100101 Firefox/121.0",
+    "Mozilla/5.0 (X11; CrOS x86_64 14541.0.0) AppleWebKit/537.36 (KHTML, like Gecko)"
+    " Chrome/120.0.0.0 Safari/537.36",
+]
+PHONES = [
+    BROWSER,
+    "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko)"
+    " Chrome/120.0.6099.144 Mobile Safari/537.36",
+    "Mozilla/5.0 (Linux; Android 13; SM-X700) AppleWebKit/537.36 (KHTML, like Gecko)"
+    " Chrome/119.0.0.0 Safari/537.36",  # an Android tablet: no "Mobile", still not a desktop
+]
+
+
+@pytest.mark.parametrize("user_agent", DESKTOPS)
+def test_a_desktop_browser_on_an_sms_link_is_a_weak_signal(detector, user_agent):
+    alone = detector.classify(facts(user_agent=user_agent), link_id="aaaaaa1")
+    assert not alone.is_bot
+    assert alone.reasons == ("desktop browser on an SMS link",)
+    with_another = detector.classify(
+        facts(user_agent=user_agent, accept_language=""), link_id="aaaaaa2"
+    )
+    assert with_another.is_bot
+    assert set(with_another.reasons) == {"desktop browser on an SMS link", "no Accept-Language"}
+    # a link without a recipient (a one-off message's) is no SMS link of one person
+    assert detector.classify(facts(user_agent=user_agent)) == HUMAN
+
+
+@pytest.mark.parametrize("user_agent", PHONES)
+def test_a_phone_or_tablet_on_an_sms_link_gives_no_signal(detector, user_agent):
+    assert detector.classify(facts(user_agent=user_agent), link_id="aaaaaa3") == HUMAN

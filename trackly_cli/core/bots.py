@@ -3,7 +3,7 @@
 Signals are strong (one is enough) or weak (two are needed):
 
 - request shape: HEAD or OPTIONS, an empty user agent, prefetch headers (strong); no
-  Accept-Language (weak);
+  Accept-Language, a desktop browser on a per-recipient SMS link (weak);
 - user agent: crawlerdetect's list, SMS and messenger preview fetchers, scanners that name
   themselves, over 1 kB (strong);
 - IP: the operator's deny list and imported datacenter ranges (strong);
@@ -68,6 +68,12 @@ PREVIEW_FETCHERS: tuple[tuple[re.Pattern, str], ...] = (
         "security scanner",
     ),
 )
+
+# A desktop-class user agent (Windows, a Mac, Linux desktops, ChromeOS), unless it says it is
+# mobile. (An iPad asks for desktop sites and says Macintosh: it counts as a desktop here, a weak
+# signal that is never alone enough.)
+_DESKTOP = re.compile(r"Windows NT|Macintosh|X11; |CrOS ")
+_MOBILE = re.compile(r"Mobile|Android|iPhone")
 
 PREFETCH_HEADERS = {
     "HTTP_PURPOSE": ("prefetch", "preview"),
@@ -269,6 +275,10 @@ class Detector:
             strong.extend(self.user_agent_reasons(user_agent))
         if facts.accept_language is not None and not facts.accept_language.strip():
             weak.append("no Accept-Language")
+        if link_id is not None and _DESKTOP.search(user_agent) and not _MOBILE.search(user_agent):
+            # An SMS link opened on a computer happens (a phone mirrored to a desktop), but
+            # carriers' and mail gateways' scanners mostly present a desktop Chrome.
+            weak.append("desktop browser on an SMS link")
         allowed, ip_reasons = self.ip_reasons(facts.ip)
         if not allowed:
             strong.extend(ip_reasons)
