@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import time
 
-from conftest import query
+from conftest import execute, query
 
 DESKTOP = {
     "User-Agent": "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like"
@@ -94,3 +94,29 @@ def test_a_person_before_the_window_keeps_the_message_click(acme, campaign, weba
     bots = query(db_path, "SELECT count(*) AS n FROM message_short_link_clicks WHERE is_bot = 1")
     assert bots[0]["n"] == 3
     assert unique_clicks(acme) == 1
+
+
+def test_segment_clicked_announces_a_click_only_once_it_has_settled(
+    acme, campaign, webapp, db_path
+):
+    """The first hit of a burst looks like a person until the burst shows: `segment --clicked`
+    counts a click once the burst window is over, so it never lists a scanner's first hit."""
+    app = webapp()
+    scanned, tapped = campaign["by_slot"]["link1"][0], campaign["by_slot"]["link1"][1]
+    hit(app, scanned["id"], SCANNERS[0], DESKTOP)  # a scanner's first hit: the rest to come
+    hit(app, tapped["id"], "198.51.100.23", PHONE)
+    assert acme.json("segment", "spring", "--clicked") == []  # nothing settled yet
+    # neither is listed as not having clicked meanwhile
+    not_clicked = {r["phone"] for r in acme.json("segment", "spring", "--not-clicked")}
+    assert scanned["phone"] not in not_clicked and tapped["phone"] not in not_clicked
+    for ip in SCANNERS[1:]:
+        hit(app, scanned["id"], ip, DESKTOP)  # the burst shows
+    execute(
+        db_path,
+        "UPDATE message_clicks SET clicked_at = '2026-01-01T00:00:00.000000Z'",
+    )
+    execute(
+        db_path,
+        "UPDATE message_short_link_clicks SET clicked_at = '2026-01-01T00:00:00.000000Z'",
+    )
+    assert [r["phone"] for r in acme.json("segment", "spring", "--clicked")] == [tapped["phone"]]

@@ -1008,6 +1008,17 @@ def test_ab_needs_two_variants_and_a_known_campaign(cli: Cli, tmp_path: Path) ->
 # --- trackly segment ----------------------------------------------------------------------------
 
 
+def settle(db_path: Path) -> None:
+    """Age the scenario's clicks by a minute: `segment --clicked` counts a click once it can no
+    longer turn out a scanner's (the burst window), and the scenario clicked just now."""
+    for table in ("message_clicks", "message_short_link_clicks"):
+        execute(
+            db_path,
+            f"UPDATE {table} SET clicked_at = strftime('%Y-%m-%dT%H:%M:%f',"
+            " substr(clicked_at, 1, 23), '-60 seconds') || '000Z'",
+        )
+
+
 def phones(text: str) -> list[str]:
     rows = list(csv.DictReader(io.StringIO(text)))
     return [r["phone"] for r in rows]
@@ -1028,8 +1039,9 @@ def phones(text: str) -> list[str]:
     ],
 )
 def test_segment_picks_the_right_phones(
-    cli: Cli, scenario: dict, flags: list[str], who: list[str]
+    cli: Cli, scenario: dict, db_path: Path, flags: list[str], who: list[str]
 ) -> None:
+    settle(db_path)
     result = cli("segment", "june", *flags)
     assert result.stdout.splitlines()[0] == "phone,first_name"
     assert phones(result.stdout) == [PHONES[n] for n in who]
@@ -1039,6 +1051,7 @@ def test_segment_picks_the_right_phones(
 
 
 def test_segment_into_list_and_output(cli: Cli, scenario: dict, db_path: Path) -> None:
+    settle(db_path)
     result = cli("segment", "june", "--clicked", "--into-list", "clickers")
     assert "4" in result.stderr and "clickers" in result.stderr
     members = cli.json("contacts", "list", "--list", "clickers")

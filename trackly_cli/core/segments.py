@@ -5,32 +5,49 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from datetime import timedelta
 
 from trackly_cli.core import clock, lookup, store, validate
+from trackly_cli.core.bots import IP_WINDOW_SECONDS
 from trackly_cli.core.errors import Conflict, InvalidInput
 
 KINDS = ("clicked", "not_clicked", "converted", "bots_only")
 
 
+# A click younger than this may still be re-judged (a burst that a later hit reveals: see
+# rescan.burst), so `--clicked` leaves it out until it has settled.
+SETTLE_SECONDS = IP_WINDOW_SECONDS
+
+
 def _query(kind: str, with_offer: bool) -> str:
-    offer_mc = " AND mc.offer_id = ?" if with_offer else ""
-    offer_raw = " AND l.offer_id = ?" if with_offer else ""
+    offer_mc = " AND mc.offer_id = :offer" if with_offer else ""
+    offer_raw = " AND l.offer_id = :offer" if with_offer else ""
     offer_link = (
-        " AND EXISTS (SELECT 1 FROM short_links l WHERE l.message_id = m.id AND l.offer_id = ?)"
+        " AND EXISTS (SELECT 1 FROM short_links l WHERE l.message_id = m.id"
+        " AND l.offer_id = :offer)"
         if with_offer
         else ""
     )
-    clicked = (
-        f"(EXISTS (SELECT 1 FROM message_clicks mc WHERE mc.message_id = m.id{offer_mc})"
-        f" OR EXISTS (SELECT 1 FROM short_links l JOIN message_short_link_clicks r"
-        f" ON r.link_id = l.id WHERE l.message_id = m.id AND r.is_bot = 0{offer_raw}))"
-    )
+
+    def clicked(settled: bool) -> str:
+        mc_time = " AND mc.clicked_at <= :settled" if settled else ""
+        raw_time = " AND r.clicked_at <= :settled" if settled else ""
+        return (
+            f"(EXISTS (SELECT 1 FROM message_clicks mc WHERE mc.message_id = m.id{offer_mc}"
+            f"{mc_time})"
+            f" OR EXISTS (SELECT 1 FROM short_links l JOIN message_short_link_clicks r"
+            f" ON r.link_id = l.id WHERE l.message_id = m.id AND r.is_bot = 0{offer_raw}"
+            f"{raw_time}))"
+        )
+
     conditions = {
-        "clicked": clicked,
-        "not_clicked": f"NOT {clicked}{offer_link}",
+        # A click counts once it has settled; one that may still turn out a scanner's keeps
+        # its contact out of both audiences meanwhile (it is never announced as a person).
+        "clicked": clicked(settled=True),
+        "not_clicked": f"NOT {clicked(settled=False)}{offer_link}",
         "converted": (
             "EXISTS (SELECT 1 FROM conversions cv WHERE cv.message_id = m.id"
-            " AND NOT cv.is_reversal" + (" AND cv.offer_id = ?" if with_offer else "") + ")"
+            " AND NOT cv.is_reversal" + (" AND cv.offer_id = :offer" if with_offer else "") + ")"
         ),
         "bots_only": (
             "NOT EXISTS (SELECT 1 FROM message_clicks mc WHERE mc.message_id = m.id)"
@@ -42,7 +59,7 @@ def _query(kind: str, with_offer: bool) -> str:
     return (
         "SELECT DISTINCT c.id, c.phone, c.fields FROM messages m"
         " JOIN contacts c ON c.id = m.contact_id"
-        f" WHERE m.campaign_id = ? AND {conditions[kind]} ORDER BY c.id"
+        f" WHERE m.campaign_id = :campaign AND {conditions[kind]} ORDER BY c.id"
     )
 
 
@@ -57,11 +74,12 @@ def segment(
         raise InvalidInput(f"choose one of --{', --'.join(k.replace('_', '-') for k in KINDS)}")
     campaign = lookup.find(conn, "campaigns", campaign_ref, account_id)
     offer = lookup.find(conn, "offers", offer_ref, account_id) if offer_ref else None
-    params: list = [campaign["id"]]
-    if offer is not None:
-        repeats = 2 if kind in ("clicked", "not_clicked") else 1
-        params += [offer["id"]] * repeats + ([offer["id"]] if kind == "not_clicked" else [])
-    found = store.rows(conn, _query(kind, offer is not None), tuple(params))
+    params = {
+        "campaign": campaign["id"],
+        "offer": offer["id"] if offer is not None else None,
+        "settled": clock.to_text(clock.utcnow() - timedelta(seconds=SETTLE_SECONDS)),
+    }
+    found = store.rows(conn, _query(kind, offer is not None), params)
     for item in found:
         item["fields"] = json.loads(item["fields"])
     return found
