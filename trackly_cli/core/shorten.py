@@ -782,12 +782,15 @@ class _Send:
         messages, short_links = self.statements
         conn.execute("SAVEPOINT shorten_batch")
         conn.executemany(messages, message_rows)
-        before = conn.total_changes
-        conn.executemany(f"INSERT {'' if checked else 'OR IGNORE '}{short_links}", link_rows)
-        if conn.total_changes - before != len(link_rows):
-            conn.execute("ROLLBACK TO shorten_batch")
-            conn.execute("RELEASE shorten_batch")
-            return False
+        if checked:  # (a plain INSERT: a conflict now is an error, never a lost row)
+            conn.executemany(f"INSERT {short_links}", link_rows)
+        else:
+            # rowcount: the rows this statement inserted (not those of any trigger)
+            inserted = conn.executemany(f"INSERT OR IGNORE {short_links}", link_rows).rowcount
+            if inserted != len(link_rows):
+                conn.execute("ROLLBACK TO shorten_batch")
+                conn.execute("RELEASE shorten_batch")
+                return False
         conn.execute("RELEASE shorten_batch")
         return True
 
