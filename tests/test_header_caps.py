@@ -103,3 +103,18 @@ def test_the_budget_is_per_link_and_starts_again_after_a_minute():
     assert budget.spend("b", 103.0)
     assert not budget.spend("a", 159.9)
     assert budget.spend("a", 160.0)  # a new window
+
+
+def test_where_the_bot_filter_is_off_a_flood_is_stored_lean_but_not_flagged(
+    acme, campaign, webapp, db_path
+):
+    acme("list", "update", "vip", "--bot-filter", "off")
+    app = webapp()
+    link = campaign["by_slot"]["link1"][0]["id"]
+    for _ in range(32):
+        app.get(f"/{link}", headers=HUMAN_HEADERS)
+    rows = stored(db_path)
+    assert len(rows) == 32
+    assert [r["is_bot"] for r in rows] == [0] * 32
+    assert rows[-1]["user_agent"] is None
+    assert rows[-1]["bot_reasons"] == "over 30 hits a minute on one link (headers not stored)"

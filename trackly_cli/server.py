@@ -410,7 +410,8 @@ def create_app(
         budget = tracker.header_budget
         if not budget.spend(link.id, now):  # a flood on one link: kept, counted, but lean
             user_agent = referer = language = None
-            verdict = bots.Verdict(True, (*verdict.reasons, budget.reason))
+            # (flagged as a bot, but where the bot filter is off: every click counts there)
+            verdict = bots.Verdict(seen.mode != "off", (*verdict.reasons, budget.reason))
         record = clicks.Click(
             link,
             clock.timestamp_text(now),
