@@ -327,7 +327,7 @@ def record(
     )
     if cursor.rowcount:
         if postback.txn_id is not None and not postback.is_reversal:
-            _apply_held(conn, account_id, postback.txn_id, keys)
+            _apply_held(conn, account_id, postback.txn_id)
         return Result("recorded", cursor.lastrowid, keys["attribution"])
     existing = _existing(conn, account_id, postback, keys["link_id"])
     if existing is None:  # pragma: no cover - the unique indexes are the only conflicts
@@ -366,9 +366,10 @@ def _hold(
     return Result("pending" if cursor.rowcount else "duplicate", None, None)
 
 
-def _apply_held(conn: sqlite3.Connection, account_id: int, txn_id: str, sale: dict) -> None:
-    """Reverse a sale just recorded if its refund or chargeback came first. One for another
-    offer (or link) than the sale's stays held: only a sale's own offer may reverse it."""
+def _apply_held(conn: sqlite3.Connection, account_id: int, txn_id: str) -> None:
+    """Reverse a sale just recorded if its refund or chargeback came first: the held reversal
+    goes through `record` now that its sale exists. One for another offer (or link) than the
+    sale's stays held, as `record` refuses it: only a sale's own offer may reverse it."""
     held = store.row(
         conn,
         "SELECT * FROM pending_reversals WHERE account_id = ? AND txn_id = ?",
@@ -376,47 +377,20 @@ def _apply_held(conn: sqlite3.Connection, account_id: int, txn_id: str, sale: di
     )
     if held is None:
         return
-    if (held["offer_id"] is not None and held["offer_id"] != sale["offer_id"]) or (
-        held["offer_id"] is None
-        and held["link_id"] is not None
-        and held["link_id"] != sale["link_id"]
-    ):
+    postback = Postback(held["event"], held["revenue_micros"], held["payout_micros"], txn_id)
+    try:
+        record(
+            conn,
+            account_id=account_id,
+            postback=postback,
+            link=clicks.load_link(conn, held["link_id"]) if held["link_id"] else None,
+            offer=clicks.load_offer(conn, held["offer_id"]) if held["offer_id"] else None,
+            source=held["source"],
+            ip=held["ip"],
+            converted_at=held["received_at"],
+        )
+    except Forbidden:
         return
-    revenue = held["revenue_micros"]
-    payout = held["payout_micros"]
-    row = store.row(
-        conn,
-        "SELECT revenue_micros, payout_micros FROM conversions"
-        " WHERE account_id = ? AND txn_id = ? AND NOT is_reversal",
-        (account_id, txn_id),
-    )
-    conn.execute(
-        _INSERT,
-        (
-            account_id,
-            sale["offer_id"],
-            sale["link_id"],
-            sale["message_id"],
-            sale["contact_id"],
-            sale["campaign_id"],
-            sale["creative_id"],
-            sale["list_id"],
-            sale["variant"],
-            sale["domain_id"],
-            sale["message_click_id"],
-            held["event"],
-            1,
-            -(row["revenue_micros"] if revenue is None else revenue),
-            -(row["payout_micros"] if payout is None else payout),
-            txn_id,
-            held["source"],
-            sale["attribution"],
-            held["ip"],
-            held["received_at"],
-            clock.now_text(),
-            None,
-        ),
-    )
     conn.execute("DELETE FROM pending_reversals WHERE id = ?", (held["id"],))
 
 
