@@ -17,16 +17,14 @@ from __future__ import annotations
 import argparse
 import http.client
 import random
-import socket
 import statistics
 import string
-import subprocess
-import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
 
+from _serve import serving, trackly
 from crawlerdetect import CrawlerDetect
 
 from trackly_cli.core.bots import Detector, RequestFacts
@@ -69,23 +67,6 @@ def verdict_costs(samples: int) -> None:
         print(f"{name:30} {ours:>11,.0f} {theirs:>17,.0f} {ours / theirs:>6.3f}", flush=True)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def trackly(db: Path, *args: str, **kwargs) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "trackly_cli", "--db", str(db), *args],
-        check=True,
-        capture_output=True,
-        text=True,
-        cwd=db.parent,
-        **kwargs,
-    )
-
-
 def live(seconds: float) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         db = Path(tmp) / "bench.db"
@@ -99,24 +80,8 @@ def live(seconds: float) -> None:
         trackly(db, "shorten", "m.txt", "--list", "vip", "--link", "link1=Sale", "-o", "o.csv")
         rows = (Path(tmp) / "o.csv").read_text(encoding="utf-8").splitlines()[1:]
         normal_id, attacked_id = (row.split("/")[-1].split(",")[0].split()[0] for row in rows)
-        port = free_port()
-        server = subprocess.Popen(
-            [sys.executable, "-m", "trackly_cli", "--db", str(db), "serve", "--port", str(port)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        try:
-            deadline = time.monotonic() + 30
-            while time.monotonic() < deadline:
-                try:
-                    socket.create_connection(("127.0.0.1", port), 0.2).close()
-                    break
-                except OSError:
-                    time.sleep(0.1)
+        with serving(db) as port:
             run_phases(port, normal_id, attacked_id, seconds)
-        finally:
-            server.terminate()
-            server.wait(30)
 
 
 def run_phases(port: int, normal_id: str, attacked_id: str, seconds: float) -> None:

@@ -28,14 +28,13 @@ import argparse
 import http.client
 import random
 import re
-import socket
 import sqlite3
-import subprocess
-import sys
 import tempfile
 import time
 from collections import Counter
 from pathlib import Path
+
+from _serve import serving, trackly
 
 PHONE = (
     "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like"
@@ -61,16 +60,6 @@ KINDS = {  # kind: (share of messages, should get a MessageClick)
 }
 
 
-def trackly(db: Path, *args: str) -> str:
-    return subprocess.run(
-        [sys.executable, "-m", "trackly_cli", "--db", str(db), *args],
-        check=True,
-        capture_output=True,
-        text=True,
-        cwd=db.parent,
-    ).stdout
-
-
 def build(folder: Path, count: int) -> tuple[Path, list[str]]:
     db = folder / "stream.db"
     trackly(db, "account", "create", "acme")
@@ -91,12 +80,6 @@ def build(folder: Path, count: int) -> tuple[Path, list[str]]:
     conn.close()
     text = (folder / "out.csv").read_text(encoding="utf-8")
     return db, re.findall(r"go\.acme\.test/([0-9A-Za-z]{7})", text)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Client:
@@ -153,25 +136,8 @@ def main() -> None:
         kinds = list(KINDS)
         weights = [KINDS[k][0] for k in kinds]
         plan = [(pick.choices(kinds, weights)[0], link) for link in link_ids]
-        port = free_port()
-        serve = ["serve", "--port", str(port), "--trusted-proxy", "127.0.0.1"]
-        server = subprocess.Popen(
-            [sys.executable, "-m", "trackly_cli", "--db", str(db), *serve],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        try:
-            deadline = time.monotonic() + 30
-            while time.monotonic() < deadline:
-                try:
-                    socket.create_connection(("127.0.0.1", port), 0.2).close()
-                    break
-                except OSError:
-                    time.sleep(0.1)
+        with serving(db, "--trusted-proxy", "127.0.0.1") as port:
             replay(Client(port), plan, pick)
-        finally:
-            server.terminate()
-            server.wait(60)
         conn = sqlite3.connect(db)
         # each message's MessageClick, and whether a person made it (people click from the
         # home addresses 198.51.x.x; everything else is a scanner's)
