@@ -7,18 +7,9 @@ from __future__ import annotations
 
 import time
 
-from conftest import execute, query
+from conftest import DESKTOP_HEADERS, HUMAN_HEADERS, execute, query
 
-DESKTOP = {
-    "User-Agent": "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like"
-    " Gecko) Chrome/120.0.0.0 Safari/537.36",
-    "Accept-Language": "en-US,en;q=0.9",
-}
-PHONE = {
-    "User-Agent": "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15"
-    " (KHTML, like Gecko) Version/17.4 Mobile/15E148 Safari/604.1",
-    "Accept-Language": "en-US,en;q=0.9",
-}
+DESKTOP, PHONE = DESKTOP_HEADERS, HUMAN_HEADERS
 SCANNERS = ("34.1.2.3", "35.4.5.6", "52.7.8.9")
 
 

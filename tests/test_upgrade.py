@@ -26,7 +26,10 @@ def old_db(db_path: Path) -> Path:
 def test_the_previous_release_reports_the_same_after_the_upgrade(cli, old_db):
     for by in ("campaign", "offer"):
         expected = json.loads((DATA / f"release-3ef9e97-report-{by}.json").read_text())
-        assert cli.json("report", "--by", by) == expected, by
+        rows = cli.json("report", "--by", by)
+        # every figure the release reported, the same; the columns added since, nothing yet
+        assert [{k: r[k] for k in e} for r, e in zip(rows, expected, strict=True)] == expected
+        assert {(r["delivered"], r["undelivered"]) for r in rows} == {(0, 0)}, by
     applied = [m["name"] for m in cli.json("db", "migrate", "--list")]
     assert applied == [
         "0001_initial.sql",
@@ -35,6 +38,7 @@ def test_the_previous_release_reports_the_same_after_the_upgrade(cli, old_db):
         "0004_pending_reversals.sql",
         "0005_postback_rules.sql",
         "0006_header_caps.sql",
+        "0007_delivery_receipts.sql",
     ]
     assert all(m["state"] == "applied" for m in cli.json("db", "migrate", "--list"))
     assert cli.json("db", "check")["ok"] is True

@@ -21,6 +21,7 @@ from trackly_cli.commands import (
     domain,
     offer,
     prune,
+    receipts,
     report,
     serve,
     shorten,
@@ -96,6 +97,7 @@ app.add_typer(contacts.contact_app, name="contact")
 app.add_typer(creative.app, name="creative")
 app.add_typer(bots.app, name="bots")
 app.add_typer(conversions.app, name="conversions")
+app.add_typer(receipts.app, name="receipts")
 app.command("shorten")(shorten.shorten_command)
 app.command("serve")(serve.serve_command)
 app.command("demo")(demo.demo_command)

@@ -59,3 +59,9 @@ TzOpt = Annotated[
 LimitOpt = Annotated[
     int | None, typer.Option("--limit", min=1, max=10**9, help="At most this many rows.")
 ]
+
+# Imports
+CountryOpt = Annotated[
+    str, typer.Option("--country", help="Country of numbers written without +country code.")
+]
+StrictOpt = Annotated[bool, typer.Option("--strict", help="Import nothing if any row is invalid.")]

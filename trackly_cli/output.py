@@ -13,12 +13,14 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, BinaryIO, NoReturn
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+
+from trackly_cli.core.errors import InvalidInput
 
 # Off a terminal (a pipe, a file, CliRunner) tables get room rather than 80 columns, and messages
 # for people are never wrapped, so that an error stays one line.
@@ -44,6 +46,26 @@ def info(message: str) -> None:
 
 def warn(message: str) -> None:
     stderr.print(f"[yellow]Warning:[/] {escape(message)}")
+
+
+def open_input(path: Path) -> BinaryIO:
+    """A file an import reads, or one line naming why it cannot be read."""
+    try:
+        return path.open("rb")
+    except OSError as e:
+        raise InvalidInput(f"cannot read {path}: {e.strerror or e}") from e
+
+
+def warn_invalid(invalid: list[tuple], count: int | None = None, shown: int = 20) -> None:
+    """An import's bad rows, (line, reason) or (line, value, reason) each: the first `shown`,
+    then how many more (of `count`, when fewer were kept)."""
+    for line, *rest in invalid[:shown]:
+        *value, reason = rest
+        output = f"{value[0]!r}: {reason}" if value else reason
+        warn(f"line {line}: {output} (skipped)")
+    total = len(invalid) if count is None else count
+    if total > shown:
+        warn(f"… and {total - shown:,} more invalid rows (skipped)")
 
 
 def _plain(value: Any) -> Any:

@@ -11,8 +11,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from trackly_cli import output, state
 from trackly_cli.core import accounts, contacts, exports
-from trackly_cli.core.errors import InvalidInput
-from trackly_cli.options import AccountOpt, FormatOpt, LimitOpt, OutputOpt
+from trackly_cli.options import AccountOpt, CountryOpt, FormatOpt, LimitOpt, OutputOpt, StrictOpt
 from trackly_cli.output import Format
 
 app = typer.Typer(help="Contacts: import from CSV, list.", no_args_is_help=True)
@@ -34,22 +33,14 @@ def import_command(
             help="CSV with a phone column; other columns become merge fields.", dir_okay=False
         ),
     ],
-    country: Annotated[
-        str, typer.Option("--country", help="Country of numbers written without +country code.")
-    ] = "US",
-    strict: Annotated[
-        bool, typer.Option("--strict", help="Import nothing if any row is invalid.")
-    ] = False,
+    country: CountryOpt = "US",
+    strict: StrictOpt = False,
     account: AccountOpt = None,
     fmt: FormatOpt = Format.table,
 ) -> None:
     """Import contacts from CSV into a list (numbers to E.164, duplicates merged; every row is
     checked before any is written)."""
-    try:
-        stream = file.open("rb")
-    except OSError as e:
-        raise InvalidInput(f"cannot read {file}: {e.strerror or e}") from e
-    with stream:
+    with output.open_input(file) as stream:
         total = _count_lines(file) - 1
         with Progress(
             TextColumn("{task.description}"),
@@ -74,10 +65,7 @@ def import_command(
                 strict=strict,
                 progress=progress,
             )
-    for line, value, reason in result.invalid[:20]:
-        output.warn(f"line {line}: {value!r}: {reason} (skipped)")
-    if result.invalid_count > 20:
-        output.warn(f"… and {result.invalid_count - 20:,} more invalid rows (skipped)")
+    output.warn_invalid(result.invalid, result.invalid_count)
     summary = {
         "list": result.list_name,
         "rows": result.rows,
@@ -144,6 +132,8 @@ def show(
         "conversions",
         "revenue",
     ]
+    if any(m["delivery"] for m in found["messages"]):  # (once a delivery report was imported)
+        columns.insert(2, "delivery")
     if found["messages"]:
         parts.append(output.table(found["messages"], columns, title="Messages"))
     if found["conversions"]:

@@ -9,7 +9,6 @@ import typer
 
 from trackly_cli import output, state
 from trackly_cli.core import conversions, filters
-from trackly_cli.core.errors import InvalidInput
 from trackly_cli.options import (
     AccountOpt,
     CampaignOpt,
@@ -18,6 +17,7 @@ from trackly_cli.options import (
     OfferOpt,
     OutputOpt,
     SinceOpt,
+    StrictOpt,
     UntilOpt,
 )
 from trackly_cli.output import Format
@@ -74,25 +74,16 @@ def import_command(
             "--offer", help="The offer of rows that give a message_id rather than a link."
         ),
     ] = None,
-    strict: Annotated[
-        bool, typer.Option("--strict", help="Import nothing if any row is invalid.")
-    ] = False,
+    strict: StrictOpt = False,
     account: AccountOpt = None,
     fmt: FormatOpt = Format.table,
 ) -> None:
     """Import conversions from a network's CSV report, with the postbacks' validation and
     deduplication (every row checked before any is recorded; bad rows reported by line)."""
     db = state.db(ctx)
-    try:
-        stream = file.open("rb")
-    except OSError as e:
-        raise InvalidInput(f"cannot read {file}: {e.strerror or e}") from e
-    with stream:
+    with output.open_input(file) as stream:
         result = conversions.import_csv(db, account, stream, offer_ref=offer, strict=strict)
-    for line, reason in result.invalid[:20]:
-        output.warn(f"line {line}: {reason} (skipped)")
-    if len(result.invalid) > 20:
-        output.warn(f"… and {len(result.invalid) - 20:,} more invalid rows (skipped)")
+    output.warn_invalid(result.invalid)
     summary = {
         "rows": result.rows,
         "recorded": result.recorded,

@@ -46,6 +46,14 @@ class By(StrEnum):
 TABLE_COLUMNS = [c for c in reports.COLUMNS if c != "unattributed_revenue"]
 
 
+# Shown in the table once a delivery report was imported (JSON and CSV always have them).
+DELIVERY = ("delivered", "undelivered")
+
+
+def _has_receipts(result: reports.Report) -> bool:
+    return any(result.totals.get(c) for c in DELIVERY)
+
+
 def _table_value(column: str, value):
     if value is None:
         return "–"
@@ -60,7 +68,7 @@ def _rich_table(result: reports.Report, title: str) -> Table:
     labels = [result.key] if result.by != "variant" else ["campaign", "variant"]
     if result.by == "message":
         labels = ["message_id", "phone"]
-    columns = labels + TABLE_COLUMNS
+    columns = labels + [c for c in TABLE_COLUMNS if c not in DELIVERY or _has_receipts(result)]
     spark = result.by == "day"
     table = Table(title=title, show_footer=True, header_style="bold", footer_style="bold")
     for index, column in enumerate(columns):

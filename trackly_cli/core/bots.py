@@ -8,7 +8,8 @@ Signals are strong (one is enough) or weak (two are needed):
   themselves, over 1 kB (strong);
 - IP: the operator's deny list and imported datacenter ranges (strong);
 - timing: 3+ different IPs on one per-recipient link within 10 s (strong); a click sooner than
-  the list's min-human-seconds after sending, or a second IP on the link within 10 s (weak).
+  the list's min-human-seconds after delivery (after sending until a delivery receipt gives the
+  time: see receipts), or a second IP on the link within 10 s (weak).
 
 An address on the operator's allow list skips the IP and timing layers (the request shape and
 the user agent still count).
@@ -259,9 +260,11 @@ class Detector:
         min_human_seconds: float = 2.0,
         link_id: str | None = None,
         now: float | None = None,
+        timed_from: str = "sending",
     ) -> Verdict:
         """The verdict on one request. `link_id` is given for per-recipient links, whose hits
-        from several IPs within seconds are a scanner's signature."""
+        from several IPs within seconds are a scanner's signature. `seconds_since_sent` counts
+        from `timed_from`: the message's sending, or its delivery once a receipt gave it."""
         strong: list[str] = []
         weak: list[str] = []
         if facts.method in ("HEAD", "OPTIONS"):
@@ -283,7 +286,7 @@ class Detector:
         if not allowed:
             strong.extend(ip_reasons)
             if seconds_since_sent is not None and seconds_since_sent < min_human_seconds:
-                weak.append(f"{max(seconds_since_sent, 0):.1f} s after sending")
+                weak.append(f"{max(seconds_since_sent, 0):.1f} s after {timed_from}")
             if link_id is not None:
                 others = self.recent.other_ips(
                     link_id, facts.ip, time.monotonic() if now is None else now

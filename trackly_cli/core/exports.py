@@ -54,7 +54,7 @@ def journey(conn: sqlite3.Connection, contact: dict) -> dict:
     messages = store.rows(
         conn,
         "SELECT m.id AS message_id, m.created_at AS sent_at, k.name AS campaign, m.variant,"
-        " m.body AS text,"
+        " m.body AS text, m.delivery_status AS delivery, m.delivery_at,"
         " (SELECT coalesce(sum(r.clicks), 0) FROM message_rollups r"
         "  WHERE r.message_id = m.id) AS clicks,"
         " (SELECT coalesce(sum(r.bot_clicks), 0) FROM message_rollups r"

@@ -22,6 +22,8 @@ from trackly_cli.core.filters import Filters
 DIMENSIONS = ("campaign", "message", "offer", "creative", "list", "variant", "day", "domain")
 COLUMNS = [
     "sent",
+    "delivered",
+    "undelivered",
     "clicks",
     "bot_clicks",
     "bot_pct",
@@ -37,6 +39,8 @@ COLUMNS = [
 ]
 COUNTS = (
     "sent",
+    "delivered",
+    "undelivered",
     "clicks",
     "bot_clicks",
     "unique_clicks",
@@ -88,6 +92,8 @@ def finish(row: dict) -> dict:
     result = {k: v for k, v in row.items() if k not in COLUMNS}
     result |= {
         "sent": row["sent"],
+        "delivered": row["delivered"],
+        "undelivered": row["undelivered"],
         "clicks": row["clicks"],
         "bot_clicks": row["bot_clicks"],
         "bot_pct": percent(row["bot_clicks"], row["clicks"]),
@@ -127,8 +133,13 @@ def _where(chosen: Filters) -> tuple[str, list]:
 
 
 def _sums(sent: str) -> str:
+    """The sums of a report's counters; `sent` is `sent` or `offer_sent` (messages that
+    carried the offer), and the delivery counts follow it."""
+    of = "offer_" if sent == "offer_sent" else ""
     return (
-        f"sum({sent}) AS sent, sum(clicks) AS clicks, sum(bot_clicks) AS bot_clicks,"
+        f"sum({sent}) AS sent, sum({of}delivered) AS delivered,"
+        f" sum({of}undelivered) AS undelivered, sum(clicks) AS clicks,"
+        " sum(bot_clicks) AS bot_clicks,"
         " sum(unique_clicks) AS unique_clicks, sum(conversions) AS conversions,"
         " sum(revenue_micros) AS revenue_micros, sum(payout_micros) AS payout_micros,"
         " sum(unattributed_conversions) AS unattributed_conversions,"
@@ -273,6 +284,8 @@ def _by_message(conn: sqlite3.Connection, chosen: Filters, limit: int | None) ->
     sql = f"""
     SELECT m.id AS message_id, c.phone, k.name AS campaign, m.variant,
         (1 {"".join(sent_time)}) AS sent,
+        coalesce(m.delivery_status = 'delivered' {"".join(sent_time)}, 0) AS delivered,
+        coalesce(m.delivery_status = 'failed' {"".join(sent_time)}, 0) AS undelivered,
         coalesce((SELECT sum(r.clicks) FROM message_rollups r WHERE r.message_id = m.id{r_time}), 0)
             AS clicks,
         coalesce((SELECT sum(r.bot_clicks) FROM message_rollups r
@@ -301,7 +314,7 @@ def _by_message(conn: sqlite3.Connection, chosen: Filters, limit: int | None) ->
     ORDER BY m.id
     """
     query_params = (
-        time_params
+        time_params * 3
         + r_params
         + r_params
         + time_params

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 
 from trackly_cli.core import bots, clicks, clock, conversions, ipranges, store
 
+# The end of the header budget's reason (clicks.HeaderBudget).
+_HEADERS_NOT_STORED = "(headers not stored)"
 # The changes of this many messages are written per transaction.
 MESSAGES_PER_TRANSACTION = 500
 
@@ -25,6 +27,14 @@ class RescanResult:
         return dict(vars(self))
 
 
+def _own(text: str, stored: str) -> str:
+    """A new verdict's reasons, keeping what the stored ones said that a verdict on the hit
+    alone cannot see again: the header budget's note (the headers were not kept)."""
+    kept = [r for r in stored.split("; ") if r.endswith(_HEADERS_NOT_STORED)] if stored else []
+    extra = [r for r in kept if r not in text.split("; ")]
+    return "; ".join(([text] if text else []) + extra)
+
+
 def _prefetch(reasons: str) -> str:
     """The prefetch header a click was sent with, as its stored reasons recorded it."""
     for reason in reasons.split("; "):
@@ -33,26 +43,46 @@ def _prefetch(reasons: str) -> str:
     return ""
 
 
-def rescan(conn: sqlite3.Connection, account_id: int, *, since: str | None = None) -> RescanResult:
-    """Run the classifier again over the account's stored clicks (from `since`). The clicks are
-    read and judged without the write lock; only the changes are written, a few hundred
-    messages per transaction (each message's clicks, MessageClicks and conversions together), so
-    that a running server's postbacks and other writers never wait long. Call outside a
-    transaction."""
+def rescan(
+    conn: sqlite3.Connection,
+    account_id: int,
+    *,
+    since: str | None = None,
+    messages: set[int] | None = None,
+) -> RescanResult:
+    """Run the classifier again over the account's stored clicks (from `since`; of `messages`
+    only, if given). The clicks are read and judged without the write lock; only the changes
+    are written, a few hundred messages per transaction (each message's clicks, MessageClicks
+    and conversions together), so that a running server's postbacks and other writers never
+    wait long. The timing signal measures from each message's delivery where a receipt gave
+    it. A hit that reveals a burst makes the earlier hits of its window bots too, as the
+    server does. Call outside a transaction."""
     detector = bots.Detector(ipranges.load(conn))
     offers = clicks.load_offers(conn)
     lists = clicks.load_lists(conn)
     result = RescanResult()
     affected: set[tuple[int, str]] = set()
+    only = ""
+    if messages is not None:
+        conn.execute("CREATE TEMP TABLE IF NOT EXISTS rescan_messages (id INTEGER PRIMARY KEY)")
+        conn.execute("DELETE FROM rescan_messages")
+        conn.executemany("INSERT INTO rescan_messages (id) VALUES (?)", [(m,) for m in messages])
+        only = " AND c.message_id IN (SELECT id FROM rescan_messages)"
     cursor = conn.execute(
         "SELECT c.id, c.link_id, c.message_id, c.contact_id, c.offer_id, c.list_id, c.method,"
         " c.ip, c.user_agent, c.accept_language, c.bot_reasons, c.is_bot, c.clicked_at,"
-        " c.visitor, m.created_at FROM message_short_link_clicks c"
+        " c.visitor, m.created_at, m.delivery_status = 'delivered', m.delivery_at"
+        " FROM message_short_link_clicks c"
         " JOIN messages m ON m.id = c.message_id"
-        " WHERE c.account_id = ? AND c.clicked_at >= ? ORDER BY c.link_id, c.clicked_at",
+        f" WHERE c.account_id = ? AND c.clicked_at >= ?{only} ORDER BY c.link_id, c.clicked_at",
         (account_id, since or ""),
     )
-    updates: dict[int, list[tuple]] = {}  # message id -> (is_bot, reasons, click id)
+    # Per click: [is_bot, reasons] as judged now, and what is stored.
+    judged: dict[int, list] = {}
+    # Per click: (is_bot, reasons, message, visitor) as stored.
+    stored: dict[int, tuple[int, str, int, str]] = {}
+    window: list[tuple[int, float]] = []  # the current link's hits: (click id, moment)
+    current_link = None
     for (
         click_id,
         link_id,
@@ -69,29 +99,48 @@ def rescan(conn: sqlite3.Connection, account_id: int, *, since: str | None = Non
         clicked_at,
         visitor,
         sent_at,
+        delivered,
+        delivered_at,
     ) in cursor:
         result.clicks += 1
         offer = offers.get(offer_id) if offer_id else None
         sending_list = lists.get(list_id) if list_id else None
         mode = clicks.bot_filter(offer, sending_list)
+        moment = clock.from_text(clicked_at).timestamp()
+        if link_id != current_link:
+            current_link, window = link_id, []
         if mode == "off":
             verdict = bots.HUMAN
         else:
-            moment = clock.from_text(clicked_at).timestamp()
+            start = delivered_at if delivered and delivered_at else sent_at
             verdict = detector.classify(
                 bots.RequestFacts(
                     method, user_agent or "", ip, accept_language or "", _prefetch(reasons)
                 ),
-                seconds_since_sent=moment - clock.from_text(sent_at).timestamp(),
+                seconds_since_sent=moment - clock.from_text(start).timestamp(),
                 min_human_seconds=sending_list.min_human_seconds if sending_list else 2.0,
                 link_id=link_id if contact_id is not None else None,
                 now=moment,
+                timed_from="delivery" if delivered and delivered_at else "sending",
             )
-        if int(verdict.is_bot) != is_bot or verdict.text != reasons:
-            updates.setdefault(message_id, []).append((int(verdict.is_bot), verdict.text, click_id))
-            if int(verdict.is_bot) != is_bot:
-                result.to_bot += verdict.is_bot
-                result.to_human += not verdict.is_bot
+        judged[click_id] = [int(verdict.is_bot), _own(verdict.text, reasons)]
+        stored[click_id] = (is_bot, reasons, message_id, visitor)
+        if verdict.burst:
+            reason = next(r for r in verdict.reasons if "IPs on one link" in r)
+            for earlier, at in window:
+                if moment - at <= bots.IP_WINDOW_SECONDS and not judged[earlier][0]:
+                    note = f"later: {reason}"
+                    text = judged[earlier][1]
+                    judged[earlier] = [1, f"{text}; {note}" if text else note]
+        window.append((click_id, moment))
+    updates: dict[int, list[tuple]] = {}  # message id -> (is_bot, reasons, click id)
+    for click_id, (now_bot, text) in judged.items():
+        was_bot, reasons, message_id, visitor = stored[click_id]
+        if now_bot != was_bot or text != reasons:
+            updates.setdefault(message_id, []).append((now_bot, text, click_id))
+            if now_bot != was_bot:
+                result.to_bot += now_bot
+                result.to_human += not now_bot
                 affected.add((message_id, visitor))
     ordered = sorted(updates)
     for start in range(0, len(ordered), MESSAGES_PER_TRANSACTION):
