@@ -15,11 +15,17 @@ replays a stream of kinds, each message getting one:
   preview           iMessage's link preview fetcher
   HEAD              a HEAD request (a link checker)
   burst, person     a scanner burst, then the person, after the burst window (10 s)
+  at delivery       one hit from an unknown address, desktop Chrome with Accept-Language,
+                    0.3 s after the message was delivered (a carrier's scanner)
+
+Then it imports the gateway's delivery report (`trackly receipts import`: every message
+delivered, the last kind's 0.3 s before its hit, the others a minute before the stream), which
+judges those messages' clicks again with the timing signal measured from delivery.
 
 Prints, per kind, how many messages got a MessageClick and how many should have, then the
 precision (MessageClicks made by a person, of all) and recall (messages whose person made
-their MessageClick, of those with a person) per message. Target: no scanner-made MessageClick, no
-missed person (precision = recall = 1).
+their MessageClick, of those with a person) per message, before and after the delivery report.
+Target: no scanner-made MessageClick, no missed person (precision = recall = 1) after it.
 """
 
 from __future__ import annotations
@@ -56,7 +62,8 @@ KINDS = {  # kind: (share of messages, should get a MessageClick)
     "cloud scanner": (0.10, False),
     "preview": (0.10, False),
     "HEAD": (0.05, False),
-    "burst, person": (0.15, True),
+    "burst, person": (0.10, True),
+    "at delivery": (0.05, False),
 }
 
 
@@ -79,7 +86,8 @@ def build(folder: Path, count: int) -> tuple[Path, list[str]]:
         conn.execute("UPDATE messages SET created_at = '2026-01-01T00:00:00.000000Z'")
     conn.close()
     text = (folder / "out.csv").read_text(encoding="utf-8")
-    return db, re.findall(r"go\.acme\.test/([0-9A-Za-z]{7})", text)
+    # (each outbox line: phone, message id, the text with its link)
+    return db, dict(re.findall(r"^\+\d+,(\d+),.*go\.acme\.test/([0-9A-Za-z]{7})", text, re.M))
 
 
 class Client:
@@ -98,10 +106,12 @@ class Client:
         assert response.status in (200, 302), response.status
 
 
-def replay(client: Client, plan: list[tuple[str, str]], pick: random.Random) -> None:
+def replay(client: Client, plan: list[tuple[str, str]], pick: random.Random) -> dict[str, float]:
+    """Plays the plan; returns when each "at delivery" message was delivered (epoch)."""
     home = iter(f"198.51.{n // 250}.{n % 250 + 1}" for n in range(100_000))
     odd = iter(f"100.{64 + n // 65_000}.{n // 250 % 250}.{n % 250 + 1}" for n in range(100_000))
     later: list[tuple[str, str]] = []
+    delivered: dict[str, float] = {}
     for kind, link in plan:
         if kind == "person":
             client.hit(link, next(home), pick.choice((PHONE, ANDROID)))
@@ -121,33 +131,32 @@ def replay(client: Client, plan: list[tuple[str, str]], pick: random.Random) -> 
             client.hit(link, f"17.{pick.randrange(256)}.1.1", PREVIEW, lang="")
         elif kind == "HEAD":
             client.hit(link, next(odd), DESKTOP, method="HEAD")
+        elif kind == "at delivery":
+            delivered[link] = time.time() - 0.3
+            client.hit(link, next(odd), DESKTOP)
     time.sleep(11)  # past the burst window: then the people who got those messages
     for link, ip in later:
         client.hit(link, ip, PHONE)
+    return delivered
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--messages", type=int, default=300)
-    args = parser.parse_args()
-    pick = random.Random(18)
-    with tempfile.TemporaryDirectory() as tmp:
-        db, link_ids = build(Path(tmp), args.messages)
-        kinds = list(KINDS)
-        weights = [KINDS[k][0] for k in kinds]
-        plan = [(pick.choices(kinds, weights)[0], link) for link in link_ids]
-        with serving(db, "--trusted-proxy", "127.0.0.1") as port:
-            replay(Client(port), plan, pick)
-        conn = sqlite3.connect(db)
-        # each message's MessageClick, and whether a person made it (people click from the
-        # home addresses 198.51.x.x; everything else is a scanner's)
-        made = dict(
+def message_clicks(db: Path) -> dict[str, int]:
+    """Each message's MessageClick (by its link), and whether a person made it (people click
+    from the home addresses 198.51.x.x; everything else is a scanner's)."""
+    conn = sqlite3.connect(db)
+    try:
+        return dict(
             conn.execute(
                 "SELECT l.id, m.ip LIKE '198.51.%' FROM message_clicks m"
                 " JOIN short_links l ON l.message_id = m.message_id"
             ).fetchall()
         )
+    finally:
         conn.close()
+
+
+def score(plan: list[tuple[str, str]], made: dict[str, int]) -> tuple[Counter, Counter, str]:
+    """Per kind: messages, messages with a MessageClick; and the precision/recall line."""
     per_kind: Counter = Counter()
     with_click: Counter = Counter()
     true_positive = false_positive = false_negative = 0
@@ -159,16 +168,43 @@ def main() -> None:
         true_positive += by_person and should
         false_positive += link in made and not by_person
         false_negative += should and not by_person
+    precision = true_positive / max(true_positive + false_positive, 1)
+    recall = true_positive / max(true_positive + false_negative, 1)
+    line = (
+        f"precision {precision:.3f} ({false_positive} scanner-made MessageClicks),"
+        f" recall {recall:.3f} ({false_negative} people missed)"
+    )
+    return per_kind, with_click, line
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--messages", type=int, default=300)
+    args = parser.parse_args()
+    pick = random.Random(18)
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        db, messages = build(folder, args.messages)
+        kinds = list(KINDS)
+        weights = [KINDS[k][0] for k in kinds]
+        plan = [(pick.choices(kinds, weights)[0], link) for link in messages.values()]
+        started = time.time()
+        with serving(db, "--trusted-proxy", "127.0.0.1") as port:
+            delivered = replay(Client(port), plan, pick)
+        before = score(plan, message_clicks(db))
+        report = "".join(
+            f"{message_id},{delivered.get(link, started - 60):.3f},delivered\n"
+            for message_id, link in messages.items()
+        )
+        (folder / "dlr.csv").write_text("message_id,delivered_at,status\n" + report)
+        trackly(db, "receipts", "import", "dlr.csv")
+        per_kind, with_click, after = score(plan, message_clicks(db))
     print(f"{'kind':16} {'messages':>9} {'MessageClick':>13} {'should':>7}")
     for kind in KINDS:
         should = per_kind[kind] if KINDS[kind][1] else 0
         print(f"{kind:16} {per_kind[kind]:>9} {with_click[kind]:>13} {should:>7}")
-    precision = true_positive / max(true_positive + false_positive, 1)
-    recall = true_positive / max(true_positive + false_negative, 1)
-    print(
-        f"precision {precision:.3f} ({false_positive} scanner-made MessageClicks),"
-        f" recall {recall:.3f} ({false_negative} people missed)"
-    )
+    print(f"before the delivery report: {before[2]}")
+    print(f"after it:                   {after}")
 
 
 if __name__ == "__main__":

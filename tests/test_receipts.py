@@ -351,13 +351,14 @@ def test_receipts_wait_for_an_incomplete_campaign(acme, messages, db_path, tmp_p
         ("Thu, 01 Jan 2026 00:01:00 +0000", "2026-01-01T00:01:00.000000Z"),
         ("1767225660", "2026-01-01T00:01:00.000000Z"),
         ("1767225660500", "2026-01-01T00:01:00.500000Z"),
+        ("1767225660.25", "2026-01-01T00:01:00.250000Z"),
     ],
 )
 def test_gateway_times(text, expected):
     assert receipts.parse_time(text) == expected
 
 
-@pytest.mark.parametrize("text", ["", "soon", "2026-13-01", "Thu, 99 Foo"])
+@pytest.mark.parametrize("text", ["", "soon", "2026-13-01", "Thu, 99 Foo", "1e9", "12.5.1"])
 def test_not_times(text):
     with pytest.raises(InvalidInput):
         receipts.parse_time(text)

@@ -149,8 +149,8 @@ def parse_time(text: str) -> str:
     2822, epoch seconds or milliseconds; no zone means UTC), as stored text."""
     value = text.strip()
     moment: datetime | None = None
-    if value.isdigit():
-        number = int(value)
+    if re.fullmatch(r"\d{1,15}(\.\d{1,9})?", value):
+        number = float(value)
         moment = datetime.fromtimestamp(number / 1000 if number > 10**11 else number, UTC)
     else:
         trimmed = re.sub(r"\s*(UTC|GMT)$", "", value)
