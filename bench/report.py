@@ -38,7 +38,7 @@ def stamp(seconds: float) -> str:
 def build(path: Path, messages: int, clicks: int, seed: int = 7) -> None:
     rng = random.Random(seed)
     db = store.open_db(path)
-    conn = db.conn
+    conn = db
     conn.execute("PRAGMA cache_size = -262144")
     now = "2025-12-01T00:00:00.000000Z"
     with store.write(conn):
@@ -277,7 +277,7 @@ def main() -> None:
         build(path, args.messages, args.clicks)
         print(f"built in {time.perf_counter() - started:.0f} s", flush=True)
     db = store.open_db(path)
-    conn = db.conn
+    conn = db
     counts = {
         table: store.scalar(conn, f"SELECT count(*) FROM {table}")
         for table in (

@@ -99,12 +99,12 @@ def baseline(folder: Path, size: int) -> float:
     """The same rows written with bare executemany into a fresh database of the same schema."""
     db = store.open_db(folder / "baseline.db")
     now = "2026-11-29T00:00:00.000000Z"
-    db.conn.execute(
+    db.execute(
         "INSERT INTO accounts (id, name, name_key, created_at, updated_at)"
         " VALUES (1, 'a', 'a', ?, ?)",
         (now, now),
     )
-    db.conn.execute(
+    db.execute(
         "INSERT INTO domains (id, account_id, hostname, created_at) VALUES (1, 1, 'x', ?)", (now,)
     )
     start = time.perf_counter()

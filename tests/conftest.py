@@ -5,6 +5,8 @@ from __future__ import annotations
 import functools
 import http.client
 import json
+import os
+import secrets
 import threading
 import time
 from collections import Counter
@@ -28,6 +30,37 @@ def db_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.delenv("TRACKLY_ACCOUNT", raising=False)
     monkeypatch.chdir(tmp_path)
     return path
+
+
+# -- PostgreSQL ----------------------------------------------------------------------------------
+# `.ci/postgres start` runs a throwaway server and names it in TRACKLY_TEST_POSTGRES; each test
+# that asks for `pg_url` gets a database of its own there. Without a server such a test is
+# skipped, unless TRACKLY_REQUIRE_POSTGRES=1 (as in CI), where that is a failure.
+
+
+def _postgres_admin() -> str:
+    url = os.environ.get("TRACKLY_TEST_POSTGRES")
+    if not url:
+        message = 'no PostgreSQL server: run `eval "$(.ci/postgres start)"` first'
+        if os.environ.get("TRACKLY_REQUIRE_POSTGRES") == "1":
+            pytest.fail(message)
+        pytest.skip(message)
+    return url
+
+
+@pytest.fixture
+def pg_url() -> str:
+    """The URL of a fresh, empty PostgreSQL database, dropped after the test."""
+    import psycopg
+
+    admin = _postgres_admin()
+    name = f"t_{secrets.token_hex(6)}"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    base, _, _ = admin.rpartition("/")
+    yield f"{base}/{name}"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 # typer.testing.CliRunner turns the Typer app into a command tree on every call (~25 ms, most of a
@@ -172,9 +205,9 @@ def campaign(acme: Cli, tmp_path: Path) -> dict:
     )
     database = store.open_db(tmp_path / "trackly.db")
     try:
-        database.conn.execute("UPDATE messages SET created_at = '2026-01-01T00:00:00.000000Z'")
+        database.execute("UPDATE messages SET created_at = '2026-01-01T00:00:00.000000Z'")
         links = store.rows(
-            database.conn,
+            database,
             "SELECT l.id, l.slot, c.phone, l.message_id, l.contact_id FROM short_links l"
             " JOIN contacts c ON c.id = l.contact_id ORDER BY l.message_id, l.slot",
         )

@@ -6,6 +6,7 @@ import pytest
 from conftest import snapshot
 
 from trackly_cli.cli import app
+from trackly_cli.core import store
 
 
 @pytest.fixture
@@ -22,7 +23,7 @@ def test_account_create_defaults(cli, db):
     result = cli("account", "create", "acme")
     assert "acme" in result.stderr
     assert result.stdout == ""  # messages for people go to stderr
-    rows = list(db["accounts"].rows)
+    rows = store.rows(db, "SELECT * FROM accounts")
     assert len(rows) == 1
     assert rows[0]["name"] == "acme"
     assert rows[0]["retention_days"] == 90
@@ -33,7 +34,8 @@ def test_account_create_with_retention_days(cli, db):
     created = cli.json("account", "create", "acme", "--retention-days", "30")
     assert created["name"] == "acme"
     assert created["retention_days"] == 30
-    assert db["accounts"].get(created["id"])["retention_days"] == 30
+    row = store.row(db, "SELECT * FROM accounts WHERE id = ?", (created["id"],))
+    assert row["retention_days"] == 30
 
 
 @pytest.mark.parametrize("bad", ["0", "-5", "abc", "1.5"])
@@ -91,7 +93,7 @@ def test_account_update_retention_and_name(cli, db):
     renamed = cli.json("account", "update", "acme", "--name", "Acme Corp")
     assert renamed["name"] == "Acme Corp"
     assert renamed["retention_days"] == 365
-    row = db["accounts"].get(renamed["id"])
+    row = store.row(db, "SELECT * FROM accounts WHERE id = ?", (renamed["id"],))
     assert (row["name"], row["retention_days"]) == ("Acme Corp", 365)
 
 
@@ -189,7 +191,7 @@ def test_digit_only_name_explains_why(cli):
 
 def test_account_name_is_stripped(cli, db):
     cli("account", "create", "  acme  ")
-    assert [r["name"] for r in db["accounts"].rows] == ["acme"]
+    assert [r["name"] for r in store.rows(db, "SELECT * FROM accounts")] == ["acme"]
 
 
 # --- account selection --------------------------------------------------------------------------
@@ -198,7 +200,7 @@ def test_account_name_is_stripped(cli, db):
 def test_the_only_account_is_implied(cli, db):
     cli("account", "create", "acme")
     cli("list", "create", "vip")
-    assert db["lists"].count == 1
+    assert store.scalar(db, "SELECT count(*) FROM lists") == 1
 
 
 def test_account_option_by_name_and_id(two_accounts, db):
@@ -281,7 +283,7 @@ def test_domain_add_normalises_and_becomes_default(cli, db):
     cli("account", "create", "acme")
     result = cli("domain", "add", "Go.Acme.TEST", "--account", "acme")
     assert "go.acme.test" in result.stderr
-    rows = list(db["domains"].rows)
+    rows = store.rows(db, "SELECT * FROM domains")
     assert len(rows) == 1
     assert rows[0]["hostname"] == "go.acme.test"
     assert rows[0]["scheme"] == "https"
@@ -304,7 +306,7 @@ def test_domain_hostnames_are_normalised(cli, db, typed, stored):
     cli("account", "create", "acme")
     added = cli.json("domain", "add", typed)
     assert added["hostname"] == stored
-    assert [r["hostname"] for r in db["domains"].rows] == [stored]
+    assert [r["hostname"] for r in store.rows(db, "SELECT * FROM domains")] == [stored]
 
 
 @pytest.mark.parametrize(
@@ -422,7 +424,7 @@ def test_http_option_gives_scheme_http(cli, db):
     cli("account", "create", "acme")
     added = cli.json("domain", "add", "localhost", "--http")
     assert added["scheme"] == "http"
-    assert db["domains"].get(added["id"])["scheme"] == "http"
+    assert store.row(db, "SELECT * FROM domains WHERE id = ?", (added["id"],))["scheme"] == "http"
     cli("offer", "create", "x", "--url", "https://shop.example/")
     shown = cli.json("offer", "show", "x")
     assert shown["postback_url"].startswith("http://localhost/conv/offer?")
@@ -459,10 +461,10 @@ def test_domain_remove_an_unused_domain(cli, db):
     # the default moved to the remaining domain
     assert rows == [("two.acme.test", 1)]
     cli("domain", "remove", "two.acme.test")
-    assert db["domains"].count == 0
+    assert store.scalar(db, "SELECT count(*) FROM domains") == 0
     # a removed hostname can be added again, by any account
     cli("domain", "add", "one.acme.test")
-    assert db["domains"].count == 1
+    assert store.scalar(db, "SELECT count(*) FROM domains") == 1
 
 
 def test_domain_remove_unknown(cli, db_path):

@@ -16,7 +16,7 @@ from trackly_cli.cli import app
 PACKAGE = Path(__file__).resolve().parents[1] / "trackly_cli"
 CORE = sorted((PACKAGE / "core").glob("*.py"))
 FORBIDDEN = {"typer", "rich", "bottle", "waitress"}
-# click is Typer's base: the core must not import it itself (sqlite-utils loads it, though)
+# click is Typer's base: the core must not import it itself
 FORBIDDEN_DIRECT = FORBIDDEN | {"click"}
 # the parts of trackly_cli that belong to the CLI or the server, never to the core
 OUTER = {"cli", "commands", "output", "options", "state", "config", "server", "__main__"}
@@ -54,6 +54,16 @@ def test_the_core_imports_no_cli_or_server_library(path):
         if name.startswith(".."):  # relative imports that leave the core package
             bad.append(name)
     assert not bad, f"{path.name} imports {bad}"
+
+
+@pytest.mark.parametrize("path", CORE, ids=lambda p: p.name)
+def test_the_core_takes_one_store_handle(path):
+    """#13: core functions take a store.Store (SQLite or PostgreSQL), never a driver's own
+    connection type or a wrapper of one; only store.py knows the SQLite class it extends."""
+    text = path.read_text(encoding="utf-8")
+    assert "sqlite_utils" not in text
+    if path.name != "store.py":
+        assert "sqlite3.Connection" not in text, path.name
 
 
 @pytest.mark.parametrize("path", CORE, ids=lambda p: p.name)

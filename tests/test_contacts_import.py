@@ -10,6 +10,7 @@ import pytest
 from conftest import snapshot
 
 from trackly_cli.core import contacts as core_contacts
+from trackly_cli.core import store
 from trackly_cli.core.errors import Interrupted
 
 
@@ -65,7 +66,7 @@ def test_import_keeps_other_columns_as_merge_fields(vip, db, tmp_path):
         "+447911123456": {"first_name": "Bob", "city": "London"},
     }
     assert members(db, "vip") == ["+12025550143", "+447911123456"]
-    row = next(db.query("SELECT * FROM contacts ORDER BY id"))
+    row = store.row(db, "SELECT * FROM contacts ORDER BY id")
     assert row["created_at"].endswith("Z")
     assert row["account_id"] == db.execute("SELECT id FROM accounts").fetchone()[0]
 
@@ -164,7 +165,7 @@ def test_reimport_merges_into_existing_contacts(vip, db, tmp_path):
         write(tmp_path, "phone,first_name,plan\n2025550143,,gold\n+12025550199,Cy,\n", "b.csv"),
     )
     assert (again["new_contacts"], again["added_to_list"]) == (0, 0)
-    assert db["list_members"].count == 3
+    assert store.scalar(db, "SELECT count(*) FROM list_members") == 3
 
 
 def test_blank_lines_are_ignored(vip, db, tmp_path):
@@ -262,8 +263,8 @@ def test_strict_imports_nothing_when_a_row_is_invalid(vip, db, db_path, tmp_path
     assert "line 6002" in message
     assert "nothing was imported" in message
     assert snapshot(db_path) == before
-    assert db["contacts"].count == 0
-    assert db["list_members"].count == 0
+    assert store.scalar(db, "SELECT count(*) FROM contacts") == 0
+    assert store.scalar(db, "SELECT count(*) FROM list_members") == 0
 
 
 def test_an_import_interrupted_while_checking_leaves_nothing_behind(vip, db, tmp_path):
@@ -279,9 +280,9 @@ def test_an_import_interrupted_while_checking_leaves_nothing_behind(vip, db, tmp
     with path.open("rb") as stream, pytest.raises(KeyboardInterrupt):
         core_contacts.import_csv(db, None, "vip", stream, progress=progress)
     assert calls == [("checking", core_contacts.BATCH)]
-    assert not db.conn.in_transaction
-    assert db["contacts"].count == 0
-    assert db["list_members"].count == 0
+    assert not db.in_transaction
+    assert store.scalar(db, "SELECT count(*) FROM contacts") == 0
+    assert store.scalar(db, "SELECT count(*) FROM list_members") == 0
 
 
 def test_an_import_interrupted_while_writing_keeps_its_chunks_and_a_rerun_completes_it(
@@ -306,15 +307,15 @@ def test_an_import_interrupted_while_writing_keeps_its_chunks_and_a_rerun_comple
     assert f"after writing {first:,} of 8,001 contacts" in stopped.value.message
     assert "run the same import again" in stopped.value.message
     assert stopped.value.exit_code == 130
-    assert not db.conn.in_transaction
+    assert not db.in_transaction
     # (the first chunk's rows: the earlier +12025550001 and +12025550000 … 0998, one of them
     # the number of a.csv, which existed)
-    assert db["contacts"].count == first - 1
+    assert store.scalar(db, "SELECT count(*) FROM contacts") == first - 1
     with path.open("rb") as stream:
         result = core_contacts.import_csv(db, None, "vip", stream)
     assert (result.imported, result.new_contacts) == (8001, 8000 - (first - 1))
-    assert db["contacts"].count == 8000
-    assert db["list_members"].count == 8000
+    assert store.scalar(db, "SELECT count(*) FROM contacts") == 8000
+    assert store.scalar(db, "SELECT count(*) FROM list_members") == 8000
     # the merge was applied once, as by one import: the later row of the file wins
     assert contacts(db)["+12025550001"] == {"city": "Oslo", "first_name": "n1"}
 
@@ -324,12 +325,12 @@ def test_a_large_import_is_written_in_short_transactions(vip, db, db_path, tmp_p
     rows = "".join(f"+1{201 + i // 10_000}555{i % 10_000:04d},n{i}\n" for i in range(30_000))
     path = write(tmp_path, "phone,first_name\n" + rows)
     commits = []
-    db.conn.set_trace_callback(lambda sql: commits.append(sql) if sql == "COMMIT" else None)
+    db.set_trace_callback(lambda sql: commits.append(sql) if sql == "COMMIT" else None)
     with path.open("rb") as stream:
         core_contacts.import_csv(db, None, "vip", stream)
-    db.conn.set_trace_callback(None)
+    db.set_trace_callback(None)
     assert len(commits) > 1  # (the first chunk is 1,000 rows; the rest sized to 0.2 s)
-    assert db["contacts"].count == 30_000
+    assert store.scalar(db, "SELECT count(*) FROM contacts") == 30_000
 
 
 def test_strict_with_valid_rows_imports(vip, db, tmp_path):
@@ -391,7 +392,7 @@ def test_non_utf8_bytes_are_refused_naming_the_line(vip, db, db_path, tmp_path):
     assert "line 4" in message
     assert "UTF-8" in message
     assert snapshot(db_path) == before
-    assert db["contacts"].count == 0
+    assert store.scalar(db, "SELECT count(*) FROM contacts") == 0
 
 
 def test_non_utf8_bytes_after_many_rows_leave_nothing_behind(vip, db, db_path, tmp_path):
@@ -402,7 +403,7 @@ def test_non_utf8_bytes_after_many_rows_leave_nothing_behind(vip, db, db_path, t
     message = vip.error("contacts", "import", "vip", write(tmp_path, content))
     assert "line 7002" in message
     assert snapshot(db_path) == before
-    assert db["contacts"].count == 0
+    assert store.scalar(db, "SELECT count(*) FROM contacts") == 0
 
 
 def test_non_utf8_header_is_refused(vip, db_path, tmp_path):
@@ -502,7 +503,7 @@ def test_contacts_are_kept_per_account(vip, db, tmp_path):
         "-a",
         "globex",
     )
-    assert db["contacts"].count == 2
+    assert store.scalar(db, "SELECT count(*) FROM contacts") == 2
     assert vip.json("contacts", "list", "-a", "globex")[0]["fields"] == {}
     assert vip.json("contacts", "list", "-a", "acme")[0]["fields"] == {"first_name": "Ann"}
 

@@ -1349,10 +1349,10 @@ def test_a_large_import_commits_in_chunks(acme, links, db, db_path, tmp_path):
         encoding="utf-8",
     )
     commits = []
-    db.conn.set_trace_callback(lambda sql: commits.append(sql) if sql == "COMMIT" else None)
+    db.set_trace_callback(lambda sql: commits.append(sql) if sql == "COMMIT" else None)
     with path.open("rb") as stream:
         result = core_import(db, None, stream)
-    db.conn.set_trace_callback(None)
+    db.set_trace_callback(None)
     assert (result.rows, result.recorded, result.duplicates) == (3000, 3000, 0)
     assert len(commits) > 1
     assert len(conversions(db_path)) == 3000

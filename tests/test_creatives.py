@@ -7,6 +7,8 @@ from pathlib import Path
 import pytest
 from conftest import snapshot
 
+from trackly_cli.core import store
+
 TEMPLATE = (
     "Hi {{first_name|there}}! Summer sale: {{link1}} "
     "Also see {{ link2 }} and https://shop.example/faq. {{LINK1}} again, {{ city }}.\n"
@@ -32,7 +34,7 @@ def test_creative_add_from_a_file(account, db, tmp_path):
     result = account("creative", "add", "summer", template(tmp_path, TEMPLATE))
     assert "summer" in result.stderr
     assert "link1, link2" in result.stderr
-    rows = list(db["creatives"].rows)
+    rows = store.rows(db, "SELECT * FROM creatives")
     assert len(rows) == 1
     assert rows[0]["name"] == "summer"
     assert rows[0]["body"] == TEMPLATE.rstrip("\n")  # the editor's final newline is dropped
@@ -115,7 +117,7 @@ def test_the_same_creative_name_in_two_accounts(account, db, tmp_path):
     path = template(tmp_path, TEMPLATE)
     account("creative", "add", "summer", path, "-a", "acme")
     account("creative", "add", "summer", path, "-a", "globex")
-    assert db["creatives"].count == 2
+    assert store.scalar(db, "SELECT count(*) FROM creatives") == 2
 
 
 def test_non_utf8_file_is_refused(account, db_path, tmp_path):

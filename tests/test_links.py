@@ -53,7 +53,7 @@ def test_encode_is_seven_base62_characters():
 def existing_ids(acme, db) -> list[str]:
     """Short link ids already in the database: a real one-off message with two links."""
     acme("shorten", "-", "--link", "link1=Summer Sale", input="A {{link1}} B https://example.org")
-    ids = [r[0] for r in db.conn.execute("SELECT id FROM short_links ORDER BY id")]
+    ids = [r[0] for r in db.execute("SELECT id FROM short_links ORDER BY id")]
     assert len(ids) == 2
     return ids
 
@@ -67,12 +67,12 @@ def test_fresh_ids_retries_an_id_that_exists(db, existing_ids):
         drawn, queue[:] = queue[:count], queue[count:]
         return drawn
 
-    result = links.fresh_ids(db.conn, 3, source)
+    result = links.fresh_ids(db, 3, source)
     assert sorted(result) == ["newAAA1", "newAAA2", "newAAA3"]
     assert not set(result) & set(existing_ids)
     assert calls[0] == 3 and len(calls) > 1  # the collisions were drawn again
     # nothing was written or overwritten
-    assert sorted(r[0] for r in db.conn.execute("SELECT id FROM short_links")) == existing_ids
+    assert sorted(r[0] for r in db.execute("SELECT id FROM short_links")) == existing_ids
 
 
 def test_fresh_ids_never_repeats_an_id_within_one_call(db, existing_ids):
@@ -81,14 +81,14 @@ def test_fresh_ids_never_repeats_an_id_within_one_call(db, existing_ids):
     def source(count: int) -> list[str]:
         return next(draws)[:count] if count else []
 
-    result = links.fresh_ids(db.conn, 3, source)
+    result = links.fresh_ids(db, 3, source)
     assert len(result) == 3
     assert len(set(result)) == 3
     assert set(result) == {"dupAAA1", "dupAAA2", "dupAAA3"}
 
 
 def test_fresh_ids_with_the_real_source(db, existing_ids):
-    result = links.fresh_ids(db.conn, 500)
+    result = links.fresh_ids(db, 500)
     assert len(result) == len(set(result)) == 500
     assert not set(result) & set(existing_ids)
     assert all(links.VALID_ID.match(i) for i in result)
@@ -96,8 +96,8 @@ def test_fresh_ids_with_the_real_source(db, existing_ids):
 
 def test_fresh_ids_gives_up_on_a_source_that_only_repeats(db, existing_ids):
     with pytest.raises(RuntimeError):
-        links.fresh_ids(db.conn, 1, lambda count: [existing_ids[0]] * count)
+        links.fresh_ids(db, 1, lambda count: [existing_ids[0]] * count)
 
 
 def test_fresh_ids_of_zero(db):
-    assert links.fresh_ids(db.conn, 0) == []
+    assert links.fresh_ids(db, 0) == []

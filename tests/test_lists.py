@@ -7,9 +7,11 @@ import json
 import pytest
 from conftest import snapshot
 
+from trackly_cli.core import store
+
 
 def list_row(db, name: str) -> dict:
-    return next(db.query("SELECT * FROM lists WHERE name = ?", [name]))
+    return store.row(db, "SELECT * FROM lists WHERE name = ?", (name,))
 
 
 @pytest.fixture
@@ -124,7 +126,7 @@ def test_the_same_list_name_in_two_accounts(account, db):
     account("account", "create", "globex")
     account("list", "create", "vip", "-a", "acme")
     account("list", "create", "vip", "-a", "globex")
-    assert db["lists"].count == 2
+    assert store.scalar(db, "SELECT count(*) FROM lists") == 2
     assert [x["name"] for x in account.json("list", "list", "-a", "globex")] == ["vip"]
 
 
@@ -161,7 +163,7 @@ def test_list_show_member_count(account, tmp_path, db):
     assert account.json("list", "show", "vip")["members"] == 4
     account("contacts", "import", "other", csv_file)
     assert account.json("list", "show", "other")["members"] == 2
-    assert db["contacts"].count == 4
+    assert store.scalar(db, "SELECT count(*) FROM contacts") == 4
     listed = {x["name"]: x["members"] for x in account.json("list", "list")}
     assert listed == {"vip": 4, "other": 2}
 

@@ -10,12 +10,13 @@ from pathlib import Path
 from conftest import snapshot
 
 from trackly_cli.cli import app
+from trackly_cli.core import store
 
 URL = "https://shop.example/summer?sub={link_id}"
 
 
 def offer_row(db, name: str) -> dict:
-    return next(db.query("SELECT * FROM offers WHERE name = ?", [name]))
+    return store.row(db, "SELECT * FROM offers WHERE name = ?", (name,))
 
 
 def refused_each(cli, db_path: Path, cases: dict[str, list], code: int = 1) -> dict[str, str]:

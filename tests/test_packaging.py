@@ -45,9 +45,11 @@ def wheel(tmp_path_factory) -> Path:
 def test_the_wheel_holds_the_migrations(wheel):
     with zipfile.ZipFile(wheel) as archive:
         names = set(archive.namelist())
-    assert "trackly_cli/migrations/0001_initial.sql" in names
-    shipped = {n.rsplit("/", 1)[1] for n in names if n.startswith("trackly_cli/migrations/")}
-    assert shipped == {p.name for p in (REPO / "migrations").glob("*.sql")}
+    for dialect in ("sqlite", "postgres"):
+        assert f"trackly_cli/migrations/{dialect}/0001_initial.sql" in names
+        folder = f"trackly_cli/migrations/{dialect}/"
+        shipped = {n.rsplit("/", 1)[1] for n in names if n.startswith(folder)}
+        assert shipped == {p.name for p in (REPO / "migrations" / dialect).glob("*.sql")}
     assert "trackly_cli/core/store.py" in names
     assert "trackly_cli/cli.py" in names
     entry_points = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
@@ -71,7 +73,7 @@ def test_the_unpacked_wheel_finds_and_applies_its_migrations(wheel, tmp_path):
         print(trackly_cli.__file__)
         print(migrate.migrations_dir())
         db = store.open_db({str(database)!r})
-        print(sorted(db.table_names()))
+        print(sorted(r[0] for r in db.execute("SELECT name FROM sqlite_master")))
         print([r[0] for r in db.execute("SELECT name FROM schema_migrations")])
         db.close()
         """
@@ -88,8 +90,9 @@ def test_the_unpacked_wheel_finds_and_applies_its_migrations(wheel, tmp_path):
     assert result.returncode == 0, result.stderr
     module_file, migrations_dir, tables, ledger = result.stdout.strip().splitlines()
     assert Path(module_file).resolve().is_relative_to(site.resolve())
-    assert Path(migrations_dir).resolve() == (site / "trackly_cli" / "migrations").resolve()
+    shipped = site / "trackly_cli" / "migrations" / "sqlite"
+    assert Path(migrations_dir).resolve() == shipped.resolve()
     assert "'accounts'" in tables
     assert "'schema_migrations'" in tables
-    assert ledger == str(sorted(p.name for p in (REPO / "migrations").glob("*.sql")))
+    assert ledger == str(sorted(p.name for p in (REPO / "migrations" / "sqlite").glob("*.sql")))
     assert database.exists()

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from trackly_cli.core import sms
+from trackly_cli.core import sms, store
 
 SHORT = re.compile(r"https://go\.acme\.test/([0-9A-Za-z]{7})(?![0-9A-Za-z])")
 ANY_SHORT = re.compile(r"https?://[a-z0-9.-]+/([0-9A-Za-z]{7})(?![0-9A-Za-z])")
@@ -47,7 +47,7 @@ def many(count: int, start: int = 100) -> list[tuple[str, str]]:
 
 
 def counts(db) -> dict[str, int]:
-    return {t: db[t].count for t in TABLES}
+    return {t: store.scalar(db, f"SELECT count(*) FROM {t}") for t in TABLES}
 
 
 def read_outbox(path: Path) -> tuple[list[str], list[dict]]:
@@ -152,7 +152,7 @@ def test_campaign_over_a_list_writes_the_outbox_and_the_links(vip, db, tmp_path)
 
     assert len(set(all_ids)) == 9
     assert db.execute("SELECT count(*), count(DISTINCT id) FROM short_links").fetchone() == (9, 9)
-    assert db["messages"].count == 3
+    assert store.scalar(db, "SELECT count(*) FROM messages") == 3
 
 
 def test_campaign_saves_the_template_file_as_a_creative(vip, db, tmp_path):
@@ -211,7 +211,7 @@ def test_report_counters_after_a_campaign(vip, db, tmp_path):
     sent = db.execute(
         "SELECT sum(sent) FROM report_rollups WHERE campaign_id = ?", [campaign_id]
     ).fetchone()[0]
-    assert sent == db["messages"].count == 3
+    assert sent == store.scalar(db, "SELECT count(*) FROM messages") == 3
     for name in ("Summer Sale", "Electronics"):
         offer_sent = db.execute(
             "SELECT sum(offer_sent) FROM report_rollups WHERE campaign_id = ? AND offer_id = ?",
@@ -299,7 +299,7 @@ def test_one_off_prints_the_shortened_text(acme, db, tmp_path):
         (ids[0], message[0][0], None, "link1", offer_id(db, "Summer Sale"), None),
         (ids[1], message[0][0], None, "url1", None, "https://example.org/i"),
     ]
-    assert db["campaigns"].count == 0
+    assert store.scalar(db, "SELECT count(*) FROM campaigns") == 0
     assert not list(tmp_path.glob("*.csv"))
 
 
@@ -374,7 +374,8 @@ def test_saved_creative_as_template(acme, db, tmp_path):
     result = acme("shorten", "--creative", "promo", "--link", "link1=Summer Sale")
     assert result.stdout.startswith("Promo https://go.acme.test/")
     assert db.execute("SELECT creative_id FROM messages").fetchone()[0] == creative_id
-    assert db["creatives"].count == 1  # the creative is used, not copied
+    # the creative is used, not copied
+    assert store.scalar(db, "SELECT count(*) FROM creatives") == 1
     message = acme.error("shorten", "--creative", "nope", "--link", "link1=Summer Sale")
     assert "nope" in message
 
@@ -384,7 +385,7 @@ def test_keep_urls_leaves_raw_urls_alone(acme, db, tmp_path):
     data = acme.json("shorten", "msg.txt", "-l", "link1=Summer Sale", "--keep-urls")
     assert [link["slot"] for link in data["links"]] == ["link1"]
     assert data["text"].endswith(" Info: https://example.org/info")
-    assert db["short_links"].count == 1
+    assert store.scalar(db, "SELECT count(*) FROM short_links") == 1
     # and without it the raw URL is shortened
     data = acme.json("shorten", "msg.txt", "-l", "link1=Summer Sale")
     assert [link["slot"] for link in data["links"]] == ["link1", "url1"]
@@ -417,7 +418,7 @@ def test_every_problem_is_reported_at_once(vip, db, tmp_path):
     vip("account", "create", "other")
     vip("domain", "add", "go.other.test", "--account", "other")
     before = counts(db)
-    rollups = db["report_rollups"].count
+    rollups = store.scalar(db, "SELECT count(*) FROM report_rollups")
 
     write(tmp_path / "bad.txt", "Hi {{first_name}}! {{link1}} {{link2}}")
     message = vip.error(
@@ -440,7 +441,7 @@ def test_every_problem_is_reported_at_once(vip, db, tmp_path):
     assert "spring" in text and "already exists" in text
 
     assert counts(db) == before
-    assert db["report_rollups"].count == rollups
+    assert store.scalar(db, "SELECT count(*) FROM report_rollups") == rollups
     assert not (tmp_path / "bad.csv").exists()
     assert leftovers(tmp_path) == []
 
@@ -506,7 +507,7 @@ def test_unwritable_outbox_fails_before_writing(vip, db, tmp_path):
     )  # fmt: skip
     assert "out.csv" in message
     assert counts(db) == dict.fromkeys(TABLES, 0)
-    assert db["report_rollups"].count == 0
+    assert store.scalar(db, "SELECT count(*) FROM report_rollups") == 0
     assert not (tmp_path / "no-such-dir").exists()
     # the campaign name is still free
     vip("shorten", "msg.txt", "--list", "vip", "-l", "link1=Summer Sale", "--campaign", "nowhere")
@@ -519,7 +520,7 @@ def test_failure_midway_rolls_everything_back(acme, db, tmp_path):
         "shorten", "msg.txt", "-l", "link1=Summer Sale"
     )  # a one-off: 1 message, 1 link, 1 creative
     before = counts(db)
-    rollups = db["report_rollups"].count
+    rollups = store.scalar(db, "SELECT count(*) FROM report_rollups")
     db.execute(
         "CREATE TRIGGER boom BEFORE INSERT ON short_links"
         " WHEN (SELECT count(*) FROM short_links) >= 3"
@@ -534,7 +535,7 @@ def test_failure_midway_rolls_everything_back(acme, db, tmp_path):
     assert result.stderr.startswith("Error: ")
     assert "boom" in result.stderr
     assert counts(db) == before
-    assert db["report_rollups"].count == rollups
+    assert store.scalar(db, "SELECT count(*) FROM report_rollups") == rollups
     assert db.execute("SELECT count(*) FROM creatives WHERE name = 'new'").fetchone()[0] == 0
     assert not (tmp_path / "doomed.csv").exists()
     assert leftovers(tmp_path) == []
@@ -542,7 +543,7 @@ def test_failure_midway_rolls_everything_back(acme, db, tmp_path):
 
     db.execute("DROP TRIGGER boom")
     acme("shorten", "new.txt", "--list", "five", "-l", "link1=Summer Sale", "--campaign", "doomed")
-    assert db["messages"].count == before["messages"] + 5
+    assert store.scalar(db, "SELECT count(*) FROM messages") == before["messages"] + 5
     assert len(read_outbox(tmp_path / "doomed.csv")[1]) == 5
 
 
@@ -603,7 +604,8 @@ def test_ab_split_records_variant_and_creative(crowd, db, tmp_path):
     ).fetchall()
     assert variants == [("A", creatives["short"], 50), ("B", creatives["long"], 50)]
     # variant B has two links (link1 and the raw URL), variant A one
-    assert db["short_links"].count == by_variant["A"] + 2 * by_variant["B"]
+    links = store.scalar(db, "SELECT count(*) FROM short_links")
+    assert links == by_variant["A"] + 2 * by_variant["B"]
     _, outbox = read_outbox(tmp_path / "ab1.csv")
     assert len(outbox) == 200
 
@@ -618,7 +620,7 @@ def test_same_seed_same_assignment_other_seed_other_assignment(crowd, db):
     assert first != third
     assert sum(first[c] != third[c] for c in first) > 40  # about half should move
     # the same files make no new creatives
-    assert db["creatives"].count == 2
+    assert store.scalar(db, "SELECT count(*) FROM creatives") == 2
 
 
 def test_uneven_split(crowd, db):
@@ -671,7 +673,7 @@ def test_link_ids_are_unique_across_campaigns(crowd, db, tmp_path):
             "shorten", "two.txt", "--list", "crowd", "-l", "link1=Summer Sale",
             "-l", "link2=https://example.org/2", "--campaign", name,
         )  # fmt: skip
-    messages = db["messages"].count
+    messages = store.scalar(db, "SELECT count(*) FROM messages")
     assert messages == 400
     total, distinct = db.execute("SELECT count(*), count(DISTINCT id) FROM short_links").fetchone()
     assert total == distinct == messages * 3

@@ -111,7 +111,7 @@ def plan_for(db, template: str, campaign: str = "june"):
 
 def test_a_taken_id_makes_the_batch_again_with_fresh_ids(acme, listed, db, tmp_path):
     acme("shorten", "-", "--link", "link1=Summer Sale", input="one-off {{link1}}")
-    taken = [r[0] for r in db.conn.execute("SELECT id FROM short_links")]
+    taken = [r[0] for r in db.execute("SELECT id FROM short_links")]
     assert len(taken) == 1
     before = taken[0]
     # The first draw hands out the taken id; every later draw is random.
@@ -127,14 +127,14 @@ def test_a_taken_id_makes_the_batch_again_with_fresh_ids(acme, listed, db, tmp_p
         db, plan_for(db, "Hi {{first_name}} {{link1}} {{link2}}"), outbox=outbox, id_source=source
     )
     assert summary.recipients == 2_500 and summary.links == 5_000
-    rows = db.conn.execute(
+    rows = db.execute(
         "SELECT l.id, l.message_id, m.body FROM short_links l JOIN messages m"
         " ON m.id = l.message_id WHERE m.campaign_id IS NOT NULL"
     ).fetchall()
     assert len(rows) == 5_000 and len({r[0] for r in rows}) == 5_000
     assert before not in {r[0] for r in rows}
     # the one-off still owns its link, and every body carries its own links
-    assert db.conn.execute("SELECT message_id FROM short_links WHERE id = ?", (before,)).fetchone()
+    assert db.execute("SELECT message_id FROM short_links WHERE id = ?", (before,)).fetchone()
     assert all(f"/{link_id}" in body for link_id, _, body in rows)
     assert f"/{before}" not in outbox.read_text(encoding="utf-8")
     assert len(calls) > 2  # the batch was drawn again (and checked) after the collision
@@ -153,7 +153,7 @@ def test_the_outbox_holds_exactly_the_stored_messages(listed, db, tmp_path):
         read = list(csv.DictReader(handle))
     stored = {
         r[0]: r
-        for r in db.conn.execute(
+        for r in db.execute(
             "SELECT m.id, c.phone, m.body, m.segments, m.encoding FROM messages m"
             " JOIN contacts c ON c.id = m.contact_id JOIN campaigns k ON k.id = m.campaign_id"
             " WHERE k.name = 'july'"
@@ -192,33 +192,33 @@ def execute_fields(db_path: Path) -> None:
 
 def test_foreign_key_checks_are_back_on_after_a_send_and_after_a_failed_one(listed, db):
     shorten.run(db, plan_for(db, "A {{link1}} {{link2}}"))
-    assert db.conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
+    assert db.execute("PRAGMA foreign_keys").fetchone()[0] == 1
 
     def fail(done: int) -> None:
         raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
         shorten.run(db, plan_for(db, "B {{link1}} {{link2}}", "july"), progress=fail)
-    assert db.conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
-    assert [r[0] for r in db.conn.execute("SELECT name FROM campaigns")] == ["june"]
-    assert db.conn.execute("PRAGMA foreign_key_check").fetchall() == []
+    assert db.execute("PRAGMA foreign_keys").fetchone()[0] == 1
+    assert [r[0] for r in db.execute("SELECT name FROM campaigns")] == ["june"]
+    assert db.execute("PRAGMA foreign_key_check").fetchall() == []
 
 
 def test_an_offer_deleted_while_the_send_runs_stops_it_and_leaves_nothing(listed, db, acme):
-    before = store.scalar(db.conn, "SELECT count(*) FROM messages")
-    electronics = store.scalar(db.conn, "SELECT id FROM offers WHERE name = 'Electronics'")
+    before = store.scalar(db, "SELECT count(*) FROM messages")
+    electronics = store.scalar(db, "SELECT id FROM offers WHERE name = 'Electronics'")
 
     def delete_offer(done: int) -> None:
         # (inside the first chunk's transaction, with the checks off: what another process
         # could do between two chunks if nothing stopped it)
         if done == 1_000:
-            db.conn.execute("DELETE FROM offers WHERE id = ?", (electronics,))
+            db.execute("DELETE FROM offers WHERE id = ?", (electronics,))
 
     with pytest.raises(Conflict, match="offer"):
         shorten.run(db, plan_for(db, "A {{link1}} {{link2}}"), progress=delete_offer)
-    assert store.scalar(db.conn, "SELECT count(*) FROM messages") == before
-    assert store.scalar(db.conn, "SELECT count(*) FROM campaigns") == 0
-    assert db.conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
+    assert store.scalar(db, "SELECT count(*) FROM messages") == before
+    assert store.scalar(db, "SELECT count(*) FROM campaigns") == 0
+    assert db.execute("PRAGMA foreign_keys").fetchone()[0] == 1
 
 
 def test_the_statements_refuse_a_timestamp_they_did_not_expect(listed, db):

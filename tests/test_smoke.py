@@ -1,3 +1,6 @@
+from trackly_cli.core import store
+
+
 def test_offer_list_shows_payout_and_domain(acme):
     offers = acme.json("offer", "list")
     assert offers[0]["payout"] == "2.50"
@@ -8,4 +11,4 @@ def test_offer_list_shows_payout_and_domain(acme):
 def test_javascript_url_is_refused(acme, db):
     message = acme.error("offer", "create", "bad", "--url", "javascript:alert(1)")
     assert "http" in message
-    assert db["offers"].count == 1
+    assert store.scalar(db, "SELECT count(*) FROM offers") == 1

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sqlite3
-from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -28,6 +27,7 @@ from trackly_cli.commands import (
 )
 from trackly_cli.commands import lists as list_commands
 from trackly_cli.config import resolve_db_path
+from trackly_cli.core import postgres
 from trackly_cli.core.errors import TracklyError
 from trackly_cli.state import State
 
@@ -46,6 +46,11 @@ class TracklyGroup(TyperGroup):
             output.fail(f"the database cannot be used: {e}")
         except OverflowError:
             output.fail("a number given is too large")
+        except Exception as e:
+            if not type(e).__module__.startswith("psycopg"):
+                raise
+            # PostgreSQL's errors (psycopg is optional: not imported here)
+            output.fail(f"database error: {postgres.error_line(e)}")
 
 
 app = typer.Typer(
@@ -68,13 +73,14 @@ def _version(value: bool) -> None:
 def root(
     ctx: typer.Context,
     db_path: Annotated[
-        Path | None,
+        str | None,
         typer.Option(
             "--db",
-            help="SQLite database file (default: TRACKLY_DB, else the app folder).",
+            help="SQLite database file, or a postgresql://USER:PASS@HOST:PORT/DB URL"
+            " (default: TRACKLY_DB, else the app folder).",
             envvar="TRACKLY_DB",
             show_envvar=True,
-            dir_okay=False,
+            metavar="PATH|URL",
         ),
     ] = None,
     version: Annotated[

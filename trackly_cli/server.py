@@ -101,8 +101,8 @@ class Tracker:
         self.db_path = Path(db_path)
         setup = store.open_db(self.db_path)  # applies migrations before anything else
         try:
-            self.secret = bytes.fromhex(store.setting(setup.conn, "visitor_secret"))
-            known = {r[0] for r in setup.conn.execute("SELECT hostname FROM domains")}
+            self.secret = bytes.fromhex(store.setting(setup, "visitor_secret"))
+            known = {r[0] for r in setup.execute("SELECT hostname FROM domains")}
         finally:
             setup.close()
         self.only_hosts: frozenset[str] | None = None
@@ -116,7 +116,7 @@ class Tracker:
                 )
             self.only_hosts = frozenset(wanted)
         self._local = threading.local()
-        self._connections: list[sqlite3.Connection] = []
+        self._connections: list[store.Store] = []
         self._connections_lock = threading.Lock()
         self._refresh_lock = threading.Lock()
         self._checked_at = 0.0
@@ -136,7 +136,7 @@ class Tracker:
 
     # -- reading ---------------------------------------------------------------------------
 
-    def conn(self) -> sqlite3.Connection:
+    def conn(self) -> store.Store:
         """This thread's read connection (opened once: closing the last connection would
         checkpoint and delete the WAL)."""
         conn = getattr(self._local, "conn", None)
@@ -522,7 +522,7 @@ def create_app(
             return None
         conversions.check_source_ip(offer, ip)
 
-        def write(conn: sqlite3.Connection) -> conversions.Result:
+        def write(conn: store.Store) -> conversions.Result:
             target = link
             if target is None and postback.message_id is not None:
                 found = conversions.find_offer_link(conn, offer, postback.message_id)

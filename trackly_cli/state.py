@@ -1,4 +1,5 @@
-"""What the root command knows (the database path) and the database it opens, once, on demand."""
+"""What the root command knows (the database: a SQLite path or a PostgreSQL URL) and the database
+it opens, once, on demand."""
 
 from __future__ import annotations
 
@@ -6,17 +7,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import typer
-from sqlite_utils import Database
 
 from trackly_cli.core import store
 
 
 @dataclass
 class State:
-    db_path: Path
-    _db: Database | None = field(default=None, repr=False)
+    db_path: Path | str  # a SQLite file, or a PostgreSQL URL
+    _db: store.Store | None = field(default=None, repr=False)
 
-    def db(self) -> Database:
+    def db(self) -> store.Store:
         if self._db is None:
             self._db = store.open_db(self.db_path)
         return self._db
@@ -31,6 +31,6 @@ def state(ctx: typer.Context) -> State:
     return ctx.find_root().obj
 
 
-def db(ctx: typer.Context) -> Database:
+def db(ctx: typer.Context) -> store.Store:
     """The migrated database of this invocation."""
     return state(ctx).db()

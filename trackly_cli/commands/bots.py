@@ -39,7 +39,7 @@ def check(
 ) -> None:
     """Judge a user agent (and IP) as the server would: the verdict and its reasons."""
     db = state.db(ctx)
-    detector = bots.Detector(ipranges.load(db.conn))
+    detector = bots.Detector(ipranges.load(db))
     facts = bots.RequestFacts(method.upper(), ua, ip, accept_language=None, prefetch=None)
     verdict = detector.classify(facts)
     if fmt is Format.table:
@@ -141,8 +141,8 @@ def rescan_command(
     """Re-run the classifier over stored clicks (after importing ranges, say) and rebuild the
     MessageClicks and attributions that follow from the new verdicts."""
     db = state.db(ctx)
-    chosen = filters.resolve(db.conn, account=account, since=since)
-    result = rescan.rescan(db.conn, chosen.account["id"], since=chosen.since_text)
+    chosen = filters.resolve(db, account=account, since=since)
+    result = rescan.rescan(db, chosen.account["id"], since=chosen.since_text)
     if fmt is Format.table:
         output.info(
             f"Re-classified {result.clicks:,} clicks: {result.to_bot:,} now bots,"

@@ -114,8 +114,8 @@ def show(
 ) -> None:
     """A contact's journey: lists, messages, clicks, conversions and revenue."""
     db = state.db(ctx)
-    owner = accounts.resolve(db.conn, account)
-    found = exports.journey(db.conn, contacts.find_contact(db.conn, owner["id"], phone, country))
+    owner = accounts.resolve(db, account)
+    found = exports.journey(db, contacts.find_contact(db, owner["id"], phone, country))
     if fmt is not Format.table:
         output.emit_record(found, fmt, out)
         return

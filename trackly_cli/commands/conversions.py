@@ -50,9 +50,9 @@ def list_command(
         return
     db = state.db(ctx)
     chosen = filters.resolve(
-        db.conn, account=account, campaign=campaign, offer=offer, since=since, until=until
+        db, account=account, campaign=campaign, offer=offer, since=since, until=until
     )
-    found = conversions.list_conversions(db.conn, chosen, limit=limit)
+    found = conversions.list_conversions(db, chosen, limit=limit)
     columns = {Format.table: COLUMNS, Format.csv: conversions.LIST_COLUMNS}.get(fmt)
     output.emit(found, fmt, out, columns=columns, empty="No conversions.")
 

@@ -19,8 +19,9 @@ app = typer.Typer(
 
 @app.command("path")
 def path(ctx: typer.Context) -> None:
-    """Print the database path (--db, else TRACKLY_DB, else the app folder)."""
-    typer.echo(str(state.state(ctx).db_path))
+    """Print the database path or URL, its password hidden (--db, else TRACKLY_DB, else the
+    app folder)."""
+    typer.echo(store.display(state.state(ctx).db_path))
 
 
 @app.command("migrate")

@@ -49,7 +49,7 @@ def list_command(
 ) -> None:
     """List tracking domains (of one account with --account)."""
     db = state.db(ctx)
-    account_id = accounts.resolve(db.conn, account)["id"] if account else None
+    account_id = accounts.resolve(db, account)["id"] if account else None
     output.emit(
         domains.list_all(db, account_id),
         fmt,

@@ -26,19 +26,19 @@ def prune_command(
     clicks came. (`trackly serve` does this once a day by itself.) Also removes campaigns
     that a killed `trackly shorten` left incomplete."""
     db = state.db(ctx)
-    owner = accounts.resolve(db.conn, account) if account else None
+    owner = accounts.resolve(db, account) if account else None
     account_id = owner["id"] if owner else None
-    results = retention.prune(db.conn, account_id=account_id, dry_run=dry_run)
+    results = retention.prune(db, account_id=account_id, dry_run=dry_run)
     left = [
         c
-        for c in campaigns.incomplete(db.conn)
+        for c in campaigns.incomplete(db)
         if c["state"] == "left over" and (owner is None or c["account"] == owner["name"])
     ]
     for campaign in left:
         if not dry_run:
-            if not campaigns.claim(db.conn, campaign):
+            if not campaigns.claim(db, campaign):
                 continue  # another run has claimed it meanwhile
-            campaigns.remove(db.conn, campaign["id"])
+            campaigns.remove(db, campaign["id"])
         output.info(
             f"{campaign['account']}: {'would remove' if dry_run else 'removed'} campaign"
             f" {campaign['name']!r}, left incomplete by a `trackly shorten` that did not finish"

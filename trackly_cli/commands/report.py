@@ -121,7 +121,7 @@ def report_command(
     campaign, message, offer, creative, list, variant, day or domain."""
     db = state.db(ctx)
     chosen = filters.resolve(
-        db.conn,
+        db,
         account=account,
         campaign=campaign,
         offer=offer,
@@ -130,7 +130,7 @@ def report_command(
         until=until,
         tz=tz,
     )
-    result = reports.report(db.conn, chosen, by.value, limit=limit)
+    result = reports.report(db, chosen, by.value, limit=limit)
     title = f"Trackly report by {by.value} — {chosen.account['name']}"
     subtitle = ", ".join(
         part
@@ -144,7 +144,7 @@ def report_command(
         if part
     )
     if html is not None:
-        days = result if by is By.day else reports.report(db.conn, chosen, "day")
+        days = result if by is By.day else reports.report(db, chosen, "day")
         columns = (
             [result.key] if by is not By.variant else ["campaign", "variant"]
         ) + TABLE_COLUMNS
@@ -174,8 +174,8 @@ def ab_command(
     """Compare a campaign's variants: click rate with a 95% interval, conversions, revenue,
     and which variant wins (or how many more sends would tell)."""
     db = state.db(ctx)
-    chosen = filters.resolve(db.conn, account=account, campaign=campaign)
-    result = abtest.ab(db.conn, chosen.campaign)
+    chosen = filters.resolve(db, account=account, campaign=campaign)
+    result = abtest.ab(db, chosen.campaign)
     if fmt is not Format.table:
         if fmt is Format.json:
             output.emit_record(result, fmt, out)
@@ -267,8 +267,8 @@ def segment_command(
             found = segments.segment(conn, owner["id"], campaign, chosen_kinds[0], offer)
             saved = segments.into_list(conn, owner["id"], into_list, found)
     else:
-        owner = filters.resolve(db.conn, account=account).account
-        found = segments.segment(db.conn, owner["id"], campaign, chosen_kinds[0], offer)
+        owner = filters.resolve(db, account=account).account
+        found = segments.segment(db, owner["id"], campaign, chosen_kinds[0], offer)
         saved = None
     if saved:
         output.info(f"Saved {saved['members']:,} contacts as list [bold]{saved['list']}[/].")
@@ -308,10 +308,10 @@ def clicks_command(
         raise InvalidInput("--bots and --humans exclude each other")
     db = state.db(ctx)
     chosen = filters.resolve(
-        db.conn, account=account, campaign=campaign, offer=offer, since=since, until=until
+        db, account=account, campaign=campaign, offer=offer, since=since, until=until
     )
     rows = exports.list_clicks(
-        db.conn, chosen, bots=True if bots else False if humans else None, limit=limit
+        db, chosen, bots=True if bots else False if humans else None, limit=limit
     )
     if fmt is Format.csv:
         _stream_csv(rows, out)

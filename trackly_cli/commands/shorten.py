@@ -26,9 +26,9 @@ def _sources(
         sources.append(shorten.TemplateSource(name=name, text=read_template(path)))
     if creative_names:
         db = state.db(ctx)
-        owner = accounts.resolve(db.conn, account)
+        owner = accounts.resolve(db, account)
         for ref in creative_names:
-            found = lookup.find(db.conn, "creatives", ref, owner["id"])
+            found = lookup.find(db, "creatives", ref, owner["id"])
             sources.append(shorten.TemplateSource(found["name"], found["body"], found["id"]))
     return sources
 

@@ -4,7 +4,6 @@ that names the winner at 95% confidence or says how many more sends would settle
 from __future__ import annotations
 
 import math
-import sqlite3
 from dataclasses import dataclass
 
 from trackly_cli.core import money, store
@@ -112,7 +111,7 @@ def _verdict(metric: str, unit: str, rows: list[dict], hits: str, trials: str) -
     return Verdict(metric, None, p_value, f"not significant yet (p = {p_value:.2f}): {more}")
 
 
-def ab(conn: sqlite3.Connection, campaign: dict) -> dict:
+def ab(conn: store.Store, campaign: dict) -> dict:
     variants = store.rows(
         conn,
         "SELECT variant, sum(sent) AS sent, sum(unique_clicks) AS unique_clicks,"
@@ -133,7 +132,7 @@ def ab(conn: sqlite3.Connection, campaign: dict) -> dict:
     converting = dict(
         conn.execute(
             "SELECT variant, count(DISTINCT message_click_id) FROM conversions"
-            " WHERE campaign_id = ? AND attribution = 'attributed' AND NOT is_reversal"
+            " WHERE campaign_id = ? AND attribution = 'attributed' AND is_reversal = 0"
             " GROUP BY variant",
             (campaign["id"],),
         ).fetchall()

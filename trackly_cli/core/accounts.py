@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
-
-from sqlite_utils import Database
-
 from trackly_cli.core import clock, lookup, store, validate
 from trackly_cli.core.errors import Conflict, InvalidInput, NotFound
 
@@ -13,7 +9,7 @@ DEFAULT_RETENTION_DAYS = 90
 
 
 def create(
-    db: Database,
+    db: store.Store,
     name: str,
     *,
     retention_days: int = DEFAULT_RETENTION_DAYS,
@@ -27,14 +23,15 @@ def create(
             raise Conflict(f"account {name!r} already exists")
         cursor = conn.execute(
             "INSERT INTO accounts (name, name_key, retention_days, anonymize_ips_after_days,"
-            " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)",
+            " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
             (name, validate.key(name), retention_days, anonymize_ips_after_days, now, now),
         )
-    return show(db, cursor.lastrowid)
+        account_id = store.returned_id(cursor)
+    return show(db, account_id)
 
 
 def update(
-    db: Database,
+    db: store.Store,
     ref: str | int,
     *,
     name: str | None = None,
@@ -65,7 +62,7 @@ def update(
         _check_settings(changes.get("retention_days", 1), changes.get("anonymize_ips_after_days"))
         if changes:
             changes["updated_at"] = clock.now_text()
-            db["accounts"].update(account["id"], changes)
+            store.update(db, "accounts", account["id"], changes)
     return show(db, account["id"])
 
 
@@ -79,12 +76,12 @@ def _check_settings(retention_days: int, anonymize_ips_after_days: int | None) -
         raise InvalidInput(f"--anonymize-ips-after must be between 0 (at once) and {MAX_DAYS:,}")
 
 
-def list_all(db: Database) -> list[dict]:
+def list_all(db: store.Store) -> list[dict]:
     return store.rows(
-        db.conn,
+        db,
         """
         SELECT a.id, a.name, a.retention_days, a.anonymize_ips_after_days,
-               (SELECT hostname FROM domains d WHERE d.account_id = a.id AND d.is_default)
+               (SELECT hostname FROM domains d WHERE d.account_id = a.id AND d.is_default = 1)
                    AS default_domain,
                (SELECT count(*) FROM domains d WHERE d.account_id = a.id) AS domains,
                (SELECT count(*) FROM offers o WHERE o.account_id = a.id) AS offers,
@@ -95,12 +92,12 @@ def list_all(db: Database) -> list[dict]:
     )
 
 
-def show(db: Database, ref: str | int) -> dict:
-    account = lookup.find(db.conn, "accounts", ref)
+def show(db: store.Store, ref: str | int) -> dict:
+    account = lookup.find(db, "accounts", ref)
     return next(a for a in list_all(db) if a["id"] == account["id"])
 
 
-def resolve(conn: sqlite3.Connection, ref: str | None) -> dict:
+def resolve(conn: store.Store, ref: str | None) -> dict:
     """The account a command works on: the one named, else the only one there is."""
     if ref:
         return lookup.find(conn, "accounts", ref)

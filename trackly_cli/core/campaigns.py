@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import socket
-import sqlite3
 
 from trackly_cli.core import store
 
@@ -41,7 +40,7 @@ def is_alive(pid: int | None, host: str | None) -> bool:
     return True
 
 
-def incomplete(conn: sqlite3.Connection) -> list[dict]:
+def incomplete(conn: store.Store) -> list[dict]:
     """Campaigns not (yet) complete: being written, or left by a run that died."""
     found = store.rows(
         conn,
@@ -57,7 +56,7 @@ def incomplete(conn: sqlite3.Connection) -> list[dict]:
     return found
 
 
-def claim(conn: sqlite3.Connection, campaign: dict) -> bool:
+def claim(conn: store.Store, campaign: dict) -> bool:
     """Make a leftover this process's to remove, if it is still the dead run's it was seen as
     (another rerun or a prune may have claimed it since: then False). Campaign ids are reused,
     so nothing is removed by id without this."""
@@ -72,7 +71,7 @@ def claim(conn: sqlite3.Connection, campaign: dict) -> bool:
         )
 
 
-def remove(conn: sqlite3.Connection, campaign_id: int) -> int:
+def remove(conn: store.Store, campaign_id: int) -> int:
     """Delete an incomplete campaign and everything written for it, a chunk of messages per
     transaction (each chunk's rows together, so that no link is left without its message);
     returns the messages removed."""
@@ -105,7 +104,7 @@ def remove(conn: sqlite3.Connection, campaign_id: int) -> int:
     return removed
 
 
-def remove_leftovers(conn: sqlite3.Connection) -> list[dict]:
+def remove_leftovers(conn: store.Store) -> list[dict]:
     """Remove every campaign left incomplete by a run that is gone; returns them."""
     gone = [c for c in incomplete(conn) if c["state"] == "left over" and claim(conn, c)]
     for campaign in gone:

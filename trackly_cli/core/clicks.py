@@ -11,7 +11,6 @@ import functools
 import hashlib
 import hmac
 import json
-import sqlite3
 from dataclasses import dataclass
 from typing import NamedTuple
 from urllib.parse import quote
@@ -58,7 +57,7 @@ WHERE l.id = ?
 """
 
 
-def load_link(conn: sqlite3.Connection, link_id: str) -> LinkInfo | None:
+def load_link(conn: store.Store, link_id: str) -> LinkInfo | None:
     if not links.VALID_ID.match(link_id):
         return None
     found = conn.execute(_LINK_SQL, (link_id,)).fetchone()
@@ -119,16 +118,16 @@ def _offer_info(r: dict) -> OfferInfo:
     )
 
 
-def load_offers(conn: sqlite3.Connection) -> dict[int, OfferInfo]:
+def load_offers(conn: store.Store) -> dict[int, OfferInfo]:
     return {r["id"]: _offer_info(r) for r in store.rows(conn, "SELECT * FROM offers")}
 
 
-def load_offer(conn: sqlite3.Connection, offer_id: int) -> OfferInfo | None:
+def load_offer(conn: store.Store, offer_id: int) -> OfferInfo | None:
     found = store.row(conn, "SELECT * FROM offers WHERE id = ?", (offer_id,))
     return None if found is None else _offer_info(found)
 
 
-def load_lists(conn: sqlite3.Connection) -> dict[int, ListInfo]:
+def load_lists(conn: store.Store) -> dict[int, ListInfo]:
     return {
         r["id"]: ListInfo(
             r["id"],
@@ -280,6 +279,7 @@ INSERT INTO message_clicks (
     created_at, ip_anonymized_at)
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (message_id, visitor) DO NOTHING
+RETURNING id
 """
 
 # Hits are stored through a temporary view of this connection: an INSTEAD OF trigger writes
@@ -331,7 +331,7 @@ BEGIN
            NEW.account_id, NEW.campaign_id, NEW.creative_id, NEW.list_id, NEW.variant,
            NEW.domain_id, NEW.id, NEW.clicked_at, NEW.ip, NEW.user_agent, 'click', NULL,
            NEW.created_at, NEW.ip_anonymized_at
-    WHERE NEW.counts AND NOT NEW.is_bot
+    WHERE NEW.counts AND NEW.is_bot = 0
     ON CONFLICT (message_id, visitor) DO NOTHING;
 END
 """,
@@ -341,7 +341,7 @@ END
 MAX_CLICKS_PER_STATEMENT = 40
 
 
-def prepare_click_input(conn: sqlite3.Connection) -> None:
+def prepare_click_input(conn: store.Store) -> None:
     """Create this connection's click_input view (see record_many)."""
     for statement in CLICK_INPUT_DDL:
         conn.execute(statement)
@@ -357,7 +357,7 @@ def _clip(value: str | None) -> str | None:
     return value if value is None or len(value) <= MAX_STORED_HEADER else value[:MAX_STORED_HEADER]
 
 
-def record_many(conn: sqlite3.Connection, batch: list[Click], first_id: int | None = None) -> int:
+def record_many(conn: store.Store, batch: list[Click], first_id: int | None = None) -> int:
     """Store hits, numbered on from `first_id` (else from the largest id); each that is the first
     to count for its message and visitor becomes the MessageClick. Returns the id the next
     click will get.
@@ -456,7 +456,7 @@ def _message_click_row(
 
 
 def insert_message_click(
-    conn: sqlite3.Connection,
+    conn: store.Store,
     link: LinkInfo,
     visitor_key: str,
     clicked_at: str,
@@ -483,11 +483,11 @@ def insert_message_click(
             ip_anonymized,
         ),
     )
-    return cursor.lastrowid if cursor.rowcount else None
+    return store.returned_id(cursor)
 
 
 def confirm(
-    conn: sqlite3.Connection,
+    conn: store.Store,
     link: LinkInfo,
     visitor_key: str,
     ip: str | None,

@@ -5,14 +5,12 @@ from __future__ import annotations
 import csv
 import json
 import re
-import sqlite3
 import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
 import phonenumbers
-from sqlite_utils import Database
 
 from trackly_cli.core import accounts, clock, lookup, store, validate
 from trackly_cli.core.errors import Interrupted, InvalidInput, NotFound
@@ -148,7 +146,7 @@ def csv_rows(reader, lines: CsvLines) -> Iterator[tuple[int, list | dict | None,
 
 
 def import_csv(
-    db: Database,
+    db: store.Store,
     account_ref: str | None,
     list_ref: str,
     stream: BinaryIO,
@@ -188,7 +186,7 @@ def import_csv(
         raise InvalidInput(f"the CSV header repeats the column(s) {', '.join(duplicates)}")
     phone_at = names.index("phone")
     fields = [(i, n) for i, n in enumerate(names) if i != phone_at and n]
-    conn = db.conn
+    conn = db
     account = accounts.resolve(conn, account_ref)
     target = lookup.find(conn, "lists", list_ref, account["id"])
     result = ImportResult(list_name=target["name"], fields=[n for _, n in fields])
@@ -264,7 +262,7 @@ def import_csv(
 
 
 def _flush(
-    conn: sqlite3.Connection, account_id: int, list_id: int, batch: list[list[str]], now: str
+    conn: store.Store, account_id: int, list_id: int, batch: list[list[str]], now: str
 ) -> int:
     if not batch:
         return 0
@@ -284,13 +282,13 @@ def _flush(
 
 
 def list_contacts(
-    db: Database, account_ref: str | None, list_ref: str | None = None, limit: int | None = None
+    db: store.Store, account_ref: str | None, list_ref: str | None = None, limit: int | None = None
 ) -> list[dict]:
-    account = accounts.resolve(db.conn, account_ref)
+    account = accounts.resolve(db, account_ref)
     params: list = [account["id"]]
     join = ""
     if list_ref:
-        target = lookup.find(db.conn, "lists", list_ref, account["id"])
+        target = lookup.find(db, "lists", list_ref, account["id"])
         join = "JOIN list_members m ON m.contact_id = c.id AND m.list_id = ?"
         params.insert(0, target["id"])
     sql = (
@@ -300,13 +298,13 @@ def list_contacts(
     if limit:
         sql += " LIMIT ?"
         params.append(limit)
-    found = store.rows(db.conn, sql, tuple(params))
+    found = store.rows(db, sql, tuple(params))
     for item in found:
         item["fields"] = json.loads(item["fields"])
     return found
 
 
-def find_contact(conn: sqlite3.Connection, account_id: int, ref: str, country: str = "US") -> dict:
+def find_contact(conn: store.Store, account_id: int, ref: str, country: str = "US") -> dict:
     text = ref.strip()
     if validate.is_id(text) and len(text) < 9:
         found = store.row(

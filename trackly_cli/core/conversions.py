@@ -14,13 +14,10 @@ import csv
 import hmac
 import ipaddress
 import re
-import sqlite3
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import BinaryIO
-
-from sqlite_utils import Database
 
 from trackly_cli.core import accounts, clicks, clock, links, lookup, money, store
 from trackly_cli.core.clicks import LinkInfo, OfferInfo
@@ -175,9 +172,7 @@ def check_rules(
         )
 
 
-def _check_link_rate(
-    conn: sqlite3.Connection, link: LinkInfo | None, offer: OfferInfo | None
-) -> None:
+def _check_link_rate(conn: store.Store, link: LinkInfo | None, offer: OfferInfo | None) -> None:
     """At most the offer's link_conversions_per_hour on one link in an hour (a recipient's link
     is one buyer: more is someone replaying postbacks with new txn_ids)."""
     if link is None or offer is None or not offer.link_conversions_per_hour:
@@ -216,11 +211,12 @@ INSERT INTO conversions (
     txn_id, source, attribution, ip, converted_at, created_at, ip_anonymized_at)
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT DO NOTHING
+RETURNING id
 """
 
 
 def record(
-    conn: sqlite3.Connection,
+    conn: store.Store,
     *,
     account_id: int,
     postback: Postback,
@@ -244,7 +240,7 @@ def record(
     if postback.is_reversal and postback.txn_id:
         original = store.row(
             conn,
-            "SELECT * FROM conversions WHERE account_id = ? AND txn_id = ? AND NOT is_reversal",
+            "SELECT * FROM conversions WHERE account_id = ? AND txn_id = ? AND is_reversal = 0",
             (account_id, postback.txn_id),
         )
         # Only a postback for the same offer (or link) may reverse a sale.
@@ -325,10 +321,11 @@ def record(
             clock.now_text() if ip_anonymized else None,
         ),
     )
-    if cursor.rowcount:
+    conversion_id = store.returned_id(cursor)
+    if conversion_id is not None:
         if postback.txn_id is not None and not postback.is_reversal:
             _apply_held(conn, account_id, postback.txn_id)
-        return Result("recorded", cursor.lastrowid, keys["attribution"])
+        return Result("recorded", conversion_id, keys["attribution"])
     existing = _existing(conn, account_id, postback, keys["link_id"])
     if existing is None:  # pragma: no cover - the unique indexes are the only conflicts
         raise NotFound("the conversion conflicts with one that cannot be found")
@@ -336,7 +333,7 @@ def record(
 
 
 def _hold(
-    conn: sqlite3.Connection,
+    conn: store.Store,
     account_id: int,
     postback: Postback,
     link: LinkInfo | None,
@@ -366,7 +363,7 @@ def _hold(
     return Result("pending" if cursor.rowcount else "duplicate", None, None)
 
 
-def _apply_held(conn: sqlite3.Connection, account_id: int, txn_id: str) -> None:
+def _apply_held(conn: store.Store, account_id: int, txn_id: str) -> None:
     """Reverse a sale just recorded if its refund or chargeback came first: the held reversal
     goes through `record` now that its sale exists. One for another offer (or link) than the
     sale's stays held, as `record` refuses it: only a sale's own offer may reverse it."""
@@ -395,7 +392,7 @@ def _apply_held(conn: sqlite3.Connection, account_id: int, txn_id: str) -> None:
 
 
 def _existing(
-    conn: sqlite3.Connection, account_id: int, postback: Postback, link_id: str | None
+    conn: store.Store, account_id: int, postback: Postback, link_id: str | None
 ) -> dict | None:
     """The conversion this one would duplicate, if any."""
     if postback.txn_id is not None:
@@ -418,7 +415,7 @@ def _existing(
 
 
 def attribute(
-    conn: sqlite3.Connection,
+    conn: store.Store,
     link: LinkInfo | None,
     offer: OfferInfo | None,
     converted_at: str,
@@ -442,7 +439,7 @@ def attribute(
     return click["id"], "outside_window"
 
 
-def first_click(conn: sqlite3.Connection, link: LinkInfo) -> dict | None:
+def first_click(conn: store.Store, link: LinkInfo) -> dict | None:
     """The MessageClick of the link's message and contact (for an anonymous one-off message,
     the message's first)."""
     if link.contact_id is not None:
@@ -459,7 +456,7 @@ def first_click(conn: sqlite3.Connection, link: LinkInfo) -> dict | None:
     )
 
 
-def promote_bot_click(conn: sqlite3.Connection, link: LinkInfo) -> dict | None:
+def promote_bot_click(conn: store.Store, link: LinkInfo) -> dict | None:
     """When a link's only clicks were flagged as bots and a conversion arrives, a human
     evidently clicked: the earliest click becomes the MessageClick."""
     earliest = store.row(
@@ -493,7 +490,7 @@ def promote_bot_click(conn: sqlite3.Connection, link: LinkInfo) -> dict | None:
     return {"id": new_id, "clicked_at": earliest["clicked_at"]}
 
 
-def find_offer_link(conn: sqlite3.Connection, offer: OfferInfo, message_id: int) -> str | None:
+def find_offer_link(conn: store.Store, offer: OfferInfo, message_id: int) -> str | None:
     """The link of a message that carries `offer` (its first such slot)."""
     found = store.row(
         conn,
@@ -521,7 +518,7 @@ class ImportResult:
 
 
 def import_csv(
-    db: Database,
+    db: store.Store,
     account_ref: str | None,
     stream: BinaryIO,
     *,
@@ -536,7 +533,7 @@ def import_csv(
     running server's postbacks never wait long for the lock. An import stopped half-way keeps
     what it recorded; running it again completes it, since a row recorded already is a
     duplicate (by txn_id, or by link and event)."""
-    conn = db.conn
+    conn = db
     owner = accounts.resolve(conn, account_ref)
     offers = clicks.load_offers(conn)
     chosen = (
@@ -597,7 +594,7 @@ def import_csv(
 
 
 def _resolve(
-    conn: sqlite3.Connection,
+    conn: store.Store,
     account_id: int,
     raw: dict[str, str],
     offers_by_id: dict[int, OfferInfo],
@@ -627,7 +624,7 @@ def _resolve(
 
 
 def import_rows(
-    conn: sqlite3.Connection,
+    conn: store.Store,
     account_id: int,
     rows,
     *,
@@ -687,9 +684,7 @@ LIST_COLUMNS = [
 ]
 
 
-def list_conversions(
-    conn: sqlite3.Connection, chosen: Filters, limit: int | None = None
-) -> list[dict]:
+def list_conversions(conn: store.Store, chosen: Filters, limit: int | None = None) -> list[dict]:
     """The conversions the filters select, oldest first, with their attribution."""
     clauses, params = chosen.where("c.", "converted_at")
     sql = (

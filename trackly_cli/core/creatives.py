@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import sqlite3
-
-from sqlite_utils import Database
-
 from trackly_cli.core import accounts, clock, lookup, store, templates, validate
 from trackly_cli.core.errors import Conflict
 
 
-def add(db: Database, account_ref: str | None, name: str, body: str) -> dict:
+def add(db: store.Store, account_ref: str | None, name: str, body: str) -> dict:
     name = validate.name(name, "creative")
     compiled = templates.compile_template(body)
     with store.write(db) as conn:
@@ -22,18 +18,20 @@ def add(db: Database, account_ref: str | None, name: str, body: str) -> dict:
         ):
             raise Conflict(f"creative {name!r} already exists in account {account['name']!r}")
         creative_id = insert(conn, account["id"], name, body)
-    return describe(get(db.conn, creative_id), compiled)
+    return describe(get(db, creative_id), compiled)
 
 
-def insert(conn: sqlite3.Connection, account_id: int, name: str, body: str) -> int:
-    return conn.execute(
-        "INSERT INTO creatives (account_id, name, name_key, body, created_at)"
-        " VALUES (?, ?, ?, ?, ?)",
-        (account_id, name, validate.key(name), body, clock.now_text()),
-    ).lastrowid
+def insert(conn: store.Store, account_id: int, name: str, body: str) -> int:
+    return store.returned_id(
+        conn.execute(
+            "INSERT INTO creatives (account_id, name, name_key, body, created_at)"
+            " VALUES (?, ?, ?, ?, ?) RETURNING id",
+            (account_id, name, validate.key(name), body, clock.now_text()),
+        )
+    )
 
 
-def save_for_campaign(conn: sqlite3.Connection, account_id: int, name: str, body: str) -> int:
+def save_for_campaign(conn: store.Store, account_id: int, name: str, body: str) -> int:
     """The id of a creative holding `body`: the one called `name` when its text is the same,
     else a new one (named `name`, or `name-2`, `name-3`… when that name is taken)."""
     name = validate.name(name, "creative")
@@ -52,7 +50,7 @@ def save_for_campaign(conn: sqlite3.Connection, account_id: int, name: str, body
         candidate = f"{name[:95]}-{n}"
 
 
-def get(conn: sqlite3.Connection, creative_id: int) -> dict:
+def get(conn: store.Store, creative_id: int) -> dict:
     return store.row(
         conn,
         "SELECT c.id, c.name, a.name AS account, c.body, c.created_at,"
@@ -72,17 +70,17 @@ def describe(creative: dict, compiled: templates.Template | None = None) -> dict
     return creative
 
 
-def show(db: Database, account_ref: str | None, ref: str) -> dict:
-    account = accounts.resolve(db.conn, account_ref)
-    return describe(get(db.conn, lookup.find(db.conn, "creatives", ref, account["id"])["id"]))
+def show(db: store.Store, account_ref: str | None, ref: str) -> dict:
+    account = accounts.resolve(db, account_ref)
+    return describe(get(db, lookup.find(db, "creatives", ref, account["id"])["id"]))
 
 
-def list_all(db: Database, account_ref: str | None) -> list[dict]:
-    account = accounts.resolve(db.conn, account_ref)
+def list_all(db: store.Store, account_ref: str | None) -> list[dict]:
+    account = accounts.resolve(db, account_ref)
     ids = [
         r[0]
-        for r in db.conn.execute(
+        for r in db.execute(
             "SELECT id FROM creatives WHERE account_id = ? ORDER BY name", (account["id"],)
         )
     ]
-    return [describe(get(db.conn, i)) for i in ids]
+    return [describe(get(db, i)) for i in ids]

@@ -5,8 +5,6 @@ from __future__ import annotations
 import contextlib
 import io
 
-from sqlite_utils import Database
-
 from trackly_cli.core import accounts, clock, contacts, domains, lists, offers, shorten, store
 from trackly_cli.core.errors import Conflict
 
@@ -18,14 +16,14 @@ CONTACTS = b"phone,first_name\n+12025550101,Ada\n+12025550143,Grace\n+1202555014
 TEMPLATE = "Hi {{first_name|there}}! The demo sale is on: {{link1}} Reply STOP to opt out."
 
 
-def build(db: Database, port: int) -> dict:
+def build(db: store.Store, port: int) -> dict:
     """Create (or reuse) the demo account, domain, offer and list, and shorten a new campaign.
     Returns the campaign name and, per contact, the phone, the text and its link."""
-    found = store.row(db.conn, "SELECT id FROM accounts WHERE name_key = ?", (ACCOUNT,))
+    found = store.row(db, "SELECT id FROM accounts WHERE name_key = ?", (ACCOUNT,))
     if found is None:
         accounts.create(db, ACCOUNT)
     owner = store.row(
-        db.conn,
+        db,
         "SELECT a.name FROM domains d JOIN accounts a ON a.id = d.account_id WHERE d.hostname = ?",
         (HOST,),
     )
@@ -56,7 +54,7 @@ def build(db: Database, port: int) -> dict:
     )
     summary = shorten.run(db, plan)
     rows = store.rows(
-        db.conn,
+        db,
         "SELECT c.phone, m.body AS text, l.id AS link_id FROM messages m"
         " JOIN contacts c ON c.id = m.contact_id JOIN short_links l ON l.message_id = m.id"
         " WHERE m.campaign_id = ? ORDER BY m.id",

@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
-
-from sqlite_utils import Database
-
 from trackly_cli.core import accounts, clock, store, validate
 from trackly_cli.core.errors import Conflict, InvalidInput, NotFound
 
@@ -16,7 +12,12 @@ NO_DOMAIN = (
 
 
 def add(
-    db: Database, host: str, account_ref: str | None, *, default: bool = False, http: bool = False
+    db: store.Store,
+    host: str,
+    account_ref: str | None,
+    *,
+    default: bool = False,
+    http: bool = False,
 ) -> dict:
     hostname = validate.hostname(host)
     with store.write(db) as conn:
@@ -45,7 +46,7 @@ def add(
                 clock.now_text(),
             ),
         )
-    return get(db.conn, hostname)
+    return get(db, hostname)
 
 
 def _select(where: str = "") -> str:
@@ -58,7 +59,7 @@ def _select(where: str = "") -> str:
     )
 
 
-def get(conn: sqlite3.Connection, host: str) -> dict:
+def get(conn: store.Store, host: str) -> dict:
     hostname = validate.hostname(host)
     found = store.row(conn, _select("WHERE d.hostname = ?"), (hostname,))
     if not found:
@@ -66,12 +67,10 @@ def get(conn: sqlite3.Connection, host: str) -> dict:
     return _present(found)
 
 
-def list_all(db: Database, account_id: int | None = None) -> list[dict]:
+def list_all(db: store.Store, account_id: int | None = None) -> list[dict]:
     if account_id is None:
-        return [_present(r) for r in store.rows(db.conn, _select())]
-    return [
-        _present(r) for r in store.rows(db.conn, _select("WHERE d.account_id = ?"), (account_id,))
-    ]
+        return [_present(r) for r in store.rows(db, _select())]
+    return [_present(r) for r in store.rows(db, _select("WHERE d.account_id = ?"), (account_id,))]
 
 
 def _present(found: dict) -> dict:
@@ -79,17 +78,17 @@ def _present(found: dict) -> dict:
     return found
 
 
-def set_default(db: Database, host: str) -> dict:
+def set_default(db: store.Store, host: str) -> dict:
     with store.write(db) as conn:
         domain = get(conn, host)
         conn.execute(
             "UPDATE domains SET is_default = 0 WHERE account_id = ?", (domain["account_id"],)
         )
         conn.execute("UPDATE domains SET is_default = 1 WHERE id = ?", (domain["id"],))
-    return get(db.conn, host)
+    return get(db, host)
 
 
-def remove(db: Database, host: str) -> dict:
+def remove(db: store.Store, host: str) -> dict:
     with store.write(db) as conn:
         domain = get(conn, host)
         used = store.scalar(
@@ -110,7 +109,7 @@ def remove(db: Database, host: str) -> dict:
     return domain
 
 
-def for_sending(conn: sqlite3.Connection, account: dict, host: str | None = None) -> dict:
+def for_sending(conn: store.Store, account: dict, host: str | None = None) -> dict:
     """The domain a new message's links go on: `host` (which must be the account's), else the
     account's default."""
     if host:
@@ -121,7 +120,9 @@ def for_sending(conn: sqlite3.Connection, account: dict, host: str | None = None
                 f" not {account['name']!r}"
             )
         return domain
-    found = store.row(conn, _select("WHERE d.account_id = ? AND d.is_default"), (account["id"],))
+    found = store.row(
+        conn, _select("WHERE d.account_id = ? AND d.is_default = 1"), (account["id"],)
+    )
     if not found:
         raise InvalidInput(NO_DOMAIN.format(account=account["name"]))
     return _present(found)

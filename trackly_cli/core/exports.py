@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import sqlite3
-
 from trackly_cli.core import money, store
 from trackly_cli.core.filters import Filters
 
 
 def list_clicks(
-    conn: sqlite3.Connection, chosen: Filters, *, bots: bool | None = None, limit: int | None = None
+    conn: store.Store, chosen: Filters, *, bots: bool | None = None, limit: int | None = None
 ):
     """Raw clicks (MessageShortLinkClicks) with the bot verdict and reasons, oldest first; an
     iterator, so that a large export streams."""
@@ -41,7 +39,7 @@ def list_clicks(
         yield item
 
 
-def journey(conn: sqlite3.Connection, contact: dict) -> dict:
+def journey(conn: store.Store, contact: dict) -> dict:
     """A contact's lists, messages, clicks, conversions and revenue."""
     lists = [
         r[0]
@@ -62,7 +60,7 @@ def journey(conn: sqlite3.Connection, contact: dict) -> dict:
         " (SELECT min(mc.clicked_at) FROM message_clicks mc WHERE mc.message_id = m.id)"
         "  AS first_click_at,"
         " (SELECT count(*) FROM conversions cv WHERE cv.message_id = m.id"
-        "  AND NOT cv.is_reversal) AS conversions,"
+        "  AND cv.is_reversal = 0) AS conversions,"
         " (SELECT coalesce(sum(cv.revenue_micros), 0) FROM conversions cv"
         "  WHERE cv.message_id = m.id) AS revenue_micros"
         " FROM messages m LEFT JOIN campaigns k ON k.id = m.campaign_id"

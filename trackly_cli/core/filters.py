@@ -3,12 +3,11 @@ range, resolved and checked once."""
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from trackly_cli.core import accounts, clock, lookup
+from trackly_cli.core import accounts, clock, lookup, store
 from trackly_cli.core.errors import InvalidInput
 
 
@@ -53,7 +52,7 @@ class Filters:
 
 
 def resolve(
-    conn: sqlite3.Connection,
+    conn: store.Store,
     *,
     account: str | None = None,
     campaign: str | None = None,

@@ -7,11 +7,8 @@ from __future__ import annotations
 import bisect
 import ipaddress
 import json
-import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
-
-from sqlite_utils import Database
 
 from trackly_cli.core import clock, store, validate
 from trackly_cli.core.errors import InvalidInput, NotFound
@@ -118,7 +115,7 @@ def parse_file(path: Path) -> tuple[str, list[str]]:
 
 
 def import_file(
-    db: Database, path: Path, *, kind: str = "datacenter", source: str | None = None
+    db: store.Store, path: Path, *, kind: str = "datacenter", source: str | None = None
 ) -> dict:
     """Replace the ranges of (kind, source) with those of the file, in one transaction."""
     if kind not in KINDS:
@@ -147,7 +144,7 @@ def import_file(
     }
 
 
-def add(db: Database, kind: str, cidrs: list[str], source: str = "manual") -> list[str]:
+def add(db: store.Store, kind: str, cidrs: list[str], source: str = "manual") -> list[str]:
     networks = [str(validate.cidr(c)) for c in cidrs]
     now = clock.now_text()
     with store.write(db) as conn:
@@ -160,7 +157,7 @@ def add(db: Database, kind: str, cidrs: list[str], source: str = "manual") -> li
 
 
 def remove(
-    db: Database, *, kind: str | None = None, cidr: str | None = None, source: str | None = None
+    db: store.Store, *, kind: str | None = None, cidr: str | None = None, source: str | None = None
 ) -> int:
     if not (cidr or source):
         raise InvalidInput("say what to remove: a CIDR, or --source NAME")
@@ -183,15 +180,15 @@ def remove(
     return count
 
 
-def summary(db: Database) -> list[dict]:
+def summary(db: store.Store) -> list[dict]:
     return store.rows(
-        db.conn,
+        db,
         "SELECT kind, source, count(*) AS ranges, min(created_at) AS imported_at"
         " FROM ip_ranges GROUP BY kind, source ORDER BY kind, source",
     )
 
 
-def load(conn: sqlite3.Connection) -> dict[str, RangeSet]:
+def load(conn: store.Store) -> dict[str, RangeSet]:
     """One RangeSet per kind, from the database."""
     grouped: dict[str, list[tuple[str, str]]] = {kind: [] for kind in KINDS}
     for kind, cidr, source in conn.execute("SELECT kind, cidr, source FROM ip_ranges"):

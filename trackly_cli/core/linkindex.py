@@ -63,7 +63,7 @@ WHERE c.building_pid IS NOT NULL
 """
 
 
-def ready_until(conn: sqlite3.Connection) -> int:
+def ready_until(conn: store.Store) -> int:
     """The newest message the index may hold: the one before the first message of a campaign
     still being written. Its links are nobody's yet, and reading them while they are written
     (a million links in a few minutes) would keep long read transactions open, which keep
@@ -106,7 +106,7 @@ class LinkIndex:
         self.last_message_id = 0  # the newest message when the index was built
 
     @classmethod
-    def load(cls, conn: sqlite3.Connection, size: int = DEFAULT_SIZE, after: int = 0) -> LinkIndex:
+    def load(cls, conn: store.Store, size: int = DEFAULT_SIZE, after: int = 0) -> LinkIndex:
         """The links of the newest messages after message `after`: whole messages, up to
         `size` links (and at least the newest message's)."""
         index = cls()
@@ -347,14 +347,14 @@ class HotLinks:
         finally:
             conn.close()
 
-    def _follow(self, conn: sqlite3.Connection) -> None:
+    def _follow(self, conn: store.Store) -> None:
         while not self._stopped.wait(self.CHECK_SECONDS):
             try:
                 self.update(conn)
             except Exception as e:  # the index stays as it was; the next check tries again
                 log.warning("could not update the link index: %s", e)
 
-    def update(self, conn: sqlite3.Connection) -> None:
+    def update(self, conn: store.Store) -> None:
         """Index the links of messages sent since the last load, if there are enough."""
         last = max((segment.last_message_id for segment in self.segments), default=0)
         pending = conn.execute(

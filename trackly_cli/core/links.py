@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import re
 import secrets
-import sqlite3
 from collections.abc import Callable
+
+from trackly_cli.core import store
 
 ALPHABET = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 LENGTH = 7
@@ -68,7 +69,7 @@ def draw(count: int, source: IdSource = random_ids) -> list[str]:
     raise RuntimeError("could not draw distinct link ids: is the id source random?")
 
 
-def fresh_ids(conn: sqlite3.Connection, count: int, source: IdSource = random_ids) -> list[str]:
+def fresh_ids(conn: store.Store, count: int, source: IdSource = random_ids) -> list[str]:
     """`count` distinct ids that no short link has yet (call inside the write transaction)."""
     result: list[str] = []
     taken: set[str] = set()

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import sqlite3
-
-from sqlite_utils import Database
 
 from trackly_cli.core import accounts, clock, lookup, store, validate
 from trackly_cli.core.errors import Conflict, InvalidInput
@@ -15,7 +12,7 @@ DEFAULT_MIN_HUMAN_SECONDS = 2.0
 
 
 def create(
-    db: Database,
+    db: store.Store,
     account_ref: str | None,
     name: str,
     *,
@@ -44,12 +41,12 @@ def create(
             "created_at": now,
             "updated_at": now,
         }
-        list_id = db["lists"].insert(values).last_pk
-    return get(db.conn, list_id)
+        list_id = store.insert(db, "lists", values)
+    return get(db, list_id)
 
 
 def update(
-    db: Database,
+    db: store.Store,
     account_ref: str | None,
     ref: str,
     *,
@@ -82,8 +79,8 @@ def update(
             changes["name_key"] = validate.key(changes["name"])
         if changes:
             changes["updated_at"] = clock.now_text()
-            db["lists"].update(found["id"], changes)
-    return get(db.conn, found["id"])
+            store.update(db, "lists", found["id"], changes)
+    return get(db, found["id"])
 
 
 def _values(bot_filter, min_human_seconds, title, description, cta, meta) -> dict:
@@ -110,22 +107,20 @@ FROM lists l JOIN accounts a ON a.id = l.account_id
 """
 
 
-def get(conn: sqlite3.Connection, list_id: int) -> dict:
+def get(conn: store.Store, list_id: int) -> dict:
     found = store.row(conn, _SELECT + " WHERE l.id = ?", (list_id,))
     found["interstitial_meta"] = json.loads(found["interstitial_meta"])
     return found
 
 
-def show(db: Database, account_ref: str | None, ref: str) -> dict:
-    account = accounts.resolve(db.conn, account_ref)
-    return get(db.conn, lookup.find(db.conn, "lists", ref, account["id"])["id"])
+def show(db: store.Store, account_ref: str | None, ref: str) -> dict:
+    account = accounts.resolve(db, account_ref)
+    return get(db, lookup.find(db, "lists", ref, account["id"])["id"])
 
 
-def list_all(db: Database, account_ref: str | None) -> list[dict]:
-    account = accounts.resolve(db.conn, account_ref)
-    found = store.rows(
-        db.conn, _SELECT + " WHERE l.account_id = ? ORDER BY l.name", (account["id"],)
-    )
+def list_all(db: store.Store, account_ref: str | None) -> list[dict]:
+    account = accounts.resolve(db, account_ref)
+    found = store.rows(db, _SELECT + " WHERE l.account_id = ? ORDER BY l.name", (account["id"],))
     for item in found:
         item["interstitial_meta"] = json.loads(item["interstitial_meta"])
     return found

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
-
 from trackly_cli.core import store, validate
 from trackly_cli.core.errors import NotFound
 
@@ -17,7 +15,7 @@ _KINDS = {
 }
 
 
-def find(conn: sqlite3.Connection, table: str, ref: str | int, account_id: int | None = None):
+def find(conn: store.Store, table: str, ref: str | int, account_id: int | None = None):
     """The row of `table` whose id or (case-insensitive) name is `ref`, in `account_id`."""
     what, listing = _KINDS[table]
     text = str(ref).strip()

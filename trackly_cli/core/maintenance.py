@@ -6,13 +6,11 @@ import os
 import sqlite3
 from pathlib import Path
 
-from sqlite_utils import Database
-
-from trackly_cli.core import campaigns, migrate, records
+from trackly_cli.core import campaigns, migrate, records, store
 from trackly_cli.core.errors import Conflict, InvalidInput, NotFound
 
 
-def backup(db: Database, target: Path, *, overwrite: bool = False) -> dict:
+def backup(db: store.Store, target: Path, *, overwrite: bool = False) -> dict:
     """Copy the database with SQLite's online backup API into `target`.
 
     The copy is taken in one step, from one read snapshot: it holds every transaction committed
@@ -21,7 +19,7 @@ def backup(db: Database, target: Path, *, overwrite: bool = False) -> dict:
     renamed into place, so a failed backup never leaves a file that looks complete.
     """
     target = Path(target).expanduser()
-    live = Path(db.conn.execute("PRAGMA database_list").fetchone()[2]).resolve()
+    live = Path(db.execute("PRAGMA database_list").fetchone()[2]).resolve()
     # The database's own files: itself, its WAL and shared memory, its journal of clicks and
     # the lock beside it. Replacing one under a running server breaks it ("file is not a
     # database"), --force or not.
@@ -38,11 +36,11 @@ def backup(db: Database, target: Path, *, overwrite: bool = False) -> dict:
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         partial.unlink(missing_ok=True)
-        copy = sqlite3.connect(partial)
+        copy = sqlite3.connect(partial, factory=store.SqliteStore)
     except OSError as e:
         raise InvalidInput(f"cannot write {target}: {e.strerror or e}") from e
     try:
-        db.conn.backup(copy, pages=0)
+        db.backup(copy, pages=0)
         pages = copy.execute("PRAGMA page_count").fetchone()[0]
         version = migrate.schema_version(copy)
         copy.execute("PRAGMA journal_mode = DELETE")
@@ -67,7 +65,9 @@ def check_file(path: Path) -> dict:
     if not path.is_file():
         raise NotFound(f"no database at {path}")
     try:
-        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+        conn = sqlite3.connect(
+            f"{path.resolve().as_uri()}?mode=ro", uri=True, factory=store.SqliteStore
+        )
     except sqlite3.Error as e:
         raise InvalidInput(f"cannot open {path}: {e}") from e
     try:
@@ -78,7 +78,7 @@ def check_file(path: Path) -> dict:
         conn.close()
 
 
-def check(conn: sqlite3.Connection) -> dict:
+def check(conn: store.Store) -> dict:
     """SQLite's integrity and foreign-key checks, and the schema version."""
     problems = [r[0] for r in conn.execute("PRAGMA integrity_check")]
     fk_problems = conn.execute("PRAGMA foreign_key_check").fetchall()

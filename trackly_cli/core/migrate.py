@@ -1,5 +1,9 @@
 """Numbered SQL migrations, applied in order, each in one transaction with its ledger row.
 
+Each store has its folder (migrations/sqlite, migrations/postgres) of files with the same names;
+the ledger records names, so moving the SQLite files into their folder changed nothing for a
+database that had applied them.
+
 An applied file that was edited afterwards is refused (its checksum no longer matches), and so is
 a database that a newer Trackly migrated (its ledger names files this code does not have).
 """
@@ -12,7 +16,7 @@ import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
-from trackly_cli.core import clock
+from trackly_cli.core import clock, dialect
 from trackly_cli.core.errors import DatabaseVersionError
 
 _PACKAGE = Path(__file__).resolve().parents[1]
@@ -21,6 +25,8 @@ _CANDIDATES = (_PACKAGE / "migrations", _PACKAGE.parent / "migrations")
 _NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 
 LEDGER = "schema_migrations"
+# PostgreSQL: the advisory lock that one migrating process holds at a time.
+_LOCK = 7_318_251_007
 
 
 @dataclass(frozen=True)
@@ -40,17 +46,20 @@ class MigrationStatus:
     applied_at: str | None
 
 
-def migrations_dir() -> Path:
+def migrations_dir(dialect: str = "sqlite") -> Path:
+    """The folder of one store's migrations (migrations/sqlite, migrations/postgres): each
+    dialect has its own files, with the same names and the same ledger rules."""
     for candidate in _CANDIDATES:
-        if candidate.is_dir() and any(candidate.glob("*.sql")):
-            return candidate
+        folder = candidate / dialect
+        if folder.is_dir() and any(folder.glob("*.sql")):
+            return folder
     raise DatabaseVersionError(
         "Trackly's migrations are missing from this installation: reinstall it with `pip install .`"
     )
 
 
-def available(directory: Path | None = None) -> list[Migration]:
-    directory = directory or migrations_dir()
+def available(directory: Path | None = None, dialect: str = "sqlite") -> list[Migration]:
+    directory = directory or migrations_dir(dialect)
     found = []
     for path in sorted(directory.glob("*.sql")):
         if not _NAME.match(path.name):
@@ -59,18 +68,15 @@ def available(directory: Path | None = None) -> list[Migration]:
     return found
 
 
-def _ensure_ledger(conn: sqlite3.Connection) -> None:
+def _ensure_ledger(conn) -> None:
     conn.execute(
         f"CREATE TABLE IF NOT EXISTS {LEDGER} ("
         " name TEXT PRIMARY KEY, checksum TEXT NOT NULL, applied_at TEXT NOT NULL)"
     )
 
 
-def _applied(conn: sqlite3.Connection) -> dict[str, tuple[str, str]]:
-    exists = conn.execute(
-        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (LEDGER,)
-    ).fetchone()
-    if not exists:
+def _applied(conn) -> dict[str, tuple[str, str]]:
+    if not dialect.table_exists(conn, LEDGER):
         return {}
     return {
         name: (checksum, applied_at)
@@ -96,10 +102,10 @@ def _check(applied: dict[str, tuple[str, str]], known: list[Migration]) -> None:
             )
 
 
-def status(conn: sqlite3.Connection) -> list[MigrationStatus]:
+def status(conn) -> list[MigrationStatus]:
     applied = _applied(conn)
     result = []
-    known = available()
+    known = available(dialect=conn.dialect)
     for m in known:
         if m.name in applied:
             state = "applied" if applied[m.name][0] == m.checksum else "modified"
@@ -111,7 +117,7 @@ def status(conn: sqlite3.Connection) -> list[MigrationStatus]:
     return result
 
 
-def schema_version(conn: sqlite3.Connection) -> str | None:
+def schema_version(conn) -> str | None:
     applied = _applied(conn)
     return max(applied) if applied else None
 
@@ -141,22 +147,27 @@ def _strip_comments(statement: str) -> str:
     return "\n".join(line.split("--", 1)[0] for line in statement.splitlines())
 
 
-def apply(conn: sqlite3.Connection, known: list[Migration] | None = None) -> list[str]:
+def apply(conn, known: list[Migration] | None = None) -> list[str]:
     """Apply every pending migration; return the names applied."""
-    known = available() if known is None else known
+    known = available(dialect=conn.dialect) if known is None else known
     applied = _applied(conn)
     _check(applied, known)
     pending = [m for m in known if m.name not in applied]
     done = []
     for migration in pending:
-        conn.execute("BEGIN IMMEDIATE")
+        conn.execute(dialect.begin_write(conn))
         try:
+            if conn.dialect == dialect.POSTGRES:  # (SQLite's BEGIN IMMEDIATE serialises)
+                conn.execute("SELECT pg_advisory_xact_lock(?)", (_LOCK,))
             _ensure_ledger(conn)
             if conn.execute(f"SELECT 1 FROM {LEDGER} WHERE name = ?", (migration.name,)).fetchone():
                 conn.execute("ROLLBACK")  # another process applied it meanwhile
                 continue
-            for statement in _statements(migration.sql):
-                conn.execute(statement)
+            if conn.dialect == dialect.POSTGRES:
+                conn.executescript(migration.sql)
+            else:
+                for statement in _statements(migration.sql):
+                    conn.execute(statement)
             conn.execute(
                 f"INSERT INTO {LEDGER} (name, checksum, applied_at) VALUES (?, ?, ?)",
                 (migration.name, migration.checksum, clock.now_text()),
@@ -165,7 +176,7 @@ def apply(conn: sqlite3.Connection, known: list[Migration] | None = None) -> lis
         except BaseException as e:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
-            if isinstance(e, sqlite3.DatabaseError):
+            if isinstance(e, dialect.errors(conn)):
                 raise DatabaseVersionError(f"migration {migration.name} failed: {e}") from e
             raise
         done.append(migration.name)

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import json
 import secrets
-import sqlite3
-
-from sqlite_utils import Database
 
 from trackly_cli.core import accounts, clock, lookup, money, store, validate
 from trackly_cli.core.errors import Conflict, InvalidInput
@@ -23,7 +20,7 @@ def new_secret() -> str:
 
 
 def create(
-    db: Database,
+    db: store.Store,
     account_ref: str | None,
     name: str,
     url: str,
@@ -75,12 +72,12 @@ def create(
             "created_at": now,
             "updated_at": now,
         }
-        offer_id = db["offers"].insert(values).last_pk
-    return get(db.conn, offer_id)
+        offer_id = store.insert(db, "offers", values)
+    return get(db, offer_id)
 
 
 def update(
-    db: Database,
+    db: store.Store,
     account_ref: str | None,
     ref: str,
     *,
@@ -145,11 +142,11 @@ def update(
         _check(offer | changes)
         if changes:
             changes["updated_at"] = clock.now_text()
-            db["offers"].update(offer["id"], changes)
-    return get(db.conn, offer["id"])
+            store.update(db, "offers", offer["id"], changes)
+    return get(db, offer["id"])
 
 
-def rotate_secret(db: Database, account_ref: str | None, ref: str) -> dict:
+def rotate_secret(db: store.Store, account_ref: str | None, ref: str) -> dict:
     with store.write(db) as conn:
         account = accounts.resolve(conn, account_ref)
         offer = lookup.find(conn, "offers", ref, account["id"])
@@ -157,7 +154,7 @@ def rotate_secret(db: Database, account_ref: str | None, ref: str) -> dict:
             "UPDATE offers SET postback_secret = ?, updated_at = ? WHERE id = ?",
             (new_secret(), clock.now_text(), offer["id"]),
         )
-    return get(db.conn, offer["id"])
+    return get(db, offer["id"])
 
 
 def _check(values: dict) -> None:
@@ -187,23 +184,23 @@ def _cidrs(values: list[str]) -> list[str]:
 _SELECT = """
 SELECT o.*, a.name AS account,
        (SELECT d.scheme || '://' || d.hostname FROM domains d
-        WHERE d.account_id = o.account_id AND d.is_default) AS base_url
+        WHERE d.account_id = o.account_id AND d.is_default = 1) AS base_url
 FROM offers o JOIN accounts a ON a.id = o.account_id
 """
 
 
-def get(conn: sqlite3.Connection, offer_id: int) -> dict:
+def get(conn: store.Store, offer_id: int) -> dict:
     return present(store.row(conn, _SELECT + " WHERE o.id = ?", (offer_id,)))
 
 
-def show(db: Database, account_ref: str | None, ref: str) -> dict:
-    account = accounts.resolve(db.conn, account_ref)
-    return get(db.conn, lookup.find(db.conn, "offers", ref, account["id"])["id"])
+def show(db: store.Store, account_ref: str | None, ref: str) -> dict:
+    account = accounts.resolve(db, account_ref)
+    return get(db, lookup.find(db, "offers", ref, account["id"])["id"])
 
 
-def list_all(db: Database, account_ref: str | None) -> list[dict]:
-    account = accounts.resolve(db.conn, account_ref)
-    found = store.rows(db.conn, _SELECT + " WHERE o.account_id = ? ORDER BY o.id", (account["id"],))
+def list_all(db: store.Store, account_ref: str | None) -> list[dict]:
+    account = accounts.resolve(db, account_ref)
+    found = store.rows(db, _SELECT + " WHERE o.account_id = ? ORDER BY o.id", (account["id"],))
     return [present(o) for o in found]
 
 

@@ -26,14 +26,11 @@ from __future__ import annotations
 import csv
 import email.utils
 import re
-import sqlite3
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import BinaryIO
-
-from sqlite_utils import Database
 
 from trackly_cli.core import accounts, clock, lookup, store
 from trackly_cli.core.contacts import CsvLines, check_country, csv_rows, normalise_phone
@@ -232,7 +229,7 @@ _COMPLETE = (
 class _Matcher:
     """Finds the message a receipt row is about."""
 
-    def __init__(self, conn: sqlite3.Connection, account_id: int, campaign_id: int | None):
+    def __init__(self, conn: store.Store, account_id: int, campaign_id: int | None):
         self.conn = conn
         self.account_id = account_id
         self.campaign = "" if campaign_id is None else f" AND m.campaign_id = {int(campaign_id)}"
@@ -271,7 +268,7 @@ class _Matcher:
 
 
 def import_csv(
-    db: Database,
+    db: store.Store,
     account_ref: str | None,
     stream: BinaryIO,
     *,
@@ -288,7 +285,7 @@ def import_csv(
     one, changes nothing. The states are written in chunks, in turn with Trackly's other
     writers, and the clicks of each message whose delivery time changed are judged again
     (the timing signal measures from delivery)."""
-    conn = db.conn
+    conn = db
     country = check_country(country)
     owner = accounts.resolve(conn, account_ref)
     campaign_id = (
@@ -392,7 +389,7 @@ _ROLLUP = (
 
 
 def _record(
-    conn: sqlite3.Connection, account_id: int, receipts: list[Receipt], result: ImportResult
+    conn: store.Store, account_id: int, receipts: list[Receipt], result: ImportResult
 ) -> set[int]:
     """Write the receipts that say more than what is known; the report counters follow.
     Returns the messages whose delivery time (as the timing signal reads it) changed."""
@@ -412,7 +409,7 @@ def _record(
 
 
 def _record_chunk(
-    conn: sqlite3.Connection, account_id: int, chunk: Iterable[Receipt], result: ImportResult
+    conn: store.Store, account_id: int, chunk: Iterable[Receipt], result: ImportResult
 ) -> set[int]:
     retimed = set()
     for receipt in chunk:

@@ -101,12 +101,12 @@ def _click(record: list) -> Click:
     return Click(_link(record), *record[1 + _LINK :])
 
 
-def prepare(conn: sqlite3.Connection) -> None:
+def prepare(conn: store.Store) -> None:
     clicks.prepare_click_input(conn)
 
 
 def apply(
-    conn: sqlite3.Connection,
+    conn: store.Store,
     batch: list[list],
     next_click_id: int | None,
     log: logging.Logger,
@@ -125,7 +125,7 @@ def apply(
     return next_click_id
 
 
-def _apply_all(conn: sqlite3.Connection, batch: list[list], next_id: int | None) -> int | None:
+def _apply_all(conn: store.Store, batch: list[list], next_id: int | None) -> int | None:
     run: list[Click] = []
     for record in batch:
         if record[0] == CLICK:
@@ -140,7 +140,7 @@ def _apply_all(conn: sqlite3.Connection, batch: list[list], next_id: int | None)
     return next_id
 
 
-def _apply_each(conn: sqlite3.Connection, batch: list[list], log: logging.Logger) -> None:
+def _apply_each(conn: store.Store, batch: list[list], log: logging.Logger) -> None:
     """One by one, each in its own savepoint, numbered from the table again (the failure may
     be another process's clicks); returns None, the next click's id being unknown."""
     for record in batch:
@@ -157,7 +157,7 @@ def _apply_each(conn: sqlite3.Connection, batch: list[list], log: logging.Logger
     return None
 
 
-def _apply_other(conn: sqlite3.Connection, record: list) -> None:
+def _apply_other(conn: store.Store, record: list) -> None:
     kind = record[0]
     if kind == BURST:
         _, link_id, since, reason = record
@@ -195,7 +195,7 @@ def _apply_other(conn: sqlite3.Connection, record: list) -> None:
 # -- where the drain is ----------------------------------------------------------------------
 
 
-def journal_position(conn: sqlite3.Connection, journal: Journal) -> Position:
+def journal_position(conn: store.Store, journal: Journal) -> Position:
     """How far `journal` is stored in this database (a new journal is registered)."""
     found = conn.execute(
         "SELECT segment, byte_offset FROM journal_state WHERE id = ?", (journal.id,)
@@ -217,14 +217,14 @@ def journal_position(conn: sqlite3.Connection, journal: Journal) -> Position:
     return position
 
 
-def save_position(conn: sqlite3.Connection, journal: Journal, position: Position) -> None:
+def save_position(conn: store.Store, journal: Journal, position: Position) -> None:
     conn.execute(
         "UPDATE journal_state SET segment = ?, byte_offset = ?, updated_at = ? WHERE id = ?",
         (*position, clock.now_text(), journal.id),
     )
 
 
-def journals(conn: sqlite3.Connection) -> list[dict]:
+def journals(conn: store.Store) -> list[dict]:
     """Every journal this database has stored from, with what is still waiting in it (for
     `trackly db check`)."""
     result = []

@@ -10,7 +10,6 @@ conversions by when they converted.
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
@@ -164,7 +163,7 @@ def columns(by: str) -> list[str]:
 
 
 def report(
-    conn: sqlite3.Connection, chosen: Filters, by: str = "campaign", limit: int | None = None
+    conn: store.Store, chosen: Filters, by: str = "campaign", limit: int | None = None
 ) -> Report:
     if by not in DIMENSIONS:
         raise InvalidInput(f"--by must be one of {', '.join(DIMENSIONS)}")
@@ -220,7 +219,7 @@ def report(
     return Report(by, key, [finish(r) for r in rows], finish(dict(totals)))
 
 
-def _names(conn: sqlite3.Connection, by: str, ids: set[int]) -> dict[int, str]:
+def _names(conn: store.Store, by: str, ids: set[int]) -> dict[int, str]:
     _, sql, none = _GROUPS[by]
     names = {}
     for item in ids:
@@ -229,9 +228,7 @@ def _names(conn: sqlite3.Connection, by: str, ids: set[int]) -> dict[int, str]:
     return names
 
 
-def _by_day(
-    conn: sqlite3.Connection, chosen: Filters, where: str, params: list, sent: str
-) -> list[dict]:
+def _by_day(conn: store.Store, chosen: Filters, where: str, params: list, sent: str) -> list[dict]:
     found = store.rows(
         conn,
         f"SELECT bucket_at, {_sums(sent)} FROM report_rollups"
@@ -250,7 +247,7 @@ def _by_day(
     return [r for r in days.values() if _nonzero(r)]
 
 
-def _by_message(conn: sqlite3.Connection, chosen: Filters, limit: int | None) -> Report:
+def _by_message(conn: store.Store, chosen: Filters, limit: int | None) -> Report:
     if chosen.campaign is None and not limit:
         raise InvalidInput("--by message needs --campaign NAME (or --limit N)")
     bucket_clauses, bucket_params = _bucket_range(chosen)
@@ -293,7 +290,7 @@ def _by_message(conn: sqlite3.Connection, chosen: Filters, limit: int | None) ->
         (SELECT count(*) FROM message_clicks mc WHERE mc.message_id = m.id
             {"".join(mc_time)}{offer_clause}) AS unique_clicks,
         (SELECT count(*) FROM conversions cv WHERE cv.message_id = m.id
-            AND cv.attribution = 'attributed' AND NOT cv.is_reversal
+            AND cv.attribution = 'attributed' AND cv.is_reversal = 0
             {"".join(conv_time)}{conv_offer}) AS conversions,
         coalesce((SELECT sum(cv.revenue_micros) FROM conversions cv WHERE cv.message_id = m.id
             AND cv.attribution = 'attributed'{"".join(conv_time)}{conv_offer}), 0)
@@ -302,7 +299,7 @@ def _by_message(conn: sqlite3.Connection, chosen: Filters, limit: int | None) ->
             AND cv.attribution = 'attributed'{"".join(conv_time)}{conv_offer}), 0)
             AS payout_micros,
         (SELECT count(*) FROM conversions cv WHERE cv.message_id = m.id
-            AND cv.attribution <> 'attributed' AND NOT cv.is_reversal
+            AND cv.attribution <> 'attributed' AND cv.is_reversal = 0
             {"".join(conv_time)}{conv_offer}) AS unattributed_conversions,
         coalesce((SELECT sum(cv.revenue_micros) FROM conversions cv WHERE cv.message_id = m.id
             AND cv.attribution <> 'attributed'{"".join(conv_time)}{conv_offer}), 0)

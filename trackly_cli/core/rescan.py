@@ -3,7 +3,6 @@ conversion attributions that depend on the verdicts."""
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass
 
 from trackly_cli.core import bots, clicks, clock, conversions, ipranges, store
@@ -44,7 +43,7 @@ def _prefetch(reasons: str) -> str:
 
 
 def rescan(
-    conn: sqlite3.Connection,
+    conn: store.Store,
     account_id: int,
     *,
     since: str | None = None,
@@ -156,7 +155,7 @@ def rescan(
     return result
 
 
-def burst(conn: sqlite3.Connection, link_id: str, since: str, reason: str) -> int:
+def burst(conn: store.Store, link_id: str, since: str, reason: str) -> int:
     """A hit revealed a burst on a per-recipient link: its earlier hits since `since`, judged
     human when each came (the first of a scanner's burst has nothing against it yet), are bots
     too, with `reason`; the MessageClicks they made move to the message's first human click or
@@ -185,7 +184,7 @@ def burst(conn: sqlite3.Connection, link_id: str, since: str, reason: str) -> in
 
 
 def _rebuild_message_clicks(
-    conn: sqlite3.Connection,
+    conn: store.Store,
     affected: set[tuple[int, str]],
     offers: dict,
     lists: dict,
@@ -245,7 +244,7 @@ def _rebuild_message_clicks(
     return changed
 
 
-def reattribute(conn: sqlite3.Connection, message_ids: set[int], offers: dict) -> int:
+def reattribute(conn: store.Store, message_ids: set[int], offers: dict) -> int:
     """Attribute the conversions of these messages again (their MessageClicks changed)."""
     count = 0
     for message_id in sorted(message_ids):
@@ -262,7 +261,7 @@ def reattribute(conn: sqlite3.Connection, message_ids: set[int], offers: dict) -
                     "SELECT attribution, message_click_id FROM"
                     " conversions WHERE account_id = (SELECT account_id FROM"
                     " conversions WHERE id = ?) AND txn_id = ?"
-                    " AND NOT is_reversal",
+                    " AND is_reversal = 0",
                     (row["id"], row["txn_id"]),
                 )
                 if original is not None:
@@ -280,7 +279,7 @@ def reattribute(conn: sqlite3.Connection, message_ids: set[int], offers: dict) -
     return count
 
 
-def _attribution(conn: sqlite3.Connection, row: dict, offers: dict) -> tuple[int | None, str]:
+def _attribution(conn: store.Store, row: dict, offers: dict) -> tuple[int | None, str]:
     link = clicks.load_link(conn, row["link_id"]) if row["link_id"] else None
     offer = offers.get(row["offer_id"]) if row["offer_id"] else None
     return conversions.attribute(conn, link, offer, row["converted_at"], promote=False)

@@ -11,7 +11,6 @@ wait for a moment at most.
 from __future__ import annotations
 
 import ipaddress
-import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -62,7 +61,7 @@ class AccountPrune:
 
 
 def prune(
-    conn: sqlite3.Connection,
+    conn: store.Store,
     *,
     account_id: int | None = None,
     dry_run: bool = False,
@@ -108,7 +107,7 @@ def prune(
 
 
 def _delete_clicks(
-    conn: sqlite3.Connection, account_id: int, cutoff: str, on_chunk: Callable[[], None] | None
+    conn: store.Store, account_id: int, cutoff: str, on_chunk: Callable[[], None] | None
 ) -> int:
     total = 0
     while True:
@@ -127,7 +126,7 @@ def _delete_clicks(
 
 
 def _anonymize(
-    conn: sqlite3.Connection,
+    conn: store.Store,
     table: str,
     column: str,
     account_id: int,

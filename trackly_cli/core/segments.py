@@ -4,7 +4,6 @@ converted, or were only ever visited by bots — as a new list or rows for a CSV
 from __future__ import annotations
 
 import json
-import sqlite3
 from datetime import timedelta
 
 from trackly_cli.core import clock, lookup, store, validate
@@ -47,7 +46,7 @@ def _query(kind: str, with_offer: bool) -> str:
         "not_clicked": f"NOT {clicked(settled=False)}{offer_link}",
         "converted": (
             "EXISTS (SELECT 1 FROM conversions cv WHERE cv.message_id = m.id"
-            " AND NOT cv.is_reversal" + (" AND cv.offer_id = :offer" if with_offer else "") + ")"
+            " AND cv.is_reversal = 0" + (" AND cv.offer_id = :offer" if with_offer else "") + ")"
         ),
         "bots_only": (
             "NOT EXISTS (SELECT 1 FROM message_clicks mc WHERE mc.message_id = m.id)"
@@ -64,7 +63,7 @@ def _query(kind: str, with_offer: bool) -> str:
 
 
 def segment(
-    conn: sqlite3.Connection,
+    conn: store.Store,
     account_id: int,
     campaign_ref: str,
     kind: str,
@@ -85,7 +84,7 @@ def segment(
     return found
 
 
-def into_list(conn: sqlite3.Connection, account_id: int, name: str, contacts: list[dict]) -> dict:
+def into_list(conn: store.Store, account_id: int, name: str, contacts: list[dict]) -> dict:
     """A new list holding `contacts` (call inside a write transaction)."""
     name = validate.name(name, "list")
     if store.row(
@@ -95,11 +94,13 @@ def into_list(conn: sqlite3.Connection, account_id: int, name: str, contacts: li
     ):
         raise Conflict(f"list {name!r} already exists: choose a new name for the segment")
     now = clock.now_text()
-    list_id = conn.execute(
-        "INSERT INTO lists (account_id, name, name_key, created_at, updated_at)"
-        " VALUES (?, ?, ?, ?, ?)",
-        (account_id, name, validate.key(name), now, now),
-    ).lastrowid
+    list_id = store.returned_id(
+        conn.execute(
+            "INSERT INTO lists (account_id, name, name_key, created_at, updated_at)"
+            " VALUES (?, ?, ?, ?, ?) RETURNING id",
+            (account_id, name, validate.key(name), now, now),
+        )
+    )
     conn.executemany(
         "INSERT INTO list_members (list_id, contact_id, added_at) VALUES (?, ?, ?)",
         [(list_id, c["id"], now) for c in contacts],

@@ -23,8 +23,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sqlite_utils import Database
-
 from trackly_cli.core import (
     accounts,
     campaigns,
@@ -148,7 +146,7 @@ def parse_split(text: str | None, count: int) -> list[int]:
 
 
 def prepare(
-    db: Database,
+    db: store.Store,
     *,
     account_ref: str | None,
     sources: list[TemplateSource],
@@ -161,7 +159,7 @@ def prepare(
     keep_urls: bool = False,
 ) -> Plan:
     """Check a shorten request and report every problem at once (Problems), or return the plan."""
-    conn = db.conn
+    conn = db
     problems: list[str] = []
     account = accounts.resolve(conn, account_ref)
     if not sources:
@@ -273,7 +271,7 @@ def _slot_order(slot: str) -> tuple[str, int]:
 
 
 def _bindings(
-    conn: sqlite3.Connection, account: dict, bindings: list[str], problems: list[str]
+    conn: store.Store, account: dict, bindings: list[str], problems: list[str]
 ) -> tuple[dict[str, Target], set[str]]:
     """The targets of the --link bindings that resolve, and every slot bound at all."""
     targets: dict[str, Target] = {}
@@ -307,7 +305,7 @@ def _bindings(
 
 
 def _check_fields(
-    conn: sqlite3.Connection,
+    conn: store.Store,
     compiled: list[templates.Template],
     list_row: dict | None,
     problems: list[str],
@@ -337,7 +335,7 @@ def _check_fields(
             )
 
 
-def _generated_name(conn: sqlite3.Connection, account_id: int, list_name: str) -> str:
+def _generated_name(conn: store.Store, account_id: int, list_name: str) -> str:
     base = f"{list_name[:80]}-{clock.utcnow():%Y%m%d-%H%M}"
     name, n = base, 1
     while store.row(
@@ -361,7 +359,7 @@ def assign_variant(seed: str, contact_id: int, cumulative: list[float]) -> int:
 
 
 def run(
-    db: Database,
+    db: store.Store,
     plan: Plan,
     *,
     outbox: Path | None = None,
@@ -388,7 +386,7 @@ def run(
         handle.write(",".join(OUTBOX_COLUMNS) + "\r\n")
     # A bigger page cache for the random-key inserts of the links (a fixed 64 MB, whatever the
     # list's size), back to what it was afterwards.
-    conn = db.conn
+    conn = db
     cache_size = conn.execute("PRAGMA cache_size").fetchone()[0]
     conn.execute("PRAGMA cache_size = -65536")
     # No checkpoint after every chunk: its random link pages would be copied into the database
@@ -503,7 +501,7 @@ class _Outbox:
             self.partial.unlink(missing_ok=True)
 
 
-def _undo(conn: sqlite3.Connection, send: _Send) -> None:
+def _undo(conn: store.Store, send: _Send) -> None:
     """Remove what a failed or interrupted list send wrote, and the creatives it made (if the
     database lets us: should it not, the campaign stays invisible, and a rerun or `trackly
     prune` removes it)."""
@@ -576,7 +574,7 @@ class _Send:
             sorted({t.offer_id or 0 for t in v.targets.values()}) for v in plan.variants
         ]
 
-    def start(self, conn: sqlite3.Connection, *, complete: bool) -> None:
+    def start(self, conn: store.Store, *, complete: bool) -> None:
         """The creatives and the campaign row (incomplete, naming this process, unless
         `complete`)."""
         plan = self.plan
@@ -594,21 +592,24 @@ class _Send:
                     self.new_creatives.append(variant.creative_id)
         if plan.campaign is not None:
             pid, host = (None, None) if complete else campaigns.builder()
-            self.campaign_id = conn.execute(
-                "INSERT INTO campaigns (account_id, name, name_key, list_id, domain_id, seed,"
-                " created_at, building_pid, building_host) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    account_id,
-                    plan.campaign,
-                    validate.key(plan.campaign),
-                    list_id,
-                    plan.domain["id"],
-                    plan.seed,
-                    self.now,
-                    pid,
-                    host,
-                ),
-            ).lastrowid
+            self.campaign_id = store.returned_id(
+                conn.execute(
+                    "INSERT INTO campaigns (account_id, name, name_key, list_id, domain_id, seed,"
+                    " created_at, building_pid, building_host) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                    " RETURNING id",
+                    (
+                        account_id,
+                        plan.campaign,
+                        validate.key(plan.campaign),
+                        list_id,
+                        plan.domain["id"],
+                        plan.seed,
+                        self.now,
+                        pid,
+                        host,
+                    ),
+                )
+            )
             conn.executemany(
                 "INSERT INTO campaign_variants (campaign_id, label, creative_id, weight)"
                 " VALUES (?, ?, ?, ?)",
@@ -619,7 +620,7 @@ class _Send:
         self.labels = [v.label if self.campaign_id is not None else None for v in plan.variants]
         self.statements = self._statements()
 
-    def chunks(self, conn: sqlite3.Connection) -> None:
+    def chunks(self, conn: store.Store) -> None:
         """The list's members, in chunks sized to CHUNK_SECONDS, each its own transaction (the
         next chunk starts after the last contact id written, so nothing is read twice)."""
         list_id = self.plan.list_row["id"]
@@ -644,7 +645,7 @@ class _Send:
             after = recipients[-1][0]
             size = max(MIN_CHUNK, min(MAX_CHUNK, int(size * CHUNK_SECONDS / elapsed)))
 
-    def check_offers(self, conn: sqlite3.Connection) -> None:
+    def check_offers(self, conn: store.Store) -> None:
         """The offers the links point to still exist (another command may have deleted one
         since the run began)."""
         wanted = {t.offer_id for v in self.plan.variants for t in v.targets.values()}
@@ -657,11 +658,11 @@ class _Send:
         if found != wanted:
             raise Conflict("an offer this send links to was deleted while it ran: nothing was sent")
 
-    def one_off(self, conn: sqlite3.Connection) -> None:
+    def one_off(self, conn: store.Store) -> None:
         """The one message of a send without a list (no contact, no merge fields)."""
         self.chunk(conn, [(None, None, *(None for _ in self.fields))])
 
-    def chunk(self, conn: sqlite3.Connection, recipients: list[tuple]) -> None:
+    def chunk(self, conn: store.Store, recipients: list[tuple]) -> None:
         """Messages and links for these recipients (contact id, phone, then the value of each
         of `self.fields`), inside the caller's transaction."""
         plan, summary = self.plan, self.summary
@@ -776,7 +777,7 @@ class _Send:
             )
         return message_rows, link_rows, shapes
 
-    def _insert(self, conn: sqlite3.Connection, rows: tuple, *, checked: bool) -> bool:
+    def _insert(self, conn: store.Store, rows: tuple, *, checked: bool) -> bool:
         """Insert a batch's rows; False (and nothing written) if a link id was taken."""
         message_rows, link_rows, _ = rows
         messages, short_links = self.statements
@@ -813,7 +814,7 @@ class _Send:
             ],
         }
 
-    def finish(self, conn: sqlite3.Connection) -> None:
+    def finish(self, conn: store.Store) -> None:
         """The report counters, and the campaign made complete (visible), in one transaction."""
         plan = self.plan
         list_id = plan.list_row["id"] if plan.list_row else None
@@ -853,7 +854,7 @@ class _Send:
 
 
 def _count_sent(
-    conn: sqlite3.Connection,
+    conn: store.Store,
     plan: Plan,
     campaign_id: int | None,
     list_id: int | None,

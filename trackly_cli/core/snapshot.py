@@ -4,7 +4,6 @@ transaction, and again only when the trigger-maintained config_version says they
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass, field
 
 from trackly_cli.core import clicks, ipranges, store
@@ -31,11 +30,11 @@ class Snapshot:
     ranges: dict[str, RangeSet] = field(default_factory=dict)
 
 
-def version(conn: sqlite3.Connection) -> int:
+def version(conn: store.Store) -> int:
     return store.scalar(conn, "SELECT version FROM config_version")
 
 
-def load(conn: sqlite3.Connection) -> Snapshot:
+def load(conn: store.Store) -> Snapshot:
     """Everything, as of one moment (call outside a transaction)."""
     conn.execute("BEGIN")
     try:

@@ -1,6 +1,7 @@
 """The storage layer: one way to open the database, one way to write to it.
 
-Every connection gets the same settings (WAL, foreign keys, a busy timeout, synchronous=NORMAL);
+The core takes one handle, a `Store`: a database connection that knows its dialect. Every SQLite
+connection gets the same settings (WAL, foreign keys, a busy timeout, synchronous=NORMAL);
 migrations apply themselves when a database is opened; writes that belong together run in one
 `write()` block, which is a transaction (or a savepoint inside one).
 """
@@ -18,10 +19,9 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TypeVar
 
-import sqlite_utils
-
-from trackly_cli.core import migrate
+from trackly_cli.core import dialect, migrate
 from trackly_cli.core.errors import InvalidInput
+from trackly_cli.core.postgres import PostgresStore, hide_password, is_url
 
 T = TypeVar("T")
 
@@ -42,9 +42,28 @@ PRAGMAS = (
 )
 
 
-def connect(path: str | Path, *, check_same_thread: bool = True) -> sqlite3.Connection:
-    """A connection with Trackly's settings. Transactions are explicit (see `write`)."""
-    path = Path(path)
+class SqliteStore(sqlite3.Connection):
+    """A SQLite connection with Trackly's settings: the embedded store. Being the sqlite3
+    connection itself, it costs nothing on the hot paths."""
+
+    dialect = "sqlite"
+
+    @property
+    def target(self) -> str:
+        """The database file."""
+        return self.execute("PRAGMA database_list").fetchone()[2]
+
+
+Store = SqliteStore | PostgresStore
+
+
+def connect(target: str | Path, *, check_same_thread: bool = True) -> Store:
+    """A connection with Trackly's settings: to PostgreSQL for a postgresql:// (or
+    postgres://) URL, else to the SQLite file at that path. Transactions are explicit (see
+    `write`)."""
+    if is_url(target):
+        return PostgresStore(str(target))
+    path = Path(target)
     if path.exists() and path.is_dir():
         raise InvalidInput(f"database path {path} is a directory")
     try:
@@ -54,6 +73,7 @@ def connect(path: str | Path, *, check_same_thread: bool = True) -> sqlite3.Conn
             timeout=BUSY_TIMEOUT_MS / 1000,
             isolation_level=None,
             check_same_thread=check_same_thread,
+            factory=SqliteStore,
         )
     except (OSError, sqlite3.OperationalError) as e:
         raise InvalidInput(f"cannot open database {path}: {e}") from e
@@ -66,25 +86,29 @@ def connect(path: str | Path, *, check_same_thread: bool = True) -> sqlite3.Conn
     return conn
 
 
-def open_db(path: str | Path) -> sqlite_utils.Database:
-    """Open (creating if needed) the database at `path`, migrated to the code's schema."""
-    conn = connect(path)
+def display(target: str | Path) -> str:
+    """The database as printed: a path, or a URL with its password hidden."""
+    return hide_password(target) if is_url(target) else str(target)
+
+
+def open_db(target: str | Path) -> Store:
+    """Open (creating if needed) the database at `target`, migrated to the code's schema."""
+    conn = connect(target)
     try:
         migrate.apply(conn)
     except BaseException:
         conn.close()
         raise
-    return sqlite_utils.Database(conn, execute_plugins=False)
+    return conn
 
 
 @contextlib.contextmanager
-def write(db: sqlite_utils.Database | sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+def write(conn: Store) -> Iterator[Store]:
     """One transaction for writes that belong together; nested blocks become savepoints.
 
     The outermost block takes the write lock at once (BEGIN IMMEDIATE), so a read followed by a
     write inside it never fails half-way because another process wrote in between.
     """
-    conn = db.conn if isinstance(db, sqlite_utils.Database) else db
     if conn.in_transaction:
         name = f"sp_{secrets.token_hex(8)}"
         conn.execute(f"SAVEPOINT {name}")
@@ -98,7 +122,7 @@ def write(db: sqlite_utils.Database | sqlite3.Connection) -> Iterator[sqlite3.Co
         else:
             conn.execute(f"RELEASE {name}")
         return
-    conn.execute("BEGIN IMMEDIATE")
+    conn.execute(dialect.begin_write(conn))
     try:
         yield conn
     except BaseException:
@@ -110,7 +134,7 @@ def write(db: sqlite_utils.Database | sqlite3.Connection) -> Iterator[sqlite3.Co
 
 
 @contextlib.contextmanager
-def turn(conn: sqlite3.Connection, timeout: float | None = None) -> Iterator[None]:
+def turn(conn: Store, timeout: float | None = None) -> Iterator[None]:
     """Take turns for the write lock with Trackly's other writers (the server's drain, other
     chunked jobs), for one chunk of a long job or one batch of the drain.
 
@@ -118,7 +142,11 @@ def turn(conn: sqlite3.Connection, timeout: float | None = None) -> Iterator[Non
     job that commits a chunk and begins the next one at once finds the lock free first, every
     time, so a waiter can starve although no single transaction is long. An flock on a file
     beside the database wakes a waiter the moment the lock is released; the job, having
-    released it, pauses a moment before taking it again (see `pause`)."""
+    released it, pauses a moment before taking it again (see `pause`). PostgreSQL's row locks
+    queue their waiters: there, this does nothing."""
+    if conn.dialect != dialect.SQLITE:
+        yield
+        return
     path = conn.execute("PRAGMA database_list").fetchone()[2]
     try:
         fd = os.open(f"{path}.turn", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600) if path else -1
@@ -154,7 +182,7 @@ def wal_bytes(db_path: str | Path) -> int:
         return 0
 
 
-def checkpoint_wal(conn: sqlite3.Connection, mode: str, wait_ms: int) -> bool:
+def checkpoint_wal(conn: Store, mode: str, wait_ms: int) -> bool:
     """`PRAGMA wal_checkpoint(mode)`, waiting at most `wait_ms` for readers; True if it
     completed (the connection's own busy timeout is put back afterwards)."""
     restore = conn.execute("PRAGMA busy_timeout").fetchone()[0]
@@ -171,12 +199,14 @@ SHRINK_RETRY_SECONDS = 2.0
 _shrink_again_at = 0.0
 
 
-def shrink_wal(conn: sqlite3.Connection) -> None:
+def shrink_wal(conn: Store) -> None:
     """Between two chunks of a long job (in its turn): once the WAL has grown large, copy it into
     the database and cut it back, waiting briefly for readers. A job that writes hundreds of
     megabytes while the server reads and writes would otherwise leave a WAL of gigabytes, which
     SQLite cannot reuse while readers and writers never pause, and every read slows down."""
     global _shrink_again_at
+    if conn.dialect != dialect.SQLITE:
+        return  # (PostgreSQL's autovacuum and checkpoints see to it)
     path = conn.execute("PRAGMA database_list").fetchone()[2]
     if not path or wal_bytes(path) < LARGE_WAL_BYTES or time.monotonic() < _shrink_again_at:
         return
@@ -193,7 +223,7 @@ def pause() -> None:
 
 
 @contextlib.contextmanager
-def chunk(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+def chunk(conn: Store) -> Iterator[Store]:
     """One chunk of a long job (shorten, rescan, prune, removing a campaign): its own
     transaction, in turn with Trackly's other writers; then the WAL is cut back if it has grown
     large, and the job pauses so that a writer waiting for its turn gets it."""
@@ -222,14 +252,14 @@ def chunks(
         size = max(smallest, min(most, int(size * seconds / elapsed)))
 
 
-def rows(conn: sqlite3.Connection, sql: str, params: tuple | dict = ()) -> list[dict]:
+def rows(conn: Store, sql: str, params: tuple | dict = ()) -> list[dict]:
     """Run a query and return its rows as dicts."""
     cursor = conn.execute(sql, params)
     names = [d[0] for d in cursor.description]
     return [dict(zip(names, row, strict=True)) for row in cursor]
 
 
-def row(conn: sqlite3.Connection, sql: str, params: tuple | dict = ()) -> dict | None:
+def row(conn: Store, sql: str, params: tuple | dict = ()) -> dict | None:
     cursor = conn.execute(sql, params)
     found = cursor.fetchone()
     if found is None:
@@ -237,10 +267,31 @@ def row(conn: sqlite3.Connection, sql: str, params: tuple | dict = ()) -> dict |
     return dict(zip([d[0] for d in cursor.description], found, strict=True))
 
 
-def scalar(conn: sqlite3.Connection, sql: str, params: tuple | dict = ()):
+def scalar(conn: Store, sql: str, params: tuple | dict = ()):
     found = conn.execute(sql, params).fetchone()
     return None if found is None else found[0]
 
 
-def setting(conn: sqlite3.Connection, key: str) -> str | None:
+def insert(conn: Store, table: str, values: dict) -> int:
+    """Insert one row (column names are the code's own, never user input); its id."""
+    columns = ", ".join(values)
+    marks = ", ".join("?" * len(values))
+    sql = f"INSERT INTO {table} ({columns}) VALUES ({marks}) RETURNING id"
+    return returned_id(conn.execute(sql, tuple(values.values())))
+
+
+def returned_id(cursor) -> int | None:
+    """The id an `INSERT … RETURNING id` gave, or None when it inserted nothing (ON CONFLICT
+    DO NOTHING). Reads every row, so that no statement is left half-stepped."""
+    found = cursor.fetchall()
+    return found[0][0] if found else None
+
+
+def update(conn: Store, table: str, row_id: int, changes: dict) -> None:
+    """Set these columns (the code's own names) of one row."""
+    assignments = ", ".join(f"{column} = ?" for column in changes)
+    conn.execute(f"UPDATE {table} SET {assignments} WHERE id = ?", (*changes.values(), row_id))
+
+
+def setting(conn: Store, key: str) -> str | None:
     return scalar(conn, "SELECT value FROM settings WHERE key = ?", (key,))

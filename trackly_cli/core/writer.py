@@ -78,7 +78,7 @@ _QUEUED, _RUNNING, _DONE, _WITHDRAWN = range(4)
 class _Job:
     __slots__ = ("done", "error", "fn", "position", "result", "state")
 
-    def __init__(self, fn: Callable[[sqlite3.Connection], Any], position: Position) -> None:
+    def __init__(self, fn: Callable[[store.Store], Any], position: Position) -> None:
         self.fn = fn
         self.position = position
         self.done = threading.Event()
@@ -105,7 +105,7 @@ class Writer:
         self._states = threading.Lock()  # job state changes: queued -> running | withdrawn
         self._wake = threading.Event()
         self._thread = threading.Thread(target=self._run, name="trackly-drain", daemon=True)
-        self._conn: sqlite3.Connection | None = None
+        self._conn: store.Store | None = None
         self._closing = False
         self._next_click_id: int | None = None
         self.drained: Position = (0, 0)
@@ -181,7 +181,7 @@ class Writer:
     def record_click(self, click) -> None:
         self.append(records.click(click))
 
-    def submit(self, fn: Callable[[sqlite3.Connection], T], timeout: float = JOB_WAIT_SECONDS) -> T:
+    def submit(self, fn: Callable[[store.Store], T], timeout: float = JOB_WAIT_SECONDS) -> T:
         """Run `fn(connection)` in the drain's next transaction, after every record appended
         so far; return its result once that transaction has committed (or raise its error)."""
         if self._closing:
@@ -261,7 +261,7 @@ class Writer:
         finally:
             self._finish(conn)
 
-    def _drain_once(self, conn: sqlite3.Connection) -> bool:
+    def _drain_once(self, conn: store.Store) -> bool:
         """Store the next batch; True if the journal held more than one batch takes."""
         batch, end, more = self._read()
         with self._states:
@@ -327,7 +327,7 @@ class Writer:
             segment, offset = (later[0] if later else current), 0
 
     def _commit(
-        self, conn: sqlite3.Connection, batch: list[list], jobs: list[_Job], end: Position
+        self, conn: store.Store, batch: list[list], jobs: list[_Job], end: Position
     ) -> None:
         with_keys = bool(jobs)
         if with_keys:
@@ -363,7 +363,7 @@ class Writer:
             if with_keys:
                 conn.execute("PRAGMA foreign_keys = OFF")
 
-    def _failed(self, conn: sqlite3.Connection, error: Exception) -> None:
+    def _failed(self, conn: store.Store, error: Exception) -> None:
         self._failures += 1
         self.last_error = str(error)
         now = time.monotonic()
@@ -376,7 +376,7 @@ class Writer:
                 error,
             )
 
-    def _housekeeping(self, conn: sqlite3.Connection) -> None:
+    def _housekeeping(self, conn: store.Store) -> None:
         """Between batches: the WAL is checkpointed (and restarted once it has grown)."""
         now = time.monotonic()
         if now - self._checkpointed_at >= CHECKPOINT_SECONDS:
@@ -391,7 +391,7 @@ class Writer:
                     f"{wal / 1e6:,.0f}",
                 )
 
-    def _finish(self, conn: sqlite3.Connection) -> None:
+    def _finish(self, conn: store.Store) -> None:
         self.journal.seal()  # (already, unless the drain itself failed)
         left = self.journal.position > self.drained
         with self._states:
@@ -424,7 +424,7 @@ class Writer:
         conn.close()
 
 
-def checkpoint(conn: sqlite3.Connection, db_path: Path) -> None:
+def checkpoint(conn: store.Store, db_path: Path) -> None:
     """Copy the WAL into the database; once it has grown, also make the next write start it
     from the beginning (waiting briefly for readers), so that it stops growing, and cut a WAL
     that a long reader made larger than JOURNAL_SIZE_LIMIT back to nothing."""
