@@ -9,6 +9,7 @@ import typer
 
 from trackly_cli import output, state
 from trackly_cli.core import maintenance, migrate, store
+from trackly_cli.core.postgres import is_url
 from trackly_cli.options import FormatOpt, OutputOpt
 from trackly_cli.output import Format
 
@@ -55,7 +56,10 @@ def backup(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Say nothing on success.")] = False,
 ) -> None:
     """Write a consistent copy of the database with SQLite's online backup (safe while
-    `trackly serve` runs)."""
+    `trackly serve` runs). A PostgreSQL database is copied with pg_dump."""
+    where = state.state(ctx).db_path
+    if is_url(where):
+        raise maintenance.refuse_postgres_backup(str(where), target)
     result = maintenance.backup(state.db(ctx), target, overwrite=force)
     if quiet:
         return
@@ -68,8 +72,47 @@ def backup(
 @app.command("check")
 def check(ctx: typer.Context, fmt: FormatOpt = Format.table, out: OutputOpt = None) -> None:
     """Run SQLite's integrity check and report the schema version (read-only: it migrates
-    nothing and creates no database)."""
-    result = maintenance.check_file(state.state(ctx).db_path)
+    nothing and creates no database). On PostgreSQL: its checksum failures, the schema and
+    what waits."""
+    where = state.state(ctx).db_path
+    result = maintenance.check_url(where) if is_url(where) else maintenance.check_file(where)
     output.emit_record(result, fmt, out)
     if not result["ok"]:
         raise typer.Exit(1)
+
+
+@app.command("copy")
+def copy_command(
+    source: Annotated[
+        str, typer.Argument(metavar="SRC", help="The database to copy (path or URL).")
+    ],
+    target: Annotated[
+        str,
+        typer.Argument(metavar="DST", help="An empty database to copy into (path or URL)."),
+    ],
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Say nothing on success.")] = False,
+) -> None:
+    """Copy a whole Trackly database into another store (SQLite to PostgreSQL and back):
+    every row, the report counters as they are, the settings. The target must be empty; it is
+    created and migrated if needed, and written in one transaction."""
+    from trackly_cli.core import dbcopy
+    from trackly_cli.core.errors import InvalidInput
+
+    if not is_url(source) and not Path(source).is_file():
+        raise InvalidInput(f"no database at {source}")
+    src = store.open_db(store.location(source))
+    try:
+        dst = store.open_db(store.location(target))
+        try:
+            result = dbcopy.copy(src, dst)
+        finally:
+            dst.close()
+    finally:
+        src.close()
+    if not quiet:
+        output.info(
+            f"Copied {result.total:,} rows from {result.source} to {result.target}"
+            f" ({result.rows['messages']:,} messages, {result.rows['short_links']:,} links,"
+            f" {result.rows['message_short_link_clicks']:,} clicks,"
+            f" {result.rows['conversions']:,} conversions)."
+        )

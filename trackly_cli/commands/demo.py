@@ -10,7 +10,7 @@ from bottle import Bottle, request
 
 from trackly_cli import output, pages, state
 from trackly_cli.commands.serve import banner
-from trackly_cli.core import demo
+from trackly_cli.core import demo, store
 from trackly_cli.server import serve
 
 
@@ -50,7 +50,7 @@ def demo_command(
     db_path = state.state(ctx).db_path
     built = demo.build(state.db(ctx), port)
     state.state(ctx).close()
-    output.info(f"Demo campaign [bold]{built['campaign']}[/] in {db_path}:")
+    output.info(f"Demo campaign [bold]{built['campaign']}[/] in {store.display(db_path)}:")
     for item in built["messages"]:
         output.info(f"  {item['phone']}: {item['text']}")
         typer.echo(item["link"])

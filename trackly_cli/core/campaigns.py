@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import socket
 
-from trackly_cli.core import store
+from trackly_cli.core import dialect, store
 
 HOST = socket.gethostname()
 # Rows removed per transaction: each chunk holds the write lock a few tens of milliseconds.
@@ -64,7 +64,7 @@ def claim(conn: store.Store, campaign: dict) -> bool:
         return (
             conn.execute(
                 "UPDATE campaigns SET building_pid = ?, building_host = ?"
-                " WHERE id = ? AND building_pid = ? AND building_host IS ?",
+                f" WHERE id = ? AND building_pid = ? AND building_host {dialect.same(conn)} ?",
                 (*builder(), campaign["id"], campaign["building_pid"], campaign["building_host"]),
             ).rowcount
             == 1

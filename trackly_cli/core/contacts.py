@@ -12,7 +12,7 @@ from typing import BinaryIO
 
 import phonenumbers
 
-from trackly_cli.core import accounts, clock, lookup, store, validate
+from trackly_cli.core import accounts, clock, dialect, lookup, store, validate
 from trackly_cli.core.errors import Interrupted, InvalidInput, NotFound
 
 BATCH = 5000
@@ -266,16 +266,38 @@ def _flush(
 ) -> int:
     if not batch:
         return 0
-    conn.executemany(
+    merged = dialect.json_merge(conn, "contacts.fields", "excluded.fields")
+    upsert = (
         "INSERT INTO contacts (account_id, phone, fields, created_at, updated_at)"
         " VALUES (?, ?, ?, ?, ?)"
-        " ON CONFLICT (account_id, phone) DO UPDATE SET"
-        " fields = json_patch(contacts.fields, excluded.fields), updated_at = excluded.updated_at",
-        [(account_id, phone, values, now, now) for phone, values in batch],
+        f" ON CONFLICT (account_id, phone) DO UPDATE SET fields = {merged},"
+        " updated_at = excluded.updated_at"
     )
+    if conn.dialect == dialect.POSTGRES:
+        # PostgreSQL draws an id from the sequence for every row an INSERT … ON CONFLICT
+        # proposes, conflicting or not: a contact that exists is updated first, so that the
+        # new ones are numbered as in SQLite, without gaps (the ON CONFLICT is for a contact
+        # another import adds meanwhile).
+        upsert = (
+            "WITH new (account_id, phone, fields, now) AS (VALUES (?, ?, ?, ?)),"
+            " changed AS (UPDATE contacts SET"
+            f" fields = {dialect.json_merge(conn, 'contacts.fields', 'new.fields')},"
+            " updated_at = new.now FROM new"
+            " WHERE contacts.account_id = new.account_id AND contacts.phone = new.phone"
+            " RETURNING 1)"
+            " INSERT INTO contacts (account_id, phone, fields, created_at, updated_at)"
+            " SELECT account_id, phone, fields, now, now FROM new"
+            " WHERE NOT EXISTS (SELECT 1 FROM changed)"
+            f" ON CONFLICT (account_id, phone) DO UPDATE SET fields = {merged},"
+            " updated_at = excluded.updated_at"
+        )
+        conn.executemany(upsert, [(account_id, phone, values, now) for phone, values in batch])
+    else:
+        conn.executemany(upsert, [(account_id, phone, values, now, now) for phone, values in batch])
     cursor = conn.executemany(
-        "INSERT OR IGNORE INTO list_members (list_id, contact_id, added_at)"
-        " SELECT ?, id, ? FROM contacts WHERE account_id = ? AND phone = ?",
+        "INSERT INTO list_members (list_id, contact_id, added_at)"
+        " SELECT ?, id, ? FROM contacts WHERE account_id = ? AND phone = ?"
+        " ON CONFLICT DO NOTHING",
         [(list_id, now, account_id, phone) for phone, _ in batch],
     )
     return cursor.rowcount

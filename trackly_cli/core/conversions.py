@@ -451,7 +451,7 @@ def first_click(conn: store.Store, link: LinkInfo) -> dict | None:
     return store.row(
         conn,
         "SELECT id, clicked_at FROM message_clicks WHERE message_id = ?"
-        " ORDER BY clicked_at LIMIT 1",
+        " ORDER BY clicked_at, id LIMIT 1",
         (link.message_id,),
     )
 
@@ -463,7 +463,7 @@ def promote_bot_click(conn: store.Store, link: LinkInfo) -> dict | None:
         conn,
         "SELECT id, clicked_at, visitor, ip, user_agent, ip_anonymized_at"
         " FROM message_short_link_clicks"
-        " WHERE link_id = ? AND is_bot = 1 ORDER BY clicked_at LIMIT 1",
+        " WHERE link_id = ? AND is_bot = 1 ORDER BY clicked_at, id LIMIT 1",
         (link.id,),
     )
     if earliest is None:

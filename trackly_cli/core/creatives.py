@@ -43,7 +43,18 @@ def save_for_campaign(conn: store.Store, account_id: int, name: str, body: str) 
             (account_id, validate.key(candidate)),
         )
         if found is None:
-            return insert(conn, account_id, candidate, body)
+            # (another process may save one of this name meanwhile: then look again)
+            created = store.returned_id(
+                conn.execute(
+                    "INSERT INTO creatives (account_id, name, name_key, body, created_at)"
+                    " VALUES (?, ?, ?, ?, ?) ON CONFLICT (account_id, name_key) DO NOTHING"
+                    " RETURNING id",
+                    (account_id, candidate, validate.key(candidate), body, clock.now_text()),
+                )
+            )
+            if created is not None:
+                return created
+            continue
         if found["body"] == body:
             return found["id"]
         n += 1

@@ -14,6 +14,7 @@ from functools import lru_cache
 
 SQLITE = "sqlite"
 POSTGRES = "postgres"
+NAMES = (SQLITE, POSTGRES)
 
 
 def begin_write(conn) -> str:
@@ -31,6 +32,53 @@ def errors(conn) -> tuple[type[Exception], ...]:
     import psycopg
 
     return (psycopg.Error,)
+
+
+def epoch(name: str, column: str) -> str:
+    """SQL for a stored time ('2026-11-29T13:08:12.123456Z') as epoch seconds, to the
+    microsecond, computed by the database so that a caller need not parse it per row (`name`:
+    a connection's dialect, for SQL made once per dialect)."""
+    if name == SQLITE:
+        return (
+            f"(CAST(strftime('%s', {column}) AS INTEGER) + CAST(substr({column}, 20, 7) AS REAL))"
+        )
+    return f"extract(epoch FROM CAST({column} AS timestamptz))::float8"
+
+
+def lock_wait(conn, milliseconds: int) -> None:
+    """How long a statement waits for a lock another writer holds before it fails."""
+    if conn.dialect == SQLITE:
+        conn.execute(f"PRAGMA busy_timeout = {int(milliseconds)}")
+    else:
+        conn.execute(f"SET lock_timeout = {int(milliseconds)}")
+
+
+def same(conn) -> str:
+    """The operator for "equal, or both NULL" (`a IS ?` with a value is SQLite's alone)."""
+    return "IS" if conn.dialect == SQLITE else "IS NOT DISTINCT FROM"
+
+
+def transient(conn) -> tuple[type[Exception], ...]:
+    """Errors of the database itself (locked, unreachable, full), as opposed to a statement's
+    own (a constraint): a writer retries a batch after these."""
+    if conn.dialect == SQLITE:
+        import sqlite3
+
+        return (sqlite3.OperationalError,)
+    import psycopg
+
+    return (psycopg.OperationalError,)
+
+
+def integrity(conn) -> tuple[type[Exception], ...]:
+    """Errors of a row the database refuses (a constraint, a value of the wrong type)."""
+    if conn.dialect == SQLITE:
+        import sqlite3
+
+        return (sqlite3.IntegrityError,)
+    import psycopg
+
+    return (psycopg.IntegrityError, psycopg.DataError)
 
 
 def table_exists(conn, name: str) -> bool:
@@ -66,3 +114,77 @@ def to_postgres(sql: str) -> str:
         return piece.replace("%", "%%")
 
     return _TOKENS.sub(swap, sql)
+
+
+# --- added while porting each module (append below; one function per difference) -------------
+
+
+def json_key(conn, column: str) -> str:
+    """SQL for the text of a top-level key of the JSON object in a text column, the key bound
+    as the path '$."name"' (a name without quotes or dots, as merge fields are)."""
+    if conn.dialect == SQLITE:
+        return f"json_extract({column}, ?)"
+    return f"(({column})::json ->> trim(both '\"' from substr(?, 3)))"
+
+
+def json_merge(conn, target: str, patch: str) -> str:
+    """SQL for the JSON object text `target` with the keys of the JSON object text `patch` set:
+    SQLite's json_patch, for objects of plain values (its keys keep their order, new keys come
+    last in the patch's order, a key set to null goes). `target` and `patch` are column
+    expressions (each is read more than once on PostgreSQL)."""
+    if conn.dialect == SQLITE:
+        return f"json_patch({target}, {patch})"
+    return (
+        "(SELECT coalesce(json_object_agg(k, v ORDER BY part, n), '{}')::text FROM ("
+        " SELECT 0 AS part, t.n, t.k, coalesce(p.value, t.v) AS v"
+        f" FROM json_each(({target})::json) WITH ORDINALITY AS t(k, v, n)"
+        f" LEFT JOIN json_each(({patch})::json) AS p ON p.key = t.k"
+        " UNION ALL"
+        f" SELECT 1, p.n, p.k, p.v FROM json_each(({patch})::json) WITH ORDINALITY AS p(k, v, n)"
+        f" WHERE NOT EXISTS (SELECT 1 FROM json_each(({target})::json) AS t WHERE t.key = p.k)"
+        ") AS merged WHERE json_typeof(v) <> 'null')"
+    )
+
+
+def lock_explicit_ids(conn, table: str) -> None:
+    """Inside a write transaction, before numbering new rows of `table` from its max(id): the
+    other writers that number rows of it wait until this transaction ends. SQLite's BEGIN
+    IMMEDIATE is that lock already; PostgreSQL takes a transaction-level advisory lock."""
+    if conn.dialect == SQLITE:
+        return
+    conn.execute("SELECT pg_advisory_xact_lock(hashtext(?))", (f"trackly.ids.{table}",)).fetchall()
+
+
+def sync_identity(conn, table: str) -> None:
+    """After inserting rows of `table` with ids of the code's own: PostgreSQL's identity
+    sequence moved past them, so that rows inserted later with the default id do not collide
+    (SQLite's rowid needs nothing)."""
+    if conn.dialect == SQLITE:
+        return
+    conn.execute(
+        f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), max(id)) FROM {table}"
+        " HAVING max(id) IS NOT NULL"
+    ).fetchall()
+
+
+def integer_key(conn) -> str:
+    """The type of an integer key column holding row ids: SQLite's INTEGER (an INTEGER PRIMARY
+    KEY is the rowid itself), PostgreSQL's BIGINT (its INTEGER has 4 bytes)."""
+    return "INTEGER" if conn.dialect == SQLITE else "BIGINT"
+
+
+def stream(conn, sql: str, params=()):
+    """A cursor over a large result (an export) that holds a batch of its rows at a time.
+    SQLite's steps through the rows as they are read; psycopg's ordinary cursor would take the
+    whole result at once, so on PostgreSQL it is a server-side cursor (WITH HOLD outside a
+    transaction, as autocommit needs), closed once its last row is read."""
+    if conn.dialect == SQLITE:
+        return conn.execute(sql, params)
+    import secrets
+
+    cursor = conn.raw.cursor(
+        name=f"trackly_stream_{secrets.token_hex(6)}", withhold=not conn.in_transaction
+    )
+    cursor.itersize = 2000
+    cursor.execute(to_postgres(sql), params)
+    return cursor

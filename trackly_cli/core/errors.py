@@ -22,6 +22,12 @@ class InvalidInput(TracklyError):
     http_status = 400
 
 
+class DatabaseUnavailable(TracklyError):
+    """The database server cannot be reached (PostgreSQL down or restarting)."""
+
+    http_status = 503
+
+
 class NotFound(TracklyError):
     """A name or id that does not exist (in this account)."""
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from trackly_cli.core import money, store
+from trackly_cli.core import dialect, money, store
 from trackly_cli.core.filters import Filters
 
 
@@ -30,13 +30,16 @@ def list_clicks(
     if limit:
         sql += " LIMIT ?"
         params.append(limit)
-    cursor = conn.execute(sql, tuple(params))
-    names = [d[0] for d in cursor.description]
-    for row in cursor:
-        item = dict(zip(names, row, strict=True))
-        item["is_bot"] = bool(item["is_bot"])
-        item["message_click"] = bool(item["message_click"])
-        yield item
+    cursor = dialect.stream(conn, sql, tuple(params))
+    try:
+        names = [d[0] for d in cursor.description]
+        for row in cursor:
+            item = dict(zip(names, row, strict=True))
+            item["is_bot"] = bool(item["is_bot"])
+            item["message_click"] = bool(item["message_click"])
+            yield item
+    finally:
+        cursor.close()
 
 
 def journey(conn: store.Store, contact: dict) -> dict:
@@ -72,7 +75,7 @@ def journey(conn: store.Store, contact: dict) -> dict:
         conn,
         "SELECT cv.id, cv.converted_at, cv.event, cv.revenue_micros, cv.txn_id, o.name AS offer,"
         " cv.attribution FROM conversions cv LEFT JOIN offers o ON o.id = cv.offer_id"
-        " WHERE cv.contact_id = ? ORDER BY cv.converted_at",
+        " WHERE cv.contact_id = ? ORDER BY cv.converted_at, cv.id",
         (contact["id"],),
     )
     revenue = sum(c["revenue_micros"] for c in conversions)

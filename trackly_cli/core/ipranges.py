@@ -130,7 +130,8 @@ def import_file(
             "DELETE FROM ip_ranges WHERE kind = ? AND source = ?", (kind, source)
         ).rowcount
         cursor = conn.executemany(
-            "INSERT OR IGNORE INTO ip_ranges (kind, cidr, source, created_at) VALUES (?, ?, ?, ?)",
+            "INSERT INTO ip_ranges (kind, cidr, source, created_at) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT (kind, cidr) DO NOTHING",
             [(kind, cidr, source, now) for cidr in dict.fromkeys(cidrs)],
         )
         added = cursor.rowcount

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+import shlex
 import sqlite3
 from pathlib import Path
 
-from trackly_cli.core import campaigns, migrate, records, store
+from trackly_cli.core import campaigns, dialect, migrate, records, store
 from trackly_cli.core.errors import Conflict, InvalidInput, NotFound
+from trackly_cli.core.postgres import hide_password
 
 
 def backup(db: store.Store, target: Path, *, overwrite: bool = False) -> dict:
@@ -18,6 +20,8 @@ def backup(db: store.Store, target: Path, *, overwrite: bool = False) -> dict:
     meanwhile (in WAL mode readers do not block writers). It is written beside the target and
     renamed into place, so a failed backup never leaves a file that looks complete.
     """
+    if db.dialect != dialect.SQLITE:
+        raise refuse_postgres_backup(db.url, target)
     target = Path(target).expanduser()
     live = Path(db.execute("PRAGMA database_list").fetchone()[2]).resolve()
     # The database's own files: itself, its WAL and shared memory, its journal of clicks and
@@ -58,6 +62,14 @@ def backup(db: store.Store, target: Path, *, overwrite: bool = False) -> dict:
     }
 
 
+def refuse_postgres_backup(url: str, target: Path) -> InvalidInput:
+    """The error for `db backup` of a PostgreSQL database: the server's own tool copies it."""
+    command = shlex.join(["pg_dump", "--format=custom", "--file", str(target), hide_password(url)])
+    return InvalidInput(
+        f"db backup copies a SQLite file; back up a PostgreSQL database with pg_dump: {command}"
+    )
+
+
 def check_file(path: Path) -> dict:
     """`check` on the database file at `path`, opened read-only: a missing file is an error,
     and nothing (not even the journal mode) is changed."""
@@ -78,8 +90,28 @@ def check_file(path: Path) -> dict:
         conn.close()
 
 
+def check_url(url: str) -> dict:
+    """`check` on the PostgreSQL database at `url`, in a read-only transaction: it migrates
+    and creates nothing."""
+    conn = store.connect(url)
+    try:
+        conn.execute("BEGIN READ ONLY")
+        try:
+            return check(conn)
+        finally:
+            conn.execute("ROLLBACK")
+    except dialect.errors(conn) as e:
+        from trackly_cli.core.postgres import error_line
+
+        raise InvalidInput(f"cannot check {hide_password(url)}: {error_line(e)}") from e
+    finally:
+        conn.close()
+
+
 def check(conn: store.Store) -> dict:
     """SQLite's integrity and foreign-key checks, and the schema version."""
+    if conn.dialect == dialect.POSTGRES:
+        return _check_postgres(conn)
     problems = [r[0] for r in conn.execute("PRAGMA integrity_check")]
     fk_problems = conn.execute("PRAGMA foreign_key_check").fetchall()
     path = conn.execute("PRAGMA database_list").fetchone()[2]
@@ -117,6 +149,61 @@ def check(conn: store.Store) -> dict:
         "refunds_waiting_for_their_sale": (
             conn.execute("SELECT count(*) FROM pending_reversals").fetchone()[0]
             if has_pending
+            else 0
+        ),
+    }
+
+
+def _check_postgres(conn: store.Store) -> dict:
+    """What `check` says of a PostgreSQL database. The server keeps its own files sound (there is
+    no integrity_check): the integrity line reports the data-checksum failures it has counted
+    (pg_amcheck goes further), and foreign keys are always enforced, so only a constraint added
+    NOT VALID could hide a broken reference."""
+    failures, checksums = conn.execute(
+        "SELECT checksum_failures, current_setting('data_checksums')"
+        " FROM pg_stat_database WHERE datname = current_database()"
+    ).fetchone()
+    if failures:
+        integrity = f"{failures:,} data checksum failure(s): see the server's log"
+    elif checksums == "on":
+        integrity = "ok"
+    else:
+        integrity = "ok (data checksums are off: pg_amcheck checks the indexes)"
+    unvalidated = store.scalar(
+        conn,
+        "SELECT count(*) FROM pg_constraint WHERE contype = 'f' AND NOT convalidated"
+        " AND connamespace = current_schema()::regnamespace",
+    )
+    has = {
+        name: dialect.table_exists(conn, name)
+        for name in ("journal_state", "pending_reversals", "campaigns")
+    }
+    journals = records.journals(conn) if has["journal_state"] else []
+    building = has["campaigns"] and store.scalar(
+        conn,
+        "SELECT 1 FROM information_schema.columns WHERE table_schema = current_schema()"
+        " AND table_name = 'campaigns' AND column_name = 'building_pid'",
+    )
+    unfinished = campaigns.incomplete(conn) if building else []
+    return {
+        "ok": not failures and not unvalidated,
+        "integrity": integrity,
+        "foreign_key_problems": unvalidated,
+        "schema_version": migrate.schema_version(conn),
+        "pending_migrations": sum(1 for m in migrate.status(conn) if m.state == "pending"),
+        "url": conn.target,
+        "bytes": store.scalar(conn, "SELECT pg_database_size(current_database())"),
+        "server": "PostgreSQL " + store.scalar(conn, "SHOW server_version"),
+        "undrained_journal_records": sum(j["undrained_records"] for j in journals),
+        "undrained_journal_bytes": sum(j["undrained_bytes"] for j in journals),
+        "incomplete_campaigns": ", ".join(
+            f"{c['account']}/{c['name']} ({c['state']}, {c['messages']:,} messages)"
+            for c in unfinished
+        )
+        or None,
+        "refunds_waiting_for_their_sale": (
+            store.scalar(conn, "SELECT count(*) FROM pending_reversals")
+            if has["pending_reversals"]
             else 0
         ),
     }

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 from urllib.parse import urlsplit, urlunsplit
 
 from trackly_cli.core import dialect
-from trackly_cli.core.errors import InvalidInput
+from trackly_cli.core.errors import DatabaseUnavailable, InvalidInput
 
 SCHEMES = ("postgresql://", "postgres://")
 # A statement waiting this long for a lock held by another writer fails, as SQLite's busy
@@ -59,13 +59,19 @@ class PostgresStore:
             self.raw = psycopg.connect(url, autocommit=True, connect_timeout=10)
         except psycopg.Error as e:
             reason = str(e).strip().splitlines()[-1] if str(e).strip() else type(e).__name__
-            raise InvalidInput(f"cannot connect to {hide_password(url)}: {reason}") from None
+            raise DatabaseUnavailable(f"cannot connect to {hide_password(url)}: {reason}") from None
+        _load_whole_numbers_as_int(self.raw)
         self.raw.execute("SET TIME ZONE 'UTC'")
         self.raw.execute(f"SET lock_timeout = {int(LOCK_TIMEOUT_MS)}")
 
     @property
     def target(self) -> str:
         return hide_password(self.url)
+
+    @property
+    def broken(self) -> bool:
+        """Whether the connection is lost (the server restarted): open a new one."""
+        return self.raw.closed or self.raw.broken
 
     @property
     def in_transaction(self) -> bool:
@@ -87,6 +93,20 @@ class PostgresStore:
 
     def close(self) -> None:
         self.raw.close()
+
+
+def _load_whole_numbers_as_int(conn) -> None:
+    """sum() of a bigint column is a numeric in PostgreSQL (a Decimal in Python), an integer in
+    SQLite. The schema has no numeric column (amounts are integer micros), so every numeric a
+    query gives is such an aggregate: load whole ones as int, as SQLite gives them."""
+    from psycopg.types.numeric import NumericLoader
+
+    class WholeNumericLoader(NumericLoader):
+        def load(self, data):
+            value = super().load(data)
+            return int(value) if value == value.to_integral_value() else value
+
+    conn.adapters.register_loader("numeric", WholeNumericLoader)
 
 
 _FIRST_LINE = re.compile(r"^[^\n]*")

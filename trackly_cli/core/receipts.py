@@ -381,10 +381,10 @@ _ROLLUP = (
     " variant, domain_id, offer_id, delivered, undelivered, offer_delivered, offer_undelivered)"
     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
     " ON CONFLICT (account_id, bucket_at, campaign_id, creative_id, list_id, variant, domain_id,"
-    " offer_id) DO UPDATE SET delivered = delivered + excluded.delivered,"
-    " undelivered = undelivered + excluded.undelivered,"
-    " offer_delivered = offer_delivered + excluded.offer_delivered,"
-    " offer_undelivered = offer_undelivered + excluded.offer_undelivered"
+    " offer_id) DO UPDATE SET delivered = report_rollups.delivered + excluded.delivered,"
+    " undelivered = report_rollups.undelivered + excluded.undelivered,"
+    " offer_delivered = report_rollups.offer_delivered + excluded.offer_delivered,"
+    " offer_undelivered = report_rollups.offer_undelivered + excluded.offer_undelivered"
 )
 
 

@@ -270,7 +270,7 @@ def _by_message(conn: store.Store, chosen: Filters, limit: int | None) -> Report
         if value:
             mc_time.append(f" AND mc.clicked_at {op} ?")
             conv_time.append(f" AND cv.converted_at {op} ?")
-            sent_time.append(f" AND m.created_at {op} ?")
+            sent_time.append(f"m.created_at {op} ?")
     offer_clause = " AND mc.offer_id = ?" if chosen.offer else ""
     conv_offer = " AND cv.offer_id = ?" if chosen.offer else ""
     time_params = [v for v in (since, until) if v]
@@ -280,9 +280,9 @@ def _by_message(conn: store.Store, chosen: Filters, limit: int | None) -> Report
     r_params = bucket_params + offer_param
     sql = f"""
     SELECT m.id AS message_id, c.phone, k.name AS campaign, m.variant,
-        (1 {"".join(sent_time)}) AS sent,
-        coalesce(m.delivery_status = 'delivered' {"".join(sent_time)}, 0) AS delivered,
-        coalesce(m.delivery_status = 'failed' {"".join(sent_time)}, 0) AS undelivered,
+        {_flag(sent_time)} AS sent,
+        {_flag(["m.delivery_status = 'delivered'", *sent_time])} AS delivered,
+        {_flag(["m.delivery_status = 'failed'", *sent_time])} AS undelivered,
         coalesce((SELECT sum(r.clicks) FROM message_rollups r WHERE r.message_id = m.id{r_time}), 0)
             AS clicks,
         coalesce((SELECT sum(r.bot_clicks) FROM message_rollups r
@@ -327,6 +327,14 @@ def _by_message(conn: store.Store, chosen: Filters, limit: int | None) -> Report
         for k in (*COUNTS, "revenue_micros", "payout_micros", "unattributed_revenue_micros")
     }
     return Report("message", "message_id", [finish(r) for r in found], finish(totals))
+
+
+def _flag(conditions: list[str]) -> str:
+    """SQL for 1 where all the conditions hold, else 0 (also where one is NULL): a comparison
+    is a boolean in PostgreSQL, where SQLite gives 0 or 1."""
+    if not conditions:
+        return "1"
+    return f"(CASE WHEN {' AND '.join(conditions)} THEN 1 ELSE 0 END)"
 
 
 def sparkline(values: list[int], width: int = 24) -> list[str]:

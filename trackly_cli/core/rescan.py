@@ -3,9 +3,11 @@ conversion attributions that depend on the verdicts."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 
-from trackly_cli.core import bots, clicks, clock, conversions, ipranges, store
+from trackly_cli.core import bots, clicks, clock, conversions, dialect, ipranges, store
 
 # The end of the header budget's reason (clicks.HeaderBudget).
 _HEADERS_NOT_STORED = "(headers not stored)"
@@ -63,7 +65,10 @@ def rescan(
     affected: set[tuple[int, str]] = set()
     only = ""
     if messages is not None:
-        conn.execute("CREATE TEMP TABLE IF NOT EXISTS rescan_messages (id INTEGER PRIMARY KEY)")
+        conn.execute(
+            "CREATE TEMP TABLE IF NOT EXISTS rescan_messages"
+            f" (id {dialect.integer_key(conn)} PRIMARY KEY)"
+        )
         conn.execute("DELETE FROM rescan_messages")
         conn.executemany("INSERT INTO rescan_messages (id) VALUES (?)", [(m,) for m in messages])
         only = " AND c.message_id IN (SELECT id FROM rescan_messages)"
@@ -73,7 +78,8 @@ def rescan(
         " c.visitor, m.created_at, m.delivery_status = 'delivered', m.delivery_at"
         " FROM message_short_link_clicks c"
         " JOIN messages m ON m.id = c.message_id"
-        f" WHERE c.account_id = ? AND c.clicked_at >= ?{only} ORDER BY c.link_id, c.clicked_at",
+        f" WHERE c.account_id = ? AND c.clicked_at >= ?{only} ORDER BY c.link_id, c.clicked_at,"
+        " c.id",
         (account_id, since or ""),
     )
     # Per click: [is_bot, reasons] as judged now, and what is stored.
@@ -155,16 +161,18 @@ def rescan(
     return result
 
 
-def burst(conn: store.Store, link_id: str, since: str, reason: str) -> int:
+def burst(
+    conn: store.Store, link_id: str, since: str, reason: str, until: str | None = None
+) -> int:
     """A hit revealed a burst on a per-recipient link: its earlier hits since `since`, judged
     human when each came (the first of a scanner's burst has nothing against it yet), are bots
     too, with `reason`; the MessageClicks they made move to the message's first human click or
-    go, and conversions follow. Inside the caller's transaction (the drain's). Returns how many
-    hits changed."""
+    go, and conversions follow (hits after `until`, if given, are left as they are). Inside the
+    caller's transaction (the drain's). Returns how many hits changed."""
     found = conn.execute(
         "SELECT id, message_id, visitor, bot_reasons FROM message_short_link_clicks"
-        " WHERE link_id = ? AND clicked_at >= ? AND is_bot = 0",
-        (link_id, since),
+        " WHERE link_id = ? AND clicked_at >= ? AND clicked_at <= ? AND is_bot = 0",
+        (link_id, since, until or "9999"),
     ).fetchall()
     if not found:
         return 0
@@ -181,6 +189,55 @@ def burst(conn: store.Store, link_id: str, since: str, reason: str) -> int:
     )
     reattribute(conn, messages, offers)
     return len(found)
+
+
+def shared_bursts(
+    conn: store.Store, batch: list[clicks.Click], allowed: Callable[[str | None], bool]
+) -> int:
+    """Where several servers take one link's hits (nodes over PostgreSQL, `--workers`), each
+    sees only its part of a scanner's burst. After a batch is stored, the per-recipient links
+    it touched are looked at with every server's hits: 3+ addresses (off the allow list) within
+    the window make the window's hits bots, as one server seeing them all would have (with the
+    reason saying it took several servers). Inside the drain's transaction; returns the hits
+    that changed."""
+    window = bots.IP_WINDOW_SECONDS
+    links = {c.link.id: c.link for c in batch if c.link.contact_id is not None}
+    if not links:
+        return 0
+    earliest = clock.from_text(min(c.clicked_at for c in batch)) - timedelta(seconds=window)
+    marks = ",".join("?" * len(links))
+    hits: dict[str, list[tuple[float, str, str]]] = {}
+    for link_id, ip, clicked_at in conn.execute(
+        "SELECT link_id, ip, clicked_at FROM message_short_link_clicks"
+        f" WHERE link_id IN ({marks}) AND clicked_at >= ? ORDER BY link_id, clicked_at, id",
+        (*links, clock.to_text(earliest)),
+    ):
+        if ip is not None and not allowed(ip):
+            hits.setdefault(link_id, []).append(
+                (clock.from_text(clicked_at).timestamp(), ip, clicked_at)
+            )
+    changed = 0
+    offers = lists = None
+    for link_id, found in hits.items():
+        if len({ip for _, ip, _ in found}) < 3:
+            continue  # (most links: a person, or one server's burst, already judged)
+        start = 0
+        for end, (moment, _, until) in enumerate(found):
+            while moment - found[start][0] > window:
+                start += 1
+            addresses = len({ip for _, ip, _ in found[start : end + 1]})
+            if addresses < 3:
+                continue
+            if offers is None:
+                offers, lists = clicks.load_offers(conn), clicks.load_lists(conn)
+            link = links[link_id]
+            offer = offers.get(link.offer_id) if link.offer_id else None
+            sending_list = lists.get(link.list_id) if link.list_id else None
+            if clicks.bot_filter(offer, sending_list) == "off":
+                break
+            reason = f"{addresses} IPs on one link within {window:.0f} s (across servers)"
+            changed += burst(conn, link_id, found[start][2], reason, until=until)
+    return changed
 
 
 def _rebuild_message_clicks(
@@ -211,7 +268,7 @@ def _rebuild_message_clicks(
             "SELECT c.id, c.link_id, c.clicked_at, c.ip, c.user_agent, c.ip_anonymized_at FROM"
             " message_short_link_clicks c WHERE c.visitor = ?"
             " AND c.link_id IN (SELECT id FROM short_links WHERE message_id = ?)"
-            " AND c.is_bot = 0 ORDER BY c.clicked_at LIMIT 1",
+            " AND c.is_bot = 0 ORDER BY c.clicked_at, c.id LIMIT 1",
             (visitor, message_id),
         )
         if first is not None:

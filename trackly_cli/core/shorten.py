@@ -16,7 +16,6 @@ import hashlib
 import os
 import re
 import secrets
-import sqlite3
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -28,6 +27,7 @@ from trackly_cli.core import (
     campaigns,
     clock,
     creatives,
+    dialect,
     domains,
     links,
     lookup,
@@ -325,8 +325,8 @@ def _check_fields(
             conn,
             "SELECT count(*) AS n, min(c.phone) AS example FROM list_members m"
             " JOIN contacts c ON c.id = m.contact_id WHERE m.list_id = ?"
-            " AND coalesce(json_extract(c.fields, '$.' || ?), '') = ''",
-            (list_row["id"], f'"{name}"'),
+            f" AND coalesce({dialect.json_key(conn, 'c.fields')}, '') = ''",
+            (list_row["id"], f'$."{name}"'),
         )
         if missing["n"]:
             problems.append(
@@ -387,12 +387,15 @@ def run(
     # A bigger page cache for the random-key inserts of the links (a fixed 64 MB, whatever the
     # list's size), back to what it was afterwards.
     conn = db
-    cache_size = conn.execute("PRAGMA cache_size").fetchone()[0]
-    conn.execute("PRAGMA cache_size = -65536")
-    # No checkpoint after every chunk: its random link pages would be copied into the database
-    # (and synced) again each time. The WAL is checkpointed once it is large (store.shrink_wal).
-    autocheckpoint = conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0]
-    conn.execute("PRAGMA wal_autocheckpoint = 0")
+    sqlite = conn.dialect == dialect.SQLITE
+    if sqlite:
+        cache_size = conn.execute("PRAGMA cache_size").fetchone()[0]
+        conn.execute("PRAGMA cache_size = -65536")
+        # No checkpoint after every chunk: its random link pages would be copied into the
+        # database (and synced) again each time. The WAL is checkpointed once it is large
+        # (store.shrink_wal).
+        autocheckpoint = conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0]
+        conn.execute("PRAGMA wal_autocheckpoint = 0")
     send = _Send(plan, summary, handle, progress, id_source)
     committed = False
     try:
@@ -415,13 +418,17 @@ def run(
             # were checked when this run began and are held in place since (the campaign row
             # refers to the account, list, domain and creatives; the contacts are read in each
             # chunk's own transaction; links refer to messages of the same batch). The offers
-            # are checked again by each chunk (`_Send.chunks`).
-            checks = conn.execute("PRAGMA foreign_keys").fetchone()[0]
-            conn.execute("PRAGMA foreign_keys = OFF")
-            try:
+            # are checked again by each chunk (`_Send.chunks`). PostgreSQL keeps its checks: they
+            # cannot be turned off there (but by the table's owner, for everyone at once).
+            if sqlite:
+                checks = conn.execute("PRAGMA foreign_keys").fetchone()[0]
+                conn.execute("PRAGMA foreign_keys = OFF")
+                try:
+                    send.chunks(conn)
+                finally:
+                    conn.execute(f"PRAGMA foreign_keys = {int(checks)}")
+            else:
                 send.chunks(conn)
-            finally:
-                conn.execute(f"PRAGMA foreign_keys = {int(checks)}")
             if handle is not None:
                 handle.flush()  # all rows written before the campaign is complete
             with store.write(conn):
@@ -443,8 +450,9 @@ def run(
             pending.discard()
         if not committed and send.campaign_id is not None and plan.list_row is not None:
             _undo(conn, send)
-        conn.execute(f"PRAGMA cache_size = {int(cache_size)}")
-        conn.execute(f"PRAGMA wal_autocheckpoint = {int(autocheckpoint)}")
+        if sqlite:
+            conn.execute(f"PRAGMA cache_size = {int(cache_size)}")
+            conn.execute(f"PRAGMA wal_autocheckpoint = {int(autocheckpoint)}")
     return summary
 
 
@@ -507,7 +515,7 @@ def _undo(conn: store.Store, send: _Send) -> None:
     prune` removes it)."""
     if conn.in_transaction:
         conn.execute("ROLLBACK")
-    with contextlib.suppress(sqlite3.Error, KeyboardInterrupt):
+    with contextlib.suppress(*dialect.errors(conn), KeyboardInterrupt):
         campaigns.remove(conn, send.campaign_id)
         with store.write(conn):
             for creative_id in send.new_creatives:
@@ -517,6 +525,16 @@ def _undo(conn: store.Store, send: _Send) -> None:
                     " AND NOT EXISTS (SELECT 1 FROM campaign_variants WHERE creative_id = ?)",
                     (creative_id, creative_id, creative_id),
                 )
+
+
+def _for_dialect(conn: store.Store, messages: str, short_links: str) -> tuple[str, str, str]:
+    """The statements of `_Send._statements` as the database runs them: the messages' INSERT,
+    the links' INSERT, and the links' INSERT that skips a link whose id is taken."""
+    if conn.dialect == dialect.SQLITE:
+        return messages, f"INSERT {short_links}", f"INSERT OR IGNORE {short_links}"
+    # (PostgreSQL has no numbered `?N`: each is bound once, in order)
+    messages, short_links = (re.sub(r"\?[0-9]+", "?", sql) for sql in (messages, short_links))
+    return messages, f"INSERT {short_links}", f"INSERT {short_links} ON CONFLICT DO NOTHING"
 
 
 class _Send:
@@ -596,7 +614,7 @@ class _Send:
                 conn.execute(
                     "INSERT INTO campaigns (account_id, name, name_key, list_id, domain_id, seed,"
                     " created_at, building_pid, building_host) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
-                    " RETURNING id",
+                    " ON CONFLICT (account_id, name_key) DO NOTHING RETURNING id",
                     (
                         account_id,
                         plan.campaign,
@@ -610,6 +628,10 @@ class _Send:
                     ),
                 )
             )
+            if self.campaign_id is None:  # (another run took the name since `prepare`)
+                raise Conflict(
+                    f"campaign {plan.campaign!r} already exists: choose another --campaign"
+                )
             conn.executemany(
                 "INSERT INTO campaign_variants (campaign_id, label, creative_id, weight)"
                 " VALUES (?, ?, ?, ?)",
@@ -618,14 +640,14 @@ class _Send:
         self.summary.campaign_id = self.campaign_id
         # Messages of a campaign carry their variant label (A, B, …); a one-off has none.
         self.labels = [v.label if self.campaign_id is not None else None for v in plan.variants]
-        self.statements = self._statements()
+        self.statements = _for_dialect(conn, *self._statements())
 
     def chunks(self, conn: store.Store) -> None:
         """The list's members, in chunks sized to CHUNK_SECONDS, each its own transaction (the
         next chunk starts after the last contact id written, so nothing is read twice)."""
         list_id = self.plan.list_row["id"]
-        # The merge fields the templates use, taken out of each contact's JSON by SQLite.
-        columns = "".join(", json_extract(c.fields, ?)" for _ in self.fields)
+        # The merge fields the templates use, taken out of each contact's JSON by the database.
+        columns = "".join(f", {dialect.json_key(conn, 'c.fields')}" for _ in self.fields)
         paths = [f'$."{name}"' for name in self.fields]
         after, size = 0, FIRST_CHUNK
         while True:
@@ -670,7 +692,9 @@ class _Send:
         # All of a chunk's link ids share a random first character (links.clustered).
         source = self.id_source or links.clustered()
         # Numbered from the table at each chunk: another process may have written messages
-        # since the last one.
+        # since the last one (on PostgreSQL, whose writers do not wait for each other's
+        # transactions, they wait for this one's to number theirs).
+        dialect.lock_explicit_ids(conn, "messages")
         next_id = store.scalar(conn, "SELECT coalesce(max(id), 0) + 1 FROM messages")
         for first in range(0, len(recipients), BATCH):
             batch = recipients[first : first + BATCH]
@@ -707,6 +731,7 @@ class _Send:
             summary.links += len(link_rows)
             if self.progress:
                 self.progress(summary.recipients)
+        dialect.sync_identity(conn, "messages")
 
     def _statements(self) -> tuple[str, str]:
         """The INSERTs of a batch. What every row of this run shares (account, campaign, list,
@@ -780,14 +805,14 @@ class _Send:
     def _insert(self, conn: store.Store, rows: tuple, *, checked: bool) -> bool:
         """Insert a batch's rows; False (and nothing written) if a link id was taken."""
         message_rows, link_rows, _ = rows
-        messages, short_links = self.statements
+        messages, insert_links, insert_new_links = self.statements
         conn.execute("SAVEPOINT shorten_batch")
         conn.executemany(messages, message_rows)
         if checked:  # (a plain INSERT: a conflict now is an error, never a lost row)
-            conn.executemany(f"INSERT {short_links}", link_rows)
+            conn.executemany(insert_links, link_rows)
         else:
             # rowcount: the rows this statement inserted (not those of any trigger)
-            inserted = conn.executemany(f"INSERT OR IGNORE {short_links}", link_rows).rowcount
+            inserted = conn.executemany(insert_new_links, link_rows).rowcount
             if inserted != len(link_rows):
                 conn.execute("ROLLBACK TO shorten_batch")
                 conn.execute("RELEASE shorten_batch")
@@ -888,7 +913,7 @@ def _count_sent(
         "INSERT INTO report_rollups (account_id, bucket_at, campaign_id, creative_id, list_id,"
         " variant, domain_id, offer_id, sent, offer_sent) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
         " ON CONFLICT (account_id, bucket_at, campaign_id, creative_id, list_id, variant,"
-        " domain_id, offer_id) DO UPDATE SET sent = sent + excluded.sent,"
-        " offer_sent = offer_sent + excluded.offer_sent",
+        " domain_id, offer_id) DO UPDATE SET sent = report_rollups.sent + excluded.sent,"
+        " offer_sent = report_rollups.offer_sent + excluded.offer_sent",
         rows,
     )
