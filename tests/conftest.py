@@ -265,13 +265,17 @@ def free_port() -> int:
 class LiveServer:
     """`trackly serve` in a subprocess on a free loopback port."""
 
-    def __init__(self, db_path: Path, *args: str, port: int | None = None) -> None:
+    def __init__(
+        self, db_path: Path | str, *args: str, port: int | None = None, logs: Path | None = None
+    ) -> None:
+        """`db_path`: a SQLite file (the log goes beside it) or a PostgreSQL URL (give `logs`,
+        the folder for the log)."""
         import subprocess
         import sys
 
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.log = db_path.parent / f"serve-{self.port}.log"
+        self.log = (logs or Path(db_path).parent) / f"serve-{self.port}.log"
         self._log = self.log.open("wb")
         self.proc = subprocess.Popen(
             [

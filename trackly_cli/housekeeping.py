@@ -24,7 +24,7 @@ class Pruner:
 
     def __init__(
         self,
-        db_path: Path,
+        db_path: str | Path,
         *,
         first_after: float = PRUNE_FIRST_AFTER_SECONDS,
         every: float = PRUNE_EVERY_SECONDS,

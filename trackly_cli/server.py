@@ -12,11 +12,14 @@ Postbacks wait for their own commit, to answer `recorded` or `duplicate`.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import gc
 import json
 import logging
+import os
 import signal
-import sqlite3
+import socket
 import sys
 import threading
 import time
@@ -34,6 +37,7 @@ from trackly_cli.core import (
     clicks,
     clock,
     conversions,
+    dialect,
     linkindex,
     links,
     records,
@@ -43,9 +47,10 @@ from trackly_cli.core import (
 )
 from trackly_cli.core import snapshot as snapshots
 from trackly_cli.core.clicks import LinkInfo, ListInfo, OfferInfo
-from trackly_cli.core.errors import InvalidInput, NotFound, TracklyError
+from trackly_cli.core.errors import DatabaseUnavailable, InvalidInput, NotFound, TracklyError
 from trackly_cli.core.journal import Journal, JournalError
 from trackly_cli.core.linkindex import HotLinks
+from trackly_cli.core.postgres import is_url
 from trackly_cli.core.snapshot import DomainInfo, Snapshot
 from trackly_cli.core.writer import Writer, WriterBusy, WriterClosed
 from trackly_cli.housekeeping import Pruner
@@ -97,8 +102,11 @@ class Tracker:
         domains: Iterable[str] | None = None,
         hot_links: int = linkindex.DEFAULT_SIZE,
         journal: str | Path | Journal | None = None,
+        shared: bool | None = None,
     ) -> None:
-        self.db_path = Path(db_path)
+        """`shared`: other servers take hits of the same links (several `--workers`; always
+        on PostgreSQL, which several nodes may share)."""
+        self.db_path = store.location(db_path)
         setup = store.open_db(self.db_path)  # applies migrations before anything else
         try:
             self.secret = bytes.fromhex(store.setting(setup, "visitor_secret"))
@@ -125,7 +133,10 @@ class Tracker:
         self.header_budget = clicks.HeaderBudget()
         self.links: dict[str, LinkInfo] = {}
         # Fails now, with a clear message, if the journal or the database cannot be written.
-        self.writer = Writer(self.db_path, journal).start()
+        if shared is None:
+            shared = is_url(self.db_path)
+        allowed = (lambda ip: self.detector.ip_reasons(ip)[0]) if shared else None
+        self.writer = Writer(self.db_path, journal, shared=allowed).start()
         self.refresh(force=True)
         try:
             self.hot_links = HotLinks(self.db_path, hot_links).start()
@@ -140,6 +151,12 @@ class Tracker:
         """This thread's read connection (opened once: closing the last connection would
         checkpoint and delete the WAL)."""
         conn = getattr(self._local, "conn", None)
+        if conn is not None and store.broken(conn):  # (PostgreSQL restarted: a new one)
+            with self._connections_lock:
+                self._connections.remove(conn)
+            with contextlib.suppress(Exception):
+                conn.close()
+            conn = None
         if conn is None:
             conn = store.connect(self.db_path, check_same_thread=False)
             self._local.conn = conn
@@ -283,6 +300,32 @@ def _redirect(url: str) -> HTTPResponse:
     return HTTPResponse("", 302, {"Location": url, "Cache-Control": NO_STORE})
 
 
+def _database_away(callback):
+    """A route whose database cannot be reached (PostgreSQL restarting, a link not in memory)
+    answers 503 with Retry-After, not 500."""
+
+    @functools.wraps(callback)
+    def route(*args, **kwargs):
+        try:
+            return callback(*args, **kwargs)
+        except DatabaseUnavailable as e:
+            _refusals.log(f"database unavailable: {e.message}")
+            return _unavailable()
+        except Exception as e:
+            if type(e).__module__.startswith("psycopg") and _is_connection_error(e):
+                _refusals.log(f"database unavailable: {e}")
+                return _unavailable()
+            raise
+
+    return route
+
+
+def _is_connection_error(error: Exception) -> bool:
+    import psycopg
+
+    return isinstance(error, psycopg.OperationalError | psycopg.InterfaceError)
+
+
 def _unavailable() -> HTTPResponse:
     return HTTPResponse(
         pages.message("Temporarily unavailable", "Please try again in a moment."),
@@ -313,6 +356,7 @@ def create_app(
     tracker = tracker or Tracker(db_path, domains=domains)
     app = Bottle()
     app.add_hook("before_request", _check_host)
+    app.install(_database_away)
     postback_refusals = _RateLimitedLog()
     app.config["trackly.tracker"] = tracker
 
@@ -371,9 +415,13 @@ def create_app(
     @app.route("/healthz", method=GET_HEAD)
     def healthz():
         try:
-            tracker.conn().execute("SELECT 1 FROM config_version").fetchone()
-        except sqlite3.Error as e:
-            return HTTPResponse({"status": "error", "database": str(e)}, 503)
+            conn = tracker.conn()
+            try:
+                conn.execute("SELECT 1 FROM config_version").fetchone()
+            except dialect.errors(conn) as e:
+                return HTTPResponse({"status": "error", "database": str(e)}, 503)
+        except TracklyError as e:  # (a PostgreSQL server that cannot be reached)
+            return HTTPResponse({"status": "error", "database": e.message}, 503)
         return {"status": "ok", "database": "ok"}
 
     @app.route("/domain-check", method=GET_HEAD)
@@ -550,9 +598,10 @@ def create_app(
             if e.http_status in (403, 429) or isinstance(e, conversions.AboveMaximum):
                 # (an attacker's or a misconfigured network's: one line per 10 s at most)
                 postback_refusals.log(f"postback refused ({e.http_status}): {e.message}")
-            return HTTPResponse(
-                {"status": "error", "error": e.message}, e.http_status, {"Cache-Control": NO_STORE}
-            )
+            headers = {"Cache-Control": NO_STORE}
+            if e.http_status == 503:  # (the database is away: the network should retry)
+                headers["Retry-After"] = "5"
+            return HTTPResponse({"status": "error", "error": e.message}, e.http_status, headers)
         except Exception as e:  # the database or the writer: try again later
             if not isinstance(e, WriterBusy | WriterClosed):
                 log.error("postback failed: %s", e)
@@ -670,9 +719,12 @@ def serve(
     journal: str | Path | None = None,
     announce: Callable[[Tracker, str], None] | None = None,
     routes: Callable[[Bottle], None] | None = None,
+    sockets: list[socket.socket] | None = None,
+    prune: bool = True,
+    shared: bool | None = None,
 ) -> None:
     """Serve until SIGTERM or Ctrl-C; then finish what is in flight, commit what is queued, and
-    return."""
+    return. `sockets`: listen on these (bound already) rather than on host and port."""
     import waitress.server  # the server stands on waitress; the app alone does not
 
     logging.basicConfig(
@@ -687,11 +739,12 @@ def serve(
     # A file size limit (ulimit -f) must fail a write, which the journal reports, rather than
     # kill the server.
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-    tracker = Tracker(db_path, domains=domains, hot_links=hot_links, journal=journal)
+    tracker = Tracker(db_path, domains=domains, hot_links=hot_links, journal=journal, shared=shared)
     app = create_app(db_path, tracker=tracker)
     if routes is not None:
         routes(app)
-    options: dict = {"host": host, "port": port, "threads": threads, "ident": "trackly"}
+    options: dict = {"threads": threads, "ident": "trackly"}
+    options |= {"sockets": sockets} if sockets else {"host": host, "port": port}
     if trusted_proxy:
         options |= {
             "trusted_proxy": trusted_proxy,
@@ -700,32 +753,120 @@ def serve(
             "clear_untrusted_proxy_headers": True,
         }
     wsgi = AccessLog(app, ip=tracker.logged_ip) if access_log else app
-    try:
-        server = waitress.server.create_server(wsgi, **options)
-    except OSError as e:
-        tracker.close()
-        raise InvalidInput(f"cannot listen on {host}:{port}: {e.strerror or e}") from e
-    except ValueError as e:
-        tracker.close()
-        raise InvalidInput(f"bad server option: {e}") from e
-
-    pruner = Pruner(Path(db_path))
-    # What is loaded by now (modules, settings) lives as long as the server: move it out of
-    # the collector's way, so that collections triggered by requests only walk their garbage.
-    gc.collect()
-    gc.freeze()
 
     def stop(signum, frame):
         raise SystemExit(0)
 
+    # From here on SIGTERM stops the server cleanly (from the moment its port listens).
     previous = signal.signal(signal.SIGTERM, stop)
+    server = pruner = None
     try:
+        try:
+            server = waitress.server.create_server(wsgi, **options)
+        except OSError as e:
+            raise InvalidInput(f"cannot listen on {host}:{port}: {e.strerror or e}") from e
+        except ValueError as e:
+            raise InvalidInput(f"bad server option: {e}") from e
+        pruner = Pruner(store.location(db_path)) if prune else None
+        # What is loaded by now (modules, settings) lives as long as the server: move it out
+        # of the collector's way, so that collections triggered by requests only walk their
+        # garbage.
+        gc.collect()
+        gc.freeze()
         if announce:
             announce(tracker, f"http://{server.effective_host}:{server.effective_port}")
-        pruner.start()
+        if pruner:
+            pruner.start()
         server.run()  # returns after SIGTERM / Ctrl-C, once running requests have finished
     finally:
         signal.signal(signal.SIGTERM, previous)
-        server.close()
-        pruner.stop()
+        if server is not None:
+            server.close()
+        if pruner:
+            pruner.stop()
         tracker.close()
+
+
+def serve_workers(
+    db_path: str | Path,
+    workers: int,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8080,
+    journal: Journal,
+    announce: Callable[[Tracker, str], None] | None = None,
+    **options,
+) -> int:
+    """`serve` in `workers` processes sharing one listening socket (bound here, inherited by
+    each: the kernel hands each connection to one of them). Each worker has its own click
+    journal (the first the one given, the others beside it, JOURNAL-2, JOURNAL-3…; see
+    store_leftover_journals for those of an earlier run with more workers). The first worker
+    prunes and announces. SIGTERM or Ctrl-C stops them all; returns the exit status."""
+    folders = [journal.folder] + [
+        journal.folder.with_name(f"{journal.folder.name}-{n}") for n in range(2, workers + 1)
+    ]
+    try:
+        listener = socket.create_server((host, port), backlog=1024)
+    except OSError as e:
+        raise InvalidInput(f"cannot listen on {host}:{port}: {e.strerror or e}") from e
+    children: list[int] = []
+
+    def stop(signum, frame):
+        for child in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(child, signal.SIGTERM)
+
+    # (before the first fork: a SIGTERM that comes while the workers start stops those started)
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+    for n, folder in enumerate(folders, start=1):
+        pid = os.fork()
+        if pid == 0:  # the worker
+            code = 0
+            try:
+                signal.signal(signal.SIGTERM, signal.SIG_DFL)  # serve() sets its own
+                signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent stops the workers
+                serve(
+                    db_path,
+                    journal=Journal(folder, segment_bytes=journal.segment_bytes),
+                    sockets=[listener],
+                    announce=announce if n == 1 else None,
+                    prune=n == 1,
+                    shared=True,
+                    **options,
+                )
+            except BaseException as e:  # a worker that cannot start says why, and exits
+                if not isinstance(e, SystemExit):
+                    log.error("worker %d stopped: %s", n, e)
+                    code = 1
+            finally:
+                os._exit(code)
+        children.append(pid)
+    listener.close()
+    status = 0
+    try:
+        for child in children:
+            while True:
+                try:
+                    _, raw = os.waitpid(child, 0)
+                    break
+                except InterruptedError:
+                    continue
+            code = os.waitstatus_to_exitcode(raw)
+            if code != 0:
+                status = 1
+                stop(None, None)  # one worker gone: stop the others rather than serve on less
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return status
+
+
+def store_leftover_journals(db_path: str | Path, first: Path, workers: int) -> None:
+    """Before serving with `workers` processes: store what the journals of workers beyond
+    them (JOURNAL-N, from a run with more workers that did not stop cleanly) still hold."""
+    for folder in sorted(first.parent.glob(f"{first.name}-*")):
+        number = folder.name.rsplit("-", 1)[1]
+        if folder.is_dir() and number.isdigit() and int(number) > workers:
+            writer = Writer(db_path, folder).start()
+            writer.close()
+            log.info("click journal: stored what %s held (a worker of an earlier run)", folder)

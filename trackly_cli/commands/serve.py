@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import functools
+import re
 from pathlib import Path
 from typing import Annotated
+from urllib.parse import urlsplit
 
 import typer
 
-from trackly_cli import output, state
+from trackly_cli import config, output, server, state
 from trackly_cli.core import journal as journal_files
-from trackly_cli.core import linkindex
-from trackly_cli.server import Tracker, serve
+from trackly_cli.core import linkindex, postgres, store
+from trackly_cli.server import Tracker, serve, serve_workers
 
 DomainOpt = Annotated[
     list[str] | None,
@@ -44,7 +47,8 @@ JournalOpt = Annotated[
         "--journal",
         metavar="DIR",
         file_okay=False,
-        help="The click journal's folder (default: beside the database, DB.journal).",
+        help="The click journal's folder (default: beside a SQLite database, DB.journal; for"
+        " PostgreSQL, journals/HOST-PORT-DB in the app folder).",
     ),
 ]
 # For tests and benchmarks: small segments fill (and show a full disk) after a few clicks.
@@ -57,10 +61,33 @@ AccessLogOpt = Annotated[
 ]
 
 
-def banner(tracker: Tracker, address: str) -> None:
+WorkersOpt = Annotated[
+    int,
+    typer.Option(
+        "--workers",
+        min=1,
+        max=64,
+        help="Server processes on the one port, each with its own click journal (each uses"
+        " about one core; default 1).",
+    ),
+]
+
+
+def default_journal(target) -> Path:
+    """Beside a SQLite database (DB.journal); for PostgreSQL, this machine's own folder in the
+    app folder, named after the database (each node keeps its journal)."""
+    if not postgres.is_url(target):
+        return journal_files.default_folder(target)
+    parts = urlsplit(str(target))
+    name = f"{parts.hostname or 'local'}-{parts.port or 5432}-{parts.path.strip('/') or 'db'}"
+    safe = re.sub(r"[^A-Za-z0-9._-]", "_", name)
+    return Path(typer.get_app_dir(config.APP_NAME)) / "journals" / safe
+
+
+def banner(tracker: Tracker, address: str, workers: int = 1) -> None:
     snapshot = tracker.snapshot
     hosts = sorted(tracker.only_hosts or snapshot.domains)
-    output.info(f"[bold]Trackly[/] serving [bold]{tracker.db_path}[/]")
+    output.info(f"[bold]Trackly[/] serving [bold]{store.display(tracker.db_path)}[/]")
     if hosts:
         output.info("  tracking domains: " + ", ".join(hosts))
     else:
@@ -74,11 +101,15 @@ def banner(tracker: Tracker, address: str) -> None:
     elif len(hot):
         output.info(f"  {len(hot):,} newest links in memory ({hot.bytes / 1e6:.0f} MB)")
     writer = tracker.writer
-    output.info(f"  click journal: {writer.journal.folder}")
+    if workers > 1:
+        output.info(f"  click journals: {writer.journal.folder} and {workers - 1} beside it")
+    else:
+        output.info(f"  click journal: {writer.journal.folder}")
     behind = writer.behind
     if behind:
         output.info(f"  storing {behind:,} bytes of clicks kept from the last run")
-    output.info(f"  listening on {address}  (Ctrl-C or SIGTERM to stop)")
+    processes = f", {workers} worker processes" if workers > 1 else ""
+    output.info(f"  listening on {address}{processes}  (Ctrl-C or SIGTERM to stop)")
 
 
 def serve_command(
@@ -92,21 +123,27 @@ def serve_command(
     hot_links: HotLinksOpt = linkindex.DEFAULT_SIZE,
     journal: JournalOpt = None,
     journal_segment_kb: SegmentOpt = journal_files.SEGMENT_BYTES >> 10,
+    workers: WorkersOpt = 1,
 ) -> None:
     """Serve short links, conversions and pixels for the tracking domains."""
-    serve(
-        state.state(ctx).db_path,
-        host=host,
-        port=port,
-        threads=threads,
-        domains=domain,
-        trusted_proxy=trusted_proxy,
-        access_log=access_log,
-        hot_links=hot_links,
-        journal=journal_files.Journal(
-            journal or journal_files.default_folder(state.state(ctx).db_path),
-            segment_bytes=journal_segment_kb << 10,
+    target = state.state(ctx).db_path
+    options = {
+        "host": host,
+        "port": port,
+        "threads": threads,
+        "domains": domain,
+        "trusted_proxy": trusted_proxy,
+        "access_log": access_log,
+        "hot_links": hot_links,
+        "journal": journal_files.Journal(
+            journal or default_journal(target), segment_bytes=journal_segment_kb << 10
         ),
-        announce=banner,
-    )
+    }
+    server.store_leftover_journals(target, options["journal"].folder, workers)
+    if workers == 1:
+        serve(target, announce=banner, **options)
+    else:
+        announce = functools.partial(banner, workers=workers)
+        if serve_workers(target, workers, announce=announce, **options):
+            raise typer.Exit(1)
     output.info("Stopped.")

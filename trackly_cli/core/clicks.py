@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 from urllib.parse import quote
 
-from trackly_cli.core import clock, links, store
+from trackly_cli.core import clock, dialect, links, store
 
 # A stored user agent, referer or Accept-Language keeps this many characters (headers_cut says
 # one was longer). The click journal keeps one more, so that the drain knows.
@@ -42,25 +42,27 @@ class LinkInfo(NamedTuple):
 
 
 # The message's creation as epoch seconds, to the microsecond (as clock.from_text reads it),
-# computed in SQL so that the server's link index need not parse a timestamp per link.
-SENT_AT_SQL = (
-    "(CAST(strftime('%s', m.created_at) AS INTEGER) + CAST(substr(m.created_at, 20, 7) AS REAL))"
-)
+# computed in SQL so that the server's link index need not parse a timestamp per link; per
+# dialect.
+SENT_AT_SQL = {name: dialect.epoch(name, "m.created_at") for name in dialect.NAMES}
 
-_LINK_SQL = f"""
+_LINK_SQL = {
+    name: f"""
 SELECT l.id, l.account_id, l.message_id, l.contact_id, l.offer_id, l.url, l.domain_id,
-       m.campaign_id, coalesce(c.name, ''), m.creative_id, m.list_id, m.variant, {SENT_AT_SQL}
+       m.campaign_id, coalesce(c.name, ''), m.creative_id, m.list_id, m.variant, {sent_at}
 FROM short_links l
 JOIN messages m ON m.id = l.message_id
 LEFT JOIN campaigns c ON c.id = m.campaign_id
 WHERE l.id = ?
 """
+    for name, sent_at in SENT_AT_SQL.items()
+}
 
 
 def load_link(conn: store.Store, link_id: str) -> LinkInfo | None:
     if not links.VALID_ID.match(link_id):
         return None
-    found = conn.execute(_LINK_SQL, (link_id,)).fetchone()
+    found = conn.execute(_LINK_SQL[conn.dialect], (link_id,)).fetchone()
     return None if found is None else LinkInfo(*found)
 
 
@@ -342,7 +344,9 @@ MAX_CLICKS_PER_STATEMENT = 40
 
 
 def prepare_click_input(conn: store.Store) -> None:
-    """Create this connection's click_input view (see record_many)."""
+    """Create this connection's click_input view (see record_many; SQLite's alone)."""
+    if conn.dialect != dialect.SQLITE:
+        return
     for statement in CLICK_INPUT_DDL:
         conn.execute(statement)
 
@@ -367,6 +371,9 @@ def record_many(conn: store.Store, batch: list[Click], first_id: int | None = No
     transaction to be all or nothing. Should another process have written clicks since
     `first_id` was known, the primary key refuses the batch and the caller retries without it.
     """
+    if conn.dialect != dialect.SQLITE:
+        _record_many_elsewhere(conn, batch)
+        return None
     first = first_id or store.scalar(
         conn, "SELECT coalesce(max(id), 0) + 1 FROM message_short_link_clicks"
     )
@@ -409,6 +416,69 @@ def record_many(conn: store.Store, batch: list[Click], first_id: int | None = No
             next_id += 1
         conn.execute(_insert_clicks_sql(len(chunk)), values)
     return next_id
+
+
+_STORED_CLICK = CLICK_INPUT_COLUMNS[1:-2]  # (without id, counts, created_at)
+_MESSAGE_CLICK_FROM_CLICK = """
+INSERT INTO message_clicks (
+    message_id, visitor, contact_id, link_id, offer_id, account_id, campaign_id, creative_id,
+    list_id, variant, domain_id, click_id, clicked_at, ip, user_agent, source, reason,
+    created_at, ip_anonymized_at)
+SELECT message_id, visitor, contact_id, link_id, offer_id, account_id, campaign_id, creative_id,
+       list_id, variant, domain_id, id, clicked_at, ip, user_agent, 'click', NULL, ?,
+       ip_anonymized_at
+FROM message_short_link_clicks WHERE id = ?
+ON CONFLICT (message_id, visitor) DO NOTHING
+"""
+
+
+@functools.lru_cache(maxsize=MAX_CLICKS_PER_STATEMENT)
+def _insert_stored_clicks_sql(count: int) -> str:
+    row = "(" + ", ".join("?" * len(_STORED_CLICK)) + ")"
+    return (
+        f"INSERT INTO message_short_link_clicks ({', '.join(_STORED_CLICK)}) VALUES "
+        + ", ".join([row] * count)
+        + " RETURNING id"
+    )
+
+
+def _record_many_elsewhere(conn: store.Store, batch: list[Click]) -> None:
+    """record_many on PostgreSQL: several servers write there, so each click's id comes from
+    the table's own sequence (RETURNING gives them in the order of the rows), and the hits that
+    count become MessageClicks, in order, the first per message and visitor winning."""
+    now = clock.now_text()
+    for start in range(0, len(batch), MAX_CLICKS_PER_STATEMENT):
+        chunk = batch[start : start + MAX_CLICKS_PER_STATEMENT]
+        values: list = []
+        for c in chunk:
+            user_agent, referer, language = c.user_agent, c.referer, c.accept_language
+            cut = any(
+                v is not None and len(v) > MAX_STORED_HEADER
+                for v in (user_agent, referer, language)
+            )
+            values.extend(
+                (
+                    c.clicked_at,
+                    c.link.id,
+                    c.link.message_id,
+                    c.link.contact_id,
+                    *_report_keys(c.link),
+                    c.method,
+                    c.ip,
+                    _clip(user_agent),
+                    _clip(referer),
+                    _clip(language),
+                    c.visitor,
+                    int(c.is_bot),
+                    c.reasons,
+                    c.clicked_at if c.ip_anonymized else None,
+                    int(cut),
+                )
+            )
+        ids = [row[0] for row in conn.execute(_insert_stored_clicks_sql(len(chunk)), values)]
+        counting = [(now, i) for c, i in zip(chunk, ids, strict=True) if c.counts and not c.is_bot]
+        if counting:
+            conn.executemany(_MESSAGE_CLICK_FROM_CLICK, counting)
 
 
 def _report_keys(link: LinkInfo) -> tuple:

@@ -25,7 +25,7 @@ from bisect import bisect_left
 from collections.abc import Callable
 from pathlib import Path
 
-from trackly_cli.core import campaigns, store
+from trackly_cli.core import campaigns, dialect, store
 from trackly_cli.core.clicks import SENT_AT_SQL, LinkInfo
 
 log = logging.getLogger("trackly.links")
@@ -43,13 +43,16 @@ FROM short_links
 WHERE {column} BETWEEN ? AND ?
 ORDER BY id
 """
-_MESSAGES_SQL = f"""
+_MESSAGES_SQL = {
+    name: f"""
 SELECT m.id, coalesce(m.campaign_id, 0), coalesce(m.creative_id, 0), coalesce(m.list_id, 0),
-       m.variant, {SENT_AT_SQL}
+       m.variant, {sent_at}
 FROM messages m
 WHERE m.id BETWEEN ? AND ?
 ORDER BY m.id
 """
+    for name, sent_at in SENT_AT_SQL.items()
+}
 
 
 # The first message of each campaign that `trackly shorten` is still writing (one index seek per
@@ -110,7 +113,12 @@ class LinkIndex:
         """The links of the newest messages after message `after`: whole messages, up to
         `size` links (and at least the newest message's)."""
         index = cls()
-        conn.execute("BEGIN")  # one consistent snapshot
+        # one consistent snapshot
+        conn.execute(
+            "BEGIN"
+            if conn.dialect == dialect.SQLITE
+            else "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
+        )
         try:
             newest = ready_until(conn)
             # The size-th newest link's message: the messages after it are loaded whole.
@@ -126,7 +134,7 @@ class LinkIndex:
             index.last_message_id = max(newest, after)
             bounds = (index.first_message_id, index.last_message_id)
             index._campaign_names = dict(conn.execute("SELECT id, name FROM campaigns"))
-            index._fill_messages(conn.execute(_MESSAGES_SQL, bounds))
+            index._fill_messages(conn.execute(_MESSAGES_SQL[conn.dialect], bounds))
             whole = after == 0 and index.first_message_id == 1
             links_sql = _LINKS_SQL.format(column="+message_id" if whole else "message_id")
             index._fill_links(conn.execute(links_sql, bounds))
@@ -263,7 +271,7 @@ class HotLinks:
     FIRST_LOAD_WAIT = 0.2
 
     def __init__(self, db_path: str | Path, size: int = DEFAULT_SIZE) -> None:
-        self.db_path = Path(db_path)
+        self.db_path = store.location(db_path)
         self.size = size
         self.segments: tuple[LinkIndex, ...] = ()
         self._stopped = threading.Event()

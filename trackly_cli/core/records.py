@@ -11,10 +11,10 @@ Each carries its link (immutable, so the drain needs no lookup) and the time it 
 from __future__ import annotations
 
 import logging
-import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 
-from trackly_cli.core import clicks, clock, conversions, rescan, store
+from trackly_cli.core import clicks, clock, conversions, dialect, rescan, store
 from trackly_cli.core.clicks import Click, LinkInfo
 from trackly_cli.core.errors import TracklyError
 from trackly_cli.core.journal import Journal, Position, pending, segments
@@ -22,7 +22,13 @@ from trackly_cli.core.journal import Journal, Position, pending, segments
 CLICK, CONFIRM, PIXEL, BURST = "c", "g", "p", "b"
 # What a record itself can be wrong with (a constraint, a damaged or unknown record); any other
 # database error (locked, full, corrupt) fails the batch, which is retried, never skipped.
-_RECORD_ERRORS = (sqlite3.IntegrityError, ValueError, TypeError, IndexError, KeyError)
+_RECORD_ERRORS = (ValueError, TypeError, IndexError, KeyError)
+
+
+def _record_errors(conn: store.Store) -> tuple[type[Exception], ...]:
+    return (*dialect.integrity(conn), *_RECORD_ERRORS)
+
+
 _LINK = len(LinkInfo._fields)
 
 
@@ -110,15 +116,20 @@ def apply(
     batch: list[list],
     next_click_id: int | None,
     log: logging.Logger,
+    allowed: Callable[[str | None], bool] | None = None,
 ) -> int | None:
     """Store a batch of records inside the caller's transaction; returns the id the next click
     will get. A record the database refuses (a bug, a damaged journal) is skipped with a log
     line; an error of the database itself (locked, disk full) is raised, and the caller retries
-    the whole batch."""
+    the whole batch. `allowed` (an IP on the allow list?) is given where other servers store
+    hits of the same links: the batch's clicks are then judged for bursts with theirs
+    (rescan.shared_bursts)."""
     conn.execute("SAVEPOINT records")
     try:
         next_click_id = _apply_all(conn, batch, next_click_id)
-    except _RECORD_ERRORS:
+        if allowed is not None:
+            rescan.shared_bursts(conn, [_click(r) for r in batch if r[0] == CLICK], allowed)
+    except _record_errors(conn):
         conn.execute("ROLLBACK TO records")
         next_click_id = _apply_each(conn, batch, log)
     conn.execute("RELEASE records")
@@ -150,7 +161,7 @@ def _apply_each(conn: store.Store, batch: list[list], log: logging.Logger) -> No
                 clicks.record_many(conn, [_click(record)])
             else:
                 _apply_other(conn, record)
-        except _RECORD_ERRORS as e:
+        except _record_errors(conn) as e:
             conn.execute("ROLLBACK TO record")
             log.error("click journal: a %r record could not be stored, skipped: %s", record[0], e)
         conn.execute("RELEASE record")

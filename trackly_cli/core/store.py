@@ -86,6 +86,17 @@ def connect(target: str | Path, *, check_same_thread: bool = True) -> Store:
     return conn
 
 
+def location(target: str | Path) -> str | Path:
+    """A database as given: a PostgreSQL URL stays text, anything else is a SQLite path."""
+    return str(target) if is_url(target) else Path(target)
+
+
+def broken(conn: Store) -> bool:
+    """Whether a connection is lost for good (a PostgreSQL server that restarted); a SQLite
+    connection never is."""
+    return getattr(conn, "broken", False)
+
+
 def display(target: str | Path) -> str:
     """The database as printed: a path, or a URL with its password hidden."""
     return hide_password(target) if is_url(target) else str(target)

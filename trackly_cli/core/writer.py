@@ -32,7 +32,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from trackly_cli.core import journal, migrate, records, store
+from trackly_cli.core import dialect, journal, migrate, records, store
+from trackly_cli.core.errors import TracklyError
 from trackly_cli.core.journal import Journal, Position
 
 T = TypeVar("T")
@@ -92,9 +93,16 @@ _STOP = object()
 
 class Writer:
     def __init__(
-        self, db_path: str | Path, journal_folder: str | Path | Journal | None = None
+        self,
+        db_path: str | Path,
+        journal_folder: str | Path | Journal | None = None,
+        shared: Callable[[str | None], bool] | None = None,
     ) -> None:
-        self.db_path = Path(db_path)
+        """`shared`: where other servers store hits of the same links (several nodes or
+        workers), whether an IP is on the allow list, for the bursts only they together show
+        (records.apply)."""
+        self.shared = shared
+        self.db_path = store.location(db_path)
         self.journal = (
             journal_folder
             if isinstance(journal_folder, Journal)
@@ -124,21 +132,12 @@ class Writer:
         try:
             conn = store.connect(self.db_path, check_same_thread=False)
             try:
-                conn.execute(f"PRAGMA busy_timeout = {STARTUP_BUSY_TIMEOUT_MS}")
+                dialect.lock_wait(conn, STARTUP_BUSY_TIMEOUT_MS)
                 migrate.apply(conn)
                 self.drained = records.journal_position(conn, self.journal)
-                conn.execute(f"PRAGMA busy_timeout = {DRAIN_BUSY_TIMEOUT_MS}")
-                conn.execute("PRAGMA wal_autocheckpoint = 0")
-                conn.execute(f"PRAGMA journal_size_limit = {JOURNAL_SIZE_LIMIT}")
-                # Each click updates a few pages of indexes keyed by random ids (link, message):
-                # with SQLite's default 2 MB cache, most of them would be read again from the
-                # OS for every batch.
-                conn.execute(f"PRAGMA cache_size = {-DRAIN_CACHE_KIB}")
-                # Journal records run without foreign key checks: every key they hold comes
-                # from a link row, and nothing deletes links, messages or accounts (but for a
-                # campaign still being written, whose links nobody has). Jobs run with them
-                # (see _commit).
-                conn.execute("PRAGMA foreign_keys = OFF")
+                dialect.lock_wait(conn, DRAIN_BUSY_TIMEOUT_MS)
+                if conn.dialect == dialect.SQLITE:
+                    self._tune_sqlite(conn)
                 records.prepare(conn)
                 self.journal.start(after=self.drained[0])
             except BaseException:
@@ -153,6 +152,21 @@ class Writer:
             log.info("click journal: storing %s bytes kept from the last run", f"{backlog:,}")
         self._thread.start()
         return self
+
+    @staticmethod
+    def _tune_sqlite(conn: store.Store) -> None:
+        """The drain's SQLite settings. (PostgreSQL's WAL and checkpoints are the server's.)"""
+        conn.execute("PRAGMA wal_autocheckpoint = 0")
+        conn.execute(f"PRAGMA journal_size_limit = {JOURNAL_SIZE_LIMIT}")
+        # Each click updates a few pages of indexes keyed by random ids (link, message):
+        # with SQLite's default 2 MB cache, most of them would be read again from the
+        # OS for every batch.
+        conn.execute(f"PRAGMA cache_size = {-DRAIN_CACHE_KIB}")
+        # Journal records run without foreign key checks: every key they hold comes
+        # from a link row, and nothing deletes links, messages or accounts (but for a
+        # campaign still being written, whose links nobody has). Jobs run with them
+        # (see _commit).
+        conn.execute("PRAGMA foreign_keys = OFF")
 
     def close(self, timeout: float = 30.0) -> None:
         """Store everything already acknowledged, then stop."""
@@ -241,13 +255,15 @@ class Writer:
                         self._pending.append(item)
                 try:
                     more = self._drain_once(conn)
-                except (sqlite3.Error, OSError) as e:  # the database (or the journal's
+                except (*dialect.errors(conn), OSError) as e:  # the database (or the journal's
                     # files) refused the batch: retry it later
                     more = True
                     self._failed(conn, e)
                     if stopping and self._failures > len(RETRY_SECONDS):
                         break
                     time.sleep(RETRY_SECONDS[min(self._failures, len(RETRY_SECONDS)) - 1])
+                    if store.broken(conn):  # (PostgreSQL restarted: the journal kept the clicks)
+                        conn = self._conn = self._reconnect(conn)
                 if more:
                     continue
                 self._housekeeping(conn)
@@ -329,21 +345,23 @@ class Writer:
     def _commit(
         self, conn: store.Store, batch: list[list], jobs: list[_Job], end: Position
     ) -> None:
-        with_keys = bool(jobs)
+        with_keys = bool(jobs) and conn.dialect == dialect.SQLITE
         if with_keys:
             conn.execute("PRAGMA foreign_keys = ON")
         try:
             # In turn with Trackly's chunked jobs (store.turn): their chunks would otherwise
             # keep the lock between them, and the drain fall behind.
             with store.turn(conn, timeout=TURN_SECONDS):
-                conn.execute("BEGIN IMMEDIATE")
+                conn.execute(dialect.begin_write(conn))
                 try:
-                    self._next_click_id = records.apply(conn, batch, self._next_click_id, log)
+                    self._next_click_id = records.apply(
+                        conn, batch, self._next_click_id, log, self.shared
+                    )
                     for job in jobs:
                         conn.execute("SAVEPOINT job")
                         try:
                             job.result = job.fn(conn)
-                        except sqlite3.OperationalError:
+                        except dialect.transient(conn):
                             raise  # the database, not the job: the whole batch is retried
                         except Exception as e:
                             job.error = e
@@ -363,6 +381,21 @@ class Writer:
             if with_keys:
                 conn.execute("PRAGMA foreign_keys = OFF")
 
+    def _reconnect(self, conn: store.Store) -> store.Store:
+        """A new connection for one that is lost; the lost one while none can be opened (the
+        next failure tries again)."""
+        try:
+            fresh = store.connect(self.db_path, check_same_thread=False)
+        except TracklyError as e:
+            self.last_error = e.message
+            return conn
+        with contextlib.suppress(Exception):
+            conn.close()
+        dialect.lock_wait(fresh, DRAIN_BUSY_TIMEOUT_MS)
+        records.prepare(fresh)
+        log.info("click journal: connected to the database again")
+        return fresh
+
     def _failed(self, conn: store.Store, error: Exception) -> None:
         self._failures += 1
         self.last_error = str(error)
@@ -377,7 +410,10 @@ class Writer:
             )
 
     def _housekeeping(self, conn: store.Store) -> None:
-        """Between batches: the WAL is checkpointed (and restarted once it has grown)."""
+        """Between batches: the WAL is checkpointed (and restarted once it has grown). (On
+        PostgreSQL, the server's own checkpoints see to its WAL.)"""
+        if conn.dialect != dialect.SQLITE:
+            return
         now = time.monotonic()
         if now - self._checkpointed_at >= CHECKPOINT_SECONDS:
             self._checkpointed_at = now
@@ -419,8 +455,9 @@ class Writer:
             # Everything is stored: the segments go (the next start numbers on from the
             # position recorded in the database).
             self.journal.remove_before(self.journal.position[0] + 1)
-        with contextlib.suppress(sqlite3.Error):
-            checkpoint(conn, self.db_path)
+        if conn.dialect == dialect.SQLITE:
+            with contextlib.suppress(sqlite3.Error):
+                checkpoint(conn, self.db_path)
         conn.close()
 
 
