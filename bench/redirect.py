@@ -35,6 +35,14 @@ stored click is the WAL bytes a click costs. Target: the WAL under 64 MB through
 waiting for a group commit would cost, with nothing written), and "trackly-nowrite", trackly
 serve with the click's journal record removed (lookup, routing, bot verdict, the redirect).
 
+    python bench/redirect.py --store postgres [--nodes 2] [--pg-url postgresql://…/postgres]
+
+adds "trackly-pg" to each round: the same database copied (`trackly db copy`) into a new
+PostgreSQL database on that server (default: $TRACKLY_TEST_POSTGRES, as `.ci/postgres start`
+sets it), served by --nodes `trackly serve` processes, each on its own port with its own
+journal, the load split evenly between them (one wrk each; req/s summed, p50/p99/max the worst
+node's). Its clicks are counted in PostgreSQL against its responses.
+
     python bench/redirect.py --trackly-src ../old-checkout --soak 60 --rounds 0 --keep DIR
 
 runs another version's trackly (its source tree on PYTHONPATH) for a before/after comparison;
@@ -269,12 +277,14 @@ def cpu_seconds(pid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def start_wrk(port: int, ids_file: Path, script: Path, seconds: int) -> subprocess.Popen:
+def start_wrk(
+    port: int, ids_file: Path, script: Path, seconds: int, connections: int = 0
+) -> subprocess.Popen:
     return subprocess.Popen(
         [
             "wrk",
             "-t2",
-            f"-c{CONNECTIONS}",
+            f"-c{connections or CONNECTIONS}",
             f"-d{seconds}s",
             "--latency",
             "-s",
@@ -418,6 +428,63 @@ def line(name: str, result: dict) -> str:
     )
 
 
+def load_nodes(nodes: list[tuple[int, subprocess.Popen]], files: tuple, seconds: int) -> dict:
+    """The load split over several servers, at once: each its share of the connections."""
+    ids_file, script = files
+    share = max(CONNECTIONS // len(nodes), 2)
+    cpu_before = [cpu_seconds(proc.pid) for _, proc in nodes]
+    running = [start_wrk(port, ids_file, script, seconds, share) for port, _ in nodes]
+    results = [wrk_result(proc) for proc in running]
+    cpu_after = [cpu_seconds(proc.pid) for _, proc in nodes]
+    requests = sum(r["requests"] for r in results)
+    cpu = (
+        sum(a - b for a, b in zip(cpu_after, cpu_before, strict=True)) / requests * 1e6
+        if requests and None not in cpu_before + cpu_after
+        else None
+    )
+    return {
+        "rps": sum(r["rps"] for r in results),
+        "p50": max(r["p50"] for r in results),
+        "p99": max(r["p99"] for r in results),
+        "max": max(r["max"] or 0 for r in results),
+        "errors": sum(r["errors"] for r in results),
+        "requests": requests,
+        "cpu_us": cpu,
+    }
+
+
+def postgres_copy(db_path: Path, admin_url: str) -> str:
+    """A new PostgreSQL database holding a copy of the benchmark's SQLite database."""
+    import psycopg
+
+    name = f"trackly_bench_{os.getpid()}"
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = f"{admin_url.rsplit('/', 1)[0]}/{name}"
+    trackly(db_path, "db", "copy", str(db_path), url)
+    return url
+
+
+def stored_pg_clicks(url: str, timeout: float = 60.0) -> int:
+    """The clicks in PostgreSQL once the nodes' drains have caught up."""
+    import psycopg
+
+    def count() -> int:
+        with psycopg.connect(url) as conn:
+            return conn.execute("SELECT count(*) FROM message_short_link_clicks").fetchone()[0]
+
+    deadline = time.time() + timeout
+    last = count()
+    while time.time() < deadline:
+        time.sleep(1.0)
+        now = count()
+        if now == last:
+            return now
+        last = now
+    return last
+
+
 def load(port: int, proc: subprocess.Popen, ids: list[str], files: tuple, seconds: int) -> dict:
     ids_file, script = files
     cpu_before = cpu_seconds(proc.pid)
@@ -552,6 +619,13 @@ def main() -> None:
     parser.add_argument(
         "--trackly-src", type=Path, help="Measure the trackly whose source tree this is."
     )
+    parser.add_argument("--store", choices=("sqlite", "postgres"), default="sqlite")
+    parser.add_argument("--nodes", type=int, default=1, help="PostgreSQL: servers (default 1).")
+    parser.add_argument(
+        "--pg-url",
+        default=os.environ.get("TRACKLY_TEST_POSTGRES"),
+        help="PostgreSQL: a URL of the server to create the database on.",
+    )
     args = parser.parse_args()
     if args.trackly_src:
         ENV["PYTHONPATH"] = str(args.trackly_src.resolve())
@@ -600,11 +674,31 @@ def main() -> None:
         }[name]
 
     names = ["bare", "trackly"] + (["bare+wait", "trackly-nowrite"] if args.decompose else [])
+    pg_url = None
+    if args.store == "postgres":
+        if not args.pg_url:
+            raise SystemExit("--store postgres needs --pg-url (or TRACKLY_TEST_POSTGRES)")
+        started = time.perf_counter()
+        pg_url = postgres_copy(db_path, args.pg_url)
+        print(f"copied to PostgreSQL in {time.perf_counter() - started:.0f} s", flush=True)
+        names.append("trackly-pg")
+    nodes: list[tuple[int, subprocess.Popen]] = []
     servers: dict[str, tuple[int, subprocess.Popen]] = {}
     results: dict[str, list[dict]] = {name: [] for name in names}
     summary: dict = {"load": "wrk" if shutil.which("wrk") else "python", "links": len(ids)}
     try:
-        for name in names:
+        for n in range(1, args.nodes + 1 if pg_url else 1):
+            port = free_port()
+            with (folder / f"trackly-pg-{n}.log").open("w") as log:
+                serve = [sys.executable, "-m", "trackly_cli", "--db", pg_url, "serve"]
+                serve += ["--port", str(port), "--threads", threads]
+                serve += ["--journal", str(folder / f"pg-journal-{n}")]
+                nodes.append((port, subprocess.Popen(serve, stderr=log, env=ENV, **CWD)))
+        for port, proc in nodes:
+            wait_for(port, proc, timeout=120)
+        for n, (_, proc) in enumerate(nodes, start=1):
+            wait_for_index(folder / f"trackly-pg-{n}.log", proc)
+        for name in [n for n in names if n != "trackly-pg"]:
             port = free_port()
             with (folder / f"{name}.log").open("w") as log:
                 servers[name] = (
@@ -613,23 +707,47 @@ def main() -> None:
                 )
         for port, proc in servers.values():
             wait_for(port, proc, timeout=120)
-        for name in names:
+        for name in servers:
             if name.startswith("trackly"):
                 wait_for_index(folder / f"{name}.log", servers[name][1])
         tracked_port = servers["trackly"][0]
 
         before = settled_clicks(db_path)
+        pg_before = stored_pg_clicks(pg_url) if pg_url else 0
         for round_number in range(1, args.rounds + 1):
             for name, (port, proc) in servers.items():
                 result = load(port, proc, ids, files, args.seconds)
                 results[name].append(result)
                 print(f"(a) round {round_number} " + line(name, result), flush=True)
+            if nodes:
+                result = load_nodes(nodes, files, args.seconds)
+                results["trackly-pg"].append(result)
+                label = f"trackly-pg x{len(nodes)}"
+                print(f"(a) round {round_number} " + line(label, result), flush=True)
         if args.rounds:
             stored = settled_clicks(db_path) - before
             counted = sum(r["requests"] for r in results["trackly"])
             summary |= steady_summary(results, args.decompose)
             summary["a_clicks_stored"], summary["a_responses_counted"] = stored, counted
             print(f"(a) clicks stored {stored:,}, responses counted {counted:,}", flush=True)
+            if nodes:
+                pg_stored = stored_pg_clicks(pg_url) - pg_before
+                pg_counted = sum(r["requests"] for r in results["trackly-pg"])
+                summary["postgres"] = steady_figures(results, "trackly-pg") | {
+                    "nodes": len(nodes),
+                    "throughput_ratio": round(
+                        statistics.median(r["rps"] for r in results["trackly-pg"])
+                        / statistics.median(r["rps"] for r in results["bare"]),
+                        3,
+                    ),
+                    "clicks_stored": pg_stored,
+                    "responses_counted": pg_counted,
+                }
+                print(
+                    f"(a) PostgreSQL, {len(nodes)} node(s): clicks stored {pg_stored:,},"
+                    f" responses counted {pg_counted:,}",
+                    flush=True,
+                )
 
         if args.shorten_recipients:
             before = settled_clicks(db_path)
@@ -662,7 +780,7 @@ def main() -> None:
                     proc.terminate()
             summary["c_soak"] = soak(db_path, tracked_port, files, args.soak)
     finally:
-        for _, proc in servers.values():
+        for _, proc in [*servers.values(), *nodes]:
             if proc.poll() is None:
                 proc.terminate()
             proc.wait(timeout=60)
@@ -671,20 +789,28 @@ def main() -> None:
         shutil.rmtree(folder, ignore_errors=True)
 
 
+def steady_figures(results: dict[str, list[dict]], name: str) -> dict:
+    def median(key: str) -> float | None:
+        values = [r[key] for r in results[name] if r.get(key) is not None]
+        return statistics.median(values) if values else None
+
+    cpu = median("cpu_us")
+    return {
+        "rps": round(median("rps")),
+        "p50_ms": median("p50"),
+        "p99_ms": median("p99"),
+        "max_ms": max(r["max"] for r in results[name] if r.get("max") is not None),
+        "cpu_us_per_request": None if cpu is None else round(cpu),
+    }
+
+
 def steady_summary(results: dict[str, list[dict]], decompose: bool) -> dict:
     def median(name: str, key: str) -> float | None:
         values = [r[key] for r in results[name] if r.get(key) is not None]
         return statistics.median(values) if values else None
 
     def figures(name: str) -> dict:
-        cpu = median(name, "cpu_us")
-        return {
-            "rps": round(median(name, "rps")),
-            "p50_ms": median(name, "p50"),
-            "p99_ms": median(name, "p99"),
-            "max_ms": max(r["max"] for r in results[name] if r.get("max") is not None),
-            "cpu_us_per_request": None if cpu is None else round(cpu),
-        }
+        return steady_figures(results, name)
 
     bare_rps, tracked_rps = median("bare", "rps"), median("trackly", "rps")
     summary = {

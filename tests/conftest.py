@@ -48,19 +48,31 @@ def _postgres_admin() -> str:
     return url
 
 
-@pytest.fixture
-def pg_url() -> str:
-    """The URL of a fresh, empty PostgreSQL database, dropped after the test."""
+def new_postgres_database() -> str:
+    """A fresh PostgreSQL database on the test server (its URL); see drop_postgres_database."""
     import psycopg
 
     admin = _postgres_admin()
     name = f"t_{secrets.token_hex(6)}"
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
-    base, _, _ = admin.rpartition("/")
-    yield f"{base}/{name}"
-    with psycopg.connect(admin, autocommit=True) as conn:
+    return f"{admin.rpartition('/')[0]}/{name}"
+
+
+def drop_postgres_database(url: str) -> None:
+    import psycopg
+
+    name = url.rpartition("/")[2]
+    with psycopg.connect(_postgres_admin(), autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def pg_url() -> str:
+    """The URL of a fresh, empty PostgreSQL database, dropped after the test."""
+    url = new_postgres_database()
+    yield url
+    drop_postgres_database(url)
 
 
 # typer.testing.CliRunner turns the Typer app into a command tree on every call (~25 ms, most of a
@@ -448,10 +460,17 @@ def snapshot(path: Path) -> dict[str, list[tuple]]:
         conn.close()
 
 
-def query(db_path: Path, sql: str, *params) -> list[dict]:
-    """Rows as dicts, read through a fresh connection (what the writer committed)."""
+def query(db_path: Path | str, sql: str, *params) -> list[dict]:
+    """Rows as dicts, read through a fresh connection (what the writer committed); on
+    PostgreSQL for a postgresql:// URL."""
     import sqlite3
 
+    if isinstance(db_path, str) and db_path.startswith("postgres"):
+        conn = store.connect(db_path)
+        try:
+            return store.rows(conn, sql, params)
+        finally:
+            conn.close()
     conn = sqlite3.connect(db_path)
     conn.row_factory = sqlite3.Row
     try:
@@ -460,10 +479,17 @@ def query(db_path: Path, sql: str, *params) -> list[dict]:
         conn.close()
 
 
-def execute(db_path: Path, sql: str, *params) -> None:
-    """One statement, committed, through a fresh connection."""
+def execute(db_path: Path | str, sql: str, *params) -> None:
+    """One statement, committed, through a fresh connection (PostgreSQL's for a URL)."""
     import sqlite3
 
+    if isinstance(db_path, str) and db_path.startswith("postgres"):
+        conn = store.connect(db_path)
+        try:
+            conn.execute(sql, params)
+        finally:
+            conn.close()
+        return
     conn = sqlite3.connect(db_path)
     try:
         with conn:

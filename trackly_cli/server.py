@@ -23,7 +23,7 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import NamedTuple
 from urllib.parse import urlsplit
@@ -40,6 +40,7 @@ from trackly_cli.core import (
     dialect,
     linkindex,
     links,
+    postgres,
     records,
     retention,
     store,
@@ -59,6 +60,8 @@ log = logging.getLogger("trackly.server")
 
 LINK_CACHE_SIZE = 500_000
 REFRESH_SECONDS = 1.0
+# PostgreSQL: the most read connections a server holds (its threads read at once at most).
+READ_CONNECTIONS = 8
 NO_STORE = "no-store"
 # Every GET route answers HEAD explicitly: Bottle tries HEAD routes before falling back to GET,
 # so the HEAD route of /<link_id> would otherwise catch HEAD /healthz (7 characters) or /conv.
@@ -103,9 +106,11 @@ class Tracker:
         hot_links: int = linkindex.DEFAULT_SIZE,
         journal: str | Path | Journal | None = None,
         shared: bool | None = None,
+        read_connections: int = READ_CONNECTIONS,
     ) -> None:
         """`shared`: other servers take hits of the same links (several `--workers`; always
-        on PostgreSQL, which several nodes may share)."""
+        on PostgreSQL, which several nodes may share). `read_connections`: on PostgreSQL, the
+        most a server holds for reading (its threads)."""
         self.db_path = store.location(db_path)
         setup = store.open_db(self.db_path)  # applies migrations before anything else
         try:
@@ -124,6 +129,8 @@ class Tracker:
                 )
             self.only_hosts = frozenset(wanted)
         self._local = threading.local()
+        # PostgreSQL: reads take a connection from a pool, one per server thread at most.
+        self._pool = postgres.Pool(self.db_path, read_connections) if is_url(self.db_path) else None
         self._connections: list[store.Store] = []
         self._connections_lock = threading.Lock()
         self._refresh_lock = threading.Lock()
@@ -164,6 +171,16 @@ class Tracker:
                 self._connections.append(conn)
         return conn
 
+    @contextlib.contextmanager
+    def reading(self) -> Iterator[store.Store]:
+        """A connection to read with: this thread's own on SQLite, one of the pool's on
+        PostgreSQL (given back when the block ends)."""
+        if self._pool is None:
+            yield self.conn()
+        else:
+            with self._pool.connection() as conn:
+                yield conn
+
     def refresh(self, force: bool = False) -> Snapshot:
         """The current settings, re-read when they changed (checked at most once a second, by
         one thread: the others go on with the snapshot they have)."""
@@ -175,11 +192,11 @@ class Tracker:
         try:
             if not force and now - self._checked_at < REFRESH_SECONDS:
                 return self.snapshot
-            conn = self.conn()
-            if snapshots.version(conn) != self.snapshot.version:
-                fresh = snapshots.load(conn)
-                self.detector.ranges = fresh.ranges
-                self.snapshot = fresh
+            with self.reading() as conn:
+                if snapshots.version(conn) != self.snapshot.version:
+                    fresh = snapshots.load(conn)
+                    self.detector.ranges = fresh.ranges
+                    self.snapshot = fresh
             self._checked_at = now
             return self.snapshot
         finally:
@@ -201,7 +218,8 @@ class Tracker:
             return None
         found = self.hot_links.get(link_id) or self.links.get(link_id)
         if found is None:
-            found = clicks.load_link(self.conn(), link_id)
+            with self.reading() as conn:
+                found = clicks.load_link(conn, link_id)
             if found is not None:
                 if len(self.links) >= LINK_CACHE_SIZE:
                     self.links.clear()
@@ -227,6 +245,8 @@ class Tracker:
     def close(self) -> None:
         self.hot_links.stop()
         self.writer.close()
+        if self._pool is not None:
+            self._pool.close()
         with self._connections_lock:
             for conn in self._connections:
                 conn.close()
@@ -415,13 +435,17 @@ def create_app(
     @app.route("/healthz", method=GET_HEAD)
     def healthz():
         try:
-            conn = tracker.conn()
-            try:
-                conn.execute("SELECT 1 FROM config_version").fetchone()
-            except dialect.errors(conn) as e:
-                return HTTPResponse({"status": "error", "database": str(e)}, 503)
+            with tracker.reading() as conn:
+                try:
+                    conn.execute("SELECT 1 FROM config_version").fetchone()
+                except dialect.errors(conn) as e:
+                    return HTTPResponse({"status": "error", "database": str(e)}, 503)
         except TracklyError as e:  # (a PostgreSQL server that cannot be reached)
             return HTTPResponse({"status": "error", "database": e.message}, 503)
+        except Exception as e:
+            if type(e).__module__.startswith("psycopg") and _is_connection_error(e):
+                return HTTPResponse({"status": "error", "database": str(e)}, 503)
+            raise
         return {"status": "ok", "database": "ok"}
 
     @app.route("/domain-check", method=GET_HEAD)
@@ -739,7 +763,14 @@ def serve(
     # A file size limit (ulimit -f) must fail a write, which the journal reports, rather than
     # kill the server.
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-    tracker = Tracker(db_path, domains=domains, hot_links=hot_links, journal=journal, shared=shared)
+    tracker = Tracker(
+        db_path,
+        domains=domains,
+        hot_links=hot_links,
+        journal=journal,
+        shared=shared,
+        read_connections=threads,
+    )
     app = create_app(db_path, tracker=tracker)
     if routes is not None:
         routes(app)

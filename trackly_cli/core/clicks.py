@@ -384,35 +384,7 @@ def record_many(conn: store.Store, batch: list[Click], first_id: int | None = No
         values: list = []
         add = values.extend
         for c in chunk:
-            link = c.link
-            user_agent, referer, language = c.user_agent, c.referer, c.accept_language
-            cut = (
-                (user_agent is not None and len(user_agent) > MAX_STORED_HEADER)
-                or (referer is not None and len(referer) > MAX_STORED_HEADER)
-                or (language is not None and len(language) > MAX_STORED_HEADER)
-            )
-            add(
-                (
-                    next_id,
-                    c.clicked_at,
-                    link.id,
-                    link.message_id,
-                    link.contact_id,
-                    *_report_keys(link),
-                    c.method,
-                    c.ip,
-                    _clip(user_agent),
-                    _clip(referer),
-                    _clip(language),
-                    c.visitor,
-                    int(c.is_bot),
-                    c.reasons,
-                    c.clicked_at if c.ip_anonymized else None,
-                    int(cut),
-                    int(c.counts),
-                    now,
-                )
-            )
+            add((next_id, *_stored(c), int(c.counts), now))
             next_id += 1
         conn.execute(_insert_clicks_sql(len(chunk)), values)
     return next_id
@@ -445,40 +417,66 @@ def _insert_stored_clicks_sql(count: int) -> str:
 def _record_many_elsewhere(conn: store.Store, batch: list[Click]) -> None:
     """record_many on PostgreSQL: several servers write there, so each click's id comes from
     the table's own sequence (RETURNING gives them in the order of the rows), and the hits that
-    count become MessageClicks, in order, the first per message and visitor winning."""
+    count become MessageClicks, in order, the first per message and visitor winning.
+
+    The hits go in the order of the report counters they add to (the rollup rows' keys, then
+    the message): every node's drain then locks those rows in one order, so two drains storing
+    hits of one campaign at once wait for each other in turn instead of deadlocking. (The sort
+    is stable: a message's hits keep their order.)"""
     now = clock.now_text()
+    batch = sorted(batch, key=_lock_order)
     for start in range(0, len(batch), MAX_CLICKS_PER_STATEMENT):
         chunk = batch[start : start + MAX_CLICKS_PER_STATEMENT]
-        values: list = []
-        for c in chunk:
-            user_agent, referer, language = c.user_agent, c.referer, c.accept_language
-            cut = any(
-                v is not None and len(v) > MAX_STORED_HEADER
-                for v in (user_agent, referer, language)
-            )
-            values.extend(
-                (
-                    c.clicked_at,
-                    c.link.id,
-                    c.link.message_id,
-                    c.link.contact_id,
-                    *_report_keys(c.link),
-                    c.method,
-                    c.ip,
-                    _clip(user_agent),
-                    _clip(referer),
-                    _clip(language),
-                    c.visitor,
-                    int(c.is_bot),
-                    c.reasons,
-                    c.clicked_at if c.ip_anonymized else None,
-                    int(cut),
-                )
-            )
+        values = [value for c in chunk for value in _stored(c)]
         ids = [row[0] for row in conn.execute(_insert_stored_clicks_sql(len(chunk)), values)]
         counting = [(now, i) for c, i in zip(chunk, ids, strict=True) if c.counts and not c.is_bot]
         if counting:
             conn.executemany(_MESSAGE_CLICK_FROM_CLICK, counting)
+
+
+def _lock_order(c: Click) -> tuple:
+    """A hit's report_rollups key (its primary key's order) and its message_rollups key."""
+    link = c.link
+    return (
+        link.account_id,
+        clock.bucket_of(c.clicked_at),
+        link.campaign_id or 0,
+        link.creative_id or 0,
+        link.list_id or 0,
+        link.variant or "",
+        link.domain_id or 0,
+        link.offer_id or 0,
+        link.message_id,
+    )
+
+
+def _stored(c: Click) -> tuple:
+    """A hit's values as message_short_link_clicks stores them (_STORED_CLICK's columns, after
+    its id): the headers clipped, and whether one of them was cut."""
+    link = c.link
+    user_agent, referer, language = c.user_agent, c.referer, c.accept_language
+    cut = (
+        (user_agent is not None and len(user_agent) > MAX_STORED_HEADER)
+        or (referer is not None and len(referer) > MAX_STORED_HEADER)
+        or (language is not None and len(language) > MAX_STORED_HEADER)
+    )
+    return (
+        c.clicked_at,
+        link.id,
+        link.message_id,
+        link.contact_id,
+        *_report_keys(link),
+        c.method,
+        c.ip,
+        _clip(user_agent),
+        _clip(referer),
+        _clip(language),
+        c.visitor,
+        int(c.is_bot),
+        c.reasons,
+        c.clicked_at if c.ip_anonymized else None,
+        int(cut),
+    )
 
 
 def _report_keys(link: LinkInfo) -> tuple:

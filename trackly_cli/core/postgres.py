@@ -8,6 +8,7 @@ optional dependency: `pip install 'trackly[postgres]'`.
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Iterable, Sequence
 from urllib.parse import urlsplit, urlunsplit
@@ -52,17 +53,20 @@ class PostgresStore:
 
     dialect = dialect.POSTGRES
 
-    def __init__(self, url: str) -> None:
-        psycopg = driver()
+    def __init__(self, url: str, raw=None) -> None:
+        """A new connection to `url`; or `raw`, a psycopg connection made already (a pool's),
+        with the settings applied (see configure)."""
         self.url = url
+        if raw is not None:
+            self.raw = raw
+            return
+        psycopg = driver()
         try:
             self.raw = psycopg.connect(url, autocommit=True, connect_timeout=10)
         except psycopg.Error as e:
             reason = str(e).strip().splitlines()[-1] if str(e).strip() else type(e).__name__
             raise DatabaseUnavailable(f"cannot connect to {hide_password(url)}: {reason}") from None
-        _load_whole_numbers_as_int(self.raw)
-        self.raw.execute("SET TIME ZONE 'UTC'")
-        self.raw.execute(f"SET lock_timeout = {int(LOCK_TIMEOUT_MS)}")
+        configure(self.raw)
 
     @property
     def target(self) -> str:
@@ -93,6 +97,49 @@ class PostgresStore:
 
     def close(self) -> None:
         self.raw.close()
+
+
+def configure(raw) -> None:
+    """Trackly's settings on a new psycopg connection (autocommit): UTC, the lock timeout,
+    whole numerics as int."""
+    _load_whole_numbers_as_int(raw)
+    raw.execute("SET TIME ZONE 'UTC'")
+    raw.execute(f"SET lock_timeout = {int(LOCK_TIMEOUT_MS)}")
+
+
+class Pool:
+    """The server's read connections (psycopg_pool): link lookups for links not in memory,
+    the settings check, /healthz. A connection is taken for one read and given back; one
+    found broken (PostgreSQL restarted) is replaced. Waiting for one (the database away)
+    gives up after WAIT_SECONDS with a PoolTimeout, an OperationalError."""
+
+    WAIT_SECONDS = 2.0
+
+    def __init__(self, url: str, size: int) -> None:
+        from psycopg_pool import ConnectionPool
+
+        driver()
+        self.url = url
+        self._pool = ConnectionPool(
+            url,
+            min_size=1,
+            max_size=max(size, 1),
+            kwargs={"autocommit": True, "connect_timeout": 10},
+            configure=configure,
+            check=ConnectionPool.check_connection,
+            timeout=self.WAIT_SECONDS,
+            open=False,
+            name="trackly-read",
+        )
+        self._pool.open(wait=False)
+
+    @contextlib.contextmanager
+    def connection(self):
+        with self._pool.connection() as raw:
+            yield PostgresStore(self.url, raw)
+
+    def close(self) -> None:
+        self._pool.close()
 
 
 def _load_whole_numbers_as_int(conn) -> None:

@@ -48,6 +48,11 @@ BATCH_SECONDS = 0.05
 # A lock held by another process makes a batch wait this long, then retry later (the journal
 # keeps the clicks meanwhile).
 DRAIN_BUSY_TIMEOUT_MS = 250
+# On PostgreSQL another node's drain may hold a report counter row for the length of its batch
+# (they take such rows in one order: clicks.record_many), so a wait is normal and short.
+DRAIN_LOCK_WAIT_MS_POSTGRES = 2000
+# ...and a batch is smaller there (a few hundred clicks), so that it holds such rows briefly.
+POSTGRES_READ_BYTES = 128 << 10
 STARTUP_BUSY_TIMEOUT_MS = 30_000
 # The longest the drain waits for its turn (a job's chunk, and its checkpoint, are shorter): a job
 # stopped while it holds its turn (Ctrl-Z) must not hang the drain and the postbacks behind it.
@@ -114,6 +119,7 @@ class Writer:
         self._wake = threading.Event()
         self._thread = threading.Thread(target=self._run, name="trackly-drain", daemon=True)
         self._conn: store.Store | None = None
+        self._read_bytes = journal.READ_BYTES
         self._closing = False
         self._next_click_id: int | None = None
         self.drained: Position = (0, 0)
@@ -135,7 +141,7 @@ class Writer:
                 dialect.lock_wait(conn, STARTUP_BUSY_TIMEOUT_MS)
                 migrate.apply(conn)
                 self.drained = records.journal_position(conn, self.journal)
-                dialect.lock_wait(conn, DRAIN_BUSY_TIMEOUT_MS)
+                dialect.lock_wait(conn, _drain_lock_wait(conn))
                 if conn.dialect == dialect.SQLITE:
                     self._tune_sqlite(conn)
                 records.prepare(conn)
@@ -147,6 +153,9 @@ class Writer:
             self.journal.close()
             raise
         self._conn = conn
+        self._read_bytes = (
+            journal.READ_BYTES if conn.dialect == dialect.SQLITE else POSTGRES_READ_BYTES
+        )
         backlog = self.behind
         if backlog:
             log.info("click journal: storing %s bytes kept from the last run", f"{backlog:,}")
@@ -314,7 +323,9 @@ class Writer:
             # to then gets nothing more, and the current one holds whole records up to there.
             current, appended = self.journal.position
             until = appended if segment == current else None
-            lines, end, rest, eof = journal.read(self.journal.path(segment), offset, until=until)
+            lines, end, rest, eof = journal.read(
+                self.journal.path(segment), offset, limit=self._read_bytes, until=until
+            )
             for line in lines:
                 record = journal.decode(line)
                 if record is None:
@@ -391,7 +402,7 @@ class Writer:
             return conn
         with contextlib.suppress(Exception):
             conn.close()
-        dialect.lock_wait(fresh, DRAIN_BUSY_TIMEOUT_MS)
+        dialect.lock_wait(fresh, _drain_lock_wait(fresh))
         records.prepare(fresh)
         log.info("click journal: connected to the database again")
         return fresh
@@ -459,6 +470,10 @@ class Writer:
             with contextlib.suppress(sqlite3.Error):
                 checkpoint(conn, self.db_path)
         conn.close()
+
+
+def _drain_lock_wait(conn: store.Store) -> int:
+    return DRAIN_BUSY_TIMEOUT_MS if conn.dialect == dialect.SQLITE else DRAIN_LOCK_WAIT_MS_POSTGRES
 
 
 def checkpoint(conn: store.Store, db_path: Path) -> None:
