@@ -129,3 +129,15 @@ def test_without_the_driver_the_error_names_the_extra(tmp_path):
 )
 def test_placeholders_are_translated_outside_literals(sql, expected):
     assert dialect.to_postgres(sql) == expected
+
+
+def test_a_server_on_postgresql_is_told_where_its_journal_is(pg_url, tmp_path):
+    """A PostgreSQL database has no folder to keep a journal beside: a server there names its
+    own (`trackly serve` defaults to one in the app folder), never a folder made of the URL."""
+    from trackly_cli.core.errors import InvalidInput
+    from trackly_cli.server import Tracker
+
+    store.open_db(pg_url).close()
+    with pytest.raises(InvalidInput, match="needs the folder of its click journal"):
+        Tracker(pg_url)
+    assert not any(p.name.startswith("postgres") for p in tmp_path.iterdir())

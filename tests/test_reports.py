@@ -160,8 +160,8 @@ def insert_click(
         )
 
 
-def _web(db: Path) -> tuple[Tracker, webtest.TestApp]:
-    tracker = Tracker(db)
+def _web(db: Path | str, journal: Path) -> tuple[Tracker, webtest.TestApp]:
+    tracker = Tracker(db, journal=journal)
     return tracker, webtest.TestApp(
         create_app(db, tracker=tracker),
         extra_environ={"HTTP_HOST": "go.acme.test", "REMOTE_ADDR": "198.51.100.7"},
@@ -252,7 +252,7 @@ def build(folder: Path, db: Path | str | None = None) -> dict:
     insert_click(db, people["Dee"]["link2"], DEE_CLICKED_AT)
 
     answers: dict[str, dict] = {}
-    tracker, app = _web(db)
+    tracker, app = _web(db, folder / "journal")
     try:
         _click(app, people["Ann"]["link1"], BOT_HEADERS)
         for _ in range(3):

@@ -129,8 +129,7 @@ class Tracker:
                 )
             self.only_hosts = frozenset(wanted)
         self._local = threading.local()
-        # PostgreSQL: reads take a connection from a pool, one per server thread at most.
-        self._pool = postgres.Pool(self.db_path, read_connections) if is_url(self.db_path) else None
+        self._pool: postgres.Pool | None = None
         self._connections: list[store.Store] = []
         self._connections_lock = threading.Lock()
         self._refresh_lock = threading.Lock()
@@ -144,10 +143,14 @@ class Tracker:
             shared = is_url(self.db_path)
         allowed = (lambda ip: self.detector.ip_reasons(ip)[0]) if shared else None
         self.writer = Writer(self.db_path, journal, shared=allowed).start()
-        self.refresh(force=True)
         try:
+            if is_url(self.db_path):  # reads take a connection from a pool (one a thread)
+                self._pool = postgres.Pool(self.db_path, read_connections)
+            self.refresh(force=True)
             self.hot_links = HotLinks(self.db_path, hot_links).start()
         except BaseException:
+            if self._pool is not None:
+                self._pool.close()
             self.writer.close()
             raise
         self.hot_links.wait_loaded(HotLinks.FIRST_LOAD_WAIT)

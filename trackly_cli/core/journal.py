@@ -69,7 +69,10 @@ class JournalError(OSError):
 
 
 def default_folder(db_path: str | Path) -> Path:
-    """Beside the database: `trackly.db` keeps its journal in `trackly.db.journal/`."""
+    """Beside the database: `trackly.db` keeps its journal in `trackly.db.journal/`. A
+    PostgreSQL database has no folder: its servers name theirs (`trackly serve` does)."""
+    if isinstance(db_path, str) and db_path.startswith(("postgresql://", "postgres://")):
+        raise InvalidInput("a server on PostgreSQL needs the folder of its click journal")
     db_path = Path(db_path)
     return db_path.with_name(db_path.name + ".journal")
 
