@@ -45,6 +45,7 @@ def test_account_create_with_bad_retention_days_is_a_usage_error(cli, db_path, b
 
 
 def test_account_list_json(cli):
+    cli("db", "migrate")
     assert cli.json("account", "list") == []
     cli("account", "create", "acme")
     cli("account", "create", "globex", "--retention-days", "7")
@@ -65,6 +66,7 @@ def test_account_list_table_and_csv(cli, tmp_path):
 
 
 def test_account_list_empty_table_says_so(cli):
+    cli("db", "migrate")
     result = cli("account", "list")
     assert "No accounts" in result.stderr
 
@@ -136,7 +138,7 @@ def test_account_names_are_unique_regardless_of_case(cli, db_path, other):
 
 @pytest.mark.parametrize("bad", ["123", "007", "", "   ", "x" * 101, "tab\there"])
 def test_bad_account_names_are_refused(cli, db_path, bad):
-    cli("account", "list")
+    cli("db", "migrate")
     before = snapshot(db_path)
     cli.error("account", "create", bad)
     assert snapshot(db_path) == before
@@ -252,7 +254,7 @@ def test_several_accounts_and_none_chosen_lists_them(two_accounts, db_path):
 
 
 def test_no_account_yet_is_a_clear_error(cli, db_path):
-    cli("account", "list")
+    cli("db", "migrate")
     before = snapshot(db_path)
     for command in (
         ["list", "create", "vip"],

@@ -166,7 +166,7 @@ def test_creative_show_unknown(account):
 
 
 def test_creative_without_account_is_an_error(cli, tmp_path, db_path):
-    cli("account", "list")
+    cli("db", "migrate")
     before = snapshot(db_path)
     assert "account" in cli.error("creative", "add", "x", template(tmp_path, TEMPLATE))
     assert snapshot(db_path) == before

@@ -104,13 +104,46 @@ def test_opening_twice_applies_nothing_more(db_path):
         conn.close()
 
 
-def test_any_cli_command_migrates_a_fresh_database(cli, db_path):
-    cli("account", "list")
+def test_the_commands_that_set_up_create_a_migrated_database(cli, db_path, tmp_path):
+    cli("account", "create", "acme")
     conn = sqlite3.connect(db_path)
     try:
         assert ledger(conn) == SHIPPED
     finally:
         conn.close()
+    other = tmp_path / "other.db"
+    cli("--db", other, "db", "migrate")
+    conn = sqlite3.connect(other)
+    try:
+        assert ledger(conn) == SHIPPED
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["account", "list"],
+        ["report"],
+        ["offer", "list"],
+        ["contacts", "import", "vip", "c.csv"],
+        ["shorten", "m.txt", "--list", "vip"],
+        ["db", "backup", "copy.db"],
+        ["serve", "--port", "9"],
+        ["clicks"],
+    ],
+)
+def test_a_missing_database_is_named_and_never_created(cli, tmp_path, command):
+    """#14: `trackly --db typo.db report` made an empty database and said nothing was there."""
+    typo = tmp_path / "typo.db"
+    (tmp_path / "c.csv").write_text("phone\n+12025550143\n", encoding="utf-8")
+    (tmp_path / "m.txt").write_text("Hi {{link1}}", encoding="utf-8")
+    message = cli.error("--db", typo, *command)
+    assert message == (
+        f"Error: no database at {typo}: create one with `trackly account create NAME`"
+        " (or `trackly db migrate`), or name another with --db / TRACKLY_DB"
+    )
+    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith("typo")]
 
 
 def test_available_lists_the_shipped_migrations_in_order():
@@ -400,7 +433,7 @@ def test_db_migrate_on_a_fresh_database_applies_and_then_is_up_to_date(cli, db_p
 
 
 def test_db_migrate_list_json(cli):
-    cli("account", "list")  # opens (and so migrates) the database
+    cli("db", "migrate")
     rows = cli.json("db", "migrate", "--list")
     names = [m.name for m in migrate.available()]
     assert [r["name"] for r in rows] == names
@@ -462,8 +495,8 @@ def test_the_db_option_is_used_by_every_command(cli, tmp_path):
     finally:
         conn.close()
     assert cli.json("--db", other, "account", "list")[0]["name"] == "elsewhere"
-    # the default database (TRACKLY_DB) is a separate file
-    assert cli.json("account", "list") == []
+    # the default database (TRACKLY_DB) is a separate file, and none was made
+    assert "no database at" in cli.error("account", "list")
 
 
 # --- trackly db check --------------------------------------------------------------------------

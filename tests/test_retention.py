@@ -335,11 +335,11 @@ def history(campaign, acme, webapp, tmp_path, db_path) -> dict:
     click by a conversion), sales, a partial refund, a lead and an unattributed sale; and today,
     clicks and conversions through the app (one outside its attribution window)."""
     acme("account", "update", "acme", "--retention-days", "3")
-    (tmp_path / "duo.csv").write_text(
+    (tmp_path / "duo-contacts.csv").write_text(
         "phone\n" + "".join(f"+120255501{n}\n" for n in range(10, 30)), encoding="utf-8"
     )
     acme("list", "create", "duo")
-    acme("contacts", "import", "duo", tmp_path / "duo.csv")
+    acme("contacts", "import", "duo", tmp_path / "duo-contacts.csv")
     (tmp_path / "a.txt").write_text("Deal A {{link1}}", encoding="utf-8")
     (tmp_path / "b.txt").write_text("Deal B, today only: {{link1}}", encoding="utf-8")
     ab_test = ("a.txt", "b.txt", "--list", "duo", "--campaign", "duo", "--seed", "s1")

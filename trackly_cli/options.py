@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from trackly_cli import output
 from trackly_cli.output import Format
 
 AccountOpt = Annotated[
@@ -58,6 +59,15 @@ TzOpt = Annotated[
 ]
 LimitOpt = Annotated[
     int | None, typer.Option("--limit", min=1, max=10**9, help="At most this many rows.")
+]
+
+ForceOpt = Annotated[
+    bool,
+    typer.Option(
+        "--force",
+        help="Replace the file --output (or --html) names if it exists.",
+        callback=output.allow_overwrite,
+    ),
 ]
 
 # Imports

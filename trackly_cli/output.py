@@ -9,6 +9,7 @@ import json
 import re
 import sys
 from collections.abc import Iterable, Sequence
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from decimal import Decimal
 from enum import StrEnum
@@ -20,7 +21,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from trackly_cli.core.errors import InvalidInput
+from trackly_cli.core.errors import Conflict, InvalidInput
 
 # Off a terminal (a pipe, a file, CliRunner) tables get room rather than 80 columns, and messages
 # for people are never wrapped, so that an error stays one line.
@@ -154,11 +155,32 @@ def table(
     return result
 
 
+# Set by every command's --force (see options.ForceOpt): whether a file it writes may replace one.
+_overwrite: ContextVar[bool] = ContextVar("trackly_overwrite", default=False)
+
+
+def allow_overwrite(value: bool) -> bool:
+    """The --force option's callback."""
+    _overwrite.set(bool(value))
+    return value
+
+
+def writable(path: Path) -> Path:
+    """A file a command is about to write: one that exists is refused without --force (an
+    outbox or a report is not replaced by mistake), a folder always."""
+    if path.is_dir():
+        raise InvalidInput(f"{path} is a folder: give the file to write")
+    if path.exists() and not _overwrite.get():
+        raise Conflict(f"{path} exists: choose another file, or add --force to replace it")
+    return path
+
+
 def _write(text: str, output: Path | None) -> None:
     if output is None:
         sys.stdout.write(text)
         sys.stdout.flush()
         return
+    writable(output)
     try:
         output.write_text(text, encoding="utf-8")
     except OSError as e:

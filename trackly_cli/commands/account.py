@@ -8,7 +8,7 @@ import typer
 
 from trackly_cli import output, state
 from trackly_cli.core import accounts
-from trackly_cli.options import FormatOpt, OutputOpt
+from trackly_cli.options import ForceOpt, FormatOpt, OutputOpt
 from trackly_cli.output import Format
 
 app = typer.Typer(help="Accounts (brands): create, list, show, update.", no_args_is_help=True)
@@ -41,7 +41,7 @@ def create(
 ) -> None:
     """Create an account."""
     account = accounts.create(
-        state.db(ctx),
+        state.db(ctx, create=True),
         name,
         retention_days=retention_days or accounts.DEFAULT_RETENTION_DAYS,
         anonymize_ips_after_days=anonymize_ips_after,
@@ -67,6 +67,7 @@ def show(
     name: Annotated[str, typer.Argument(help="Account name or id.")],
     fmt: FormatOpt = Format.table,
     out: OutputOpt = None,
+    force: ForceOpt = False,
 ) -> None:
     """Show an account's settings."""
     output.emit_record(accounts.show(state.db(ctx), name), fmt, out)

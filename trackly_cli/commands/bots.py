@@ -10,7 +10,7 @@ import typer
 
 from trackly_cli import output, state
 from trackly_cli.core import bots, filters, ipranges, rescan
-from trackly_cli.options import AccountOpt, FormatOpt, OutputOpt
+from trackly_cli.options import AccountOpt, ForceOpt, FormatOpt, OutputOpt
 from trackly_cli.output import Format
 
 app = typer.Typer(
@@ -118,7 +118,12 @@ def ranges_remove(
 
 
 @ranges_app.command("list")
-def ranges_list(ctx: typer.Context, fmt: FormatOpt = Format.table, out: OutputOpt = None) -> None:
+def ranges_list(
+    ctx: typer.Context,
+    fmt: FormatOpt = Format.table,
+    out: OutputOpt = None,
+    force: ForceOpt = False,
+) -> None:
     """Summarise the IP ranges by kind and source."""
     output.emit(
         ipranges.summary(state.db(ctx)),

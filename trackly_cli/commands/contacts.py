@@ -11,7 +11,15 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from trackly_cli import output, state
 from trackly_cli.core import accounts, contacts, exports
-from trackly_cli.options import AccountOpt, CountryOpt, FormatOpt, LimitOpt, OutputOpt, StrictOpt
+from trackly_cli.options import (
+    AccountOpt,
+    CountryOpt,
+    ForceOpt,
+    FormatOpt,
+    LimitOpt,
+    OutputOpt,
+    StrictOpt,
+)
 from trackly_cli.output import Format
 
 app = typer.Typer(help="Contacts: import from CSV, list.", no_args_is_help=True)
@@ -95,6 +103,7 @@ def list_command(
     account: AccountOpt = None,
     fmt: FormatOpt = Format.table,
     out: OutputOpt = None,
+    force: ForceOpt = False,
 ) -> None:
     """List contacts with their merge fields."""
     found = contacts.list_contacts(state.db(ctx), account, list_name, limit)
@@ -111,6 +120,7 @@ def show(
     account: AccountOpt = None,
     fmt: FormatOpt = Format.table,
     out: OutputOpt = None,
+    force: ForceOpt = False,
 ) -> None:
     """A contact's journey: lists, messages, clicks, conversions and revenue."""
     db = state.db(ctx)

@@ -12,6 +12,7 @@ from trackly_cli.core import conversions, filters
 from trackly_cli.options import (
     AccountOpt,
     CampaignOpt,
+    ForceOpt,
     FormatOpt,
     LimitOpt,
     OfferOpt,
@@ -43,6 +44,7 @@ def list_command(
     account: AccountOpt = None,
     fmt: FormatOpt = Format.table,
     out: OutputOpt = None,
+    force: ForceOpt = False,
 ) -> None:
     """List conversions with their attribution (attributed, outside_window, no_click,
     no_message). `trackly conversions import FILE` imports a network's report."""

@@ -10,7 +10,7 @@ import typer
 from trackly_cli import output, state
 from trackly_cli.core import creatives
 from trackly_cli.core.errors import InvalidInput
-from trackly_cli.options import AccountOpt, FormatOpt, OutputOpt
+from trackly_cli.options import AccountOpt, ForceOpt, FormatOpt, OutputOpt
 from trackly_cli.output import Format
 
 app = typer.Typer(help="Creatives (message templates): add, list, show.", no_args_is_help=True)
@@ -55,6 +55,7 @@ def list_command(
     account: AccountOpt = None,
     fmt: FormatOpt = Format.table,
     out: OutputOpt = None,
+    force: ForceOpt = False,
 ) -> None:
     """List the account's creatives."""
     output.emit(
@@ -75,6 +76,7 @@ def show(
     account: AccountOpt = None,
     fmt: FormatOpt = Format.table,
     out: OutputOpt = None,
+    force: ForceOpt = False,
 ) -> None:
     """Show a creative's text, slots and merge fields."""
     output.emit_record(creatives.show(state.db(ctx), account, name), fmt, out)

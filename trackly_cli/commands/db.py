@@ -10,7 +10,7 @@ import typer
 from trackly_cli import output, state
 from trackly_cli.core import maintenance, migrate, store
 from trackly_cli.core.postgres import is_url
-from trackly_cli.options import FormatOpt, OutputOpt
+from trackly_cli.options import ForceOpt, FormatOpt, OutputOpt
 from trackly_cli.output import Format
 
 app = typer.Typer(
@@ -70,7 +70,12 @@ def backup(
 
 
 @app.command("check")
-def check(ctx: typer.Context, fmt: FormatOpt = Format.table, out: OutputOpt = None) -> None:
+def check(
+    ctx: typer.Context,
+    fmt: FormatOpt = Format.table,
+    out: OutputOpt = None,
+    force: ForceOpt = False,
+) -> None:
     """Run SQLite's integrity check and report the schema version (read-only: it migrates
     nothing and creates no database). On PostgreSQL: its checksum failures, the schema and
     what waits."""

@@ -48,7 +48,7 @@ def demo_command(
     """Build a demo account on localhost (an offer, three contacts, a shortened campaign),
     print its links, then serve them."""
     db_path = state.state(ctx).db_path
-    built = demo.build(state.db(ctx), port)
+    built = demo.build(state.db(ctx, create=True), port)
     state.state(ctx).close()
     output.info(f"Demo campaign [bold]{built['campaign']}[/] in {store.display(db_path)}:")
     for item in built["messages"]:

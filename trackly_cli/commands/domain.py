@@ -8,7 +8,7 @@ import typer
 
 from trackly_cli import output, state
 from trackly_cli.core import accounts, domains
-from trackly_cli.options import AccountOpt, FormatOpt, OutputOpt
+from trackly_cli.options import AccountOpt, ForceOpt, FormatOpt, OutputOpt
 from trackly_cli.output import Format
 
 app = typer.Typer(help="Tracking domains: add, list, remove.", no_args_is_help=True)
@@ -46,6 +46,7 @@ def list_command(
     account: AccountOpt = None,
     fmt: FormatOpt = Format.table,
     out: OutputOpt = None,
+    force: ForceOpt = False,
 ) -> None:
     """List tracking domains (of one account with --account)."""
     db = state.db(ctx)

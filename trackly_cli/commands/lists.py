@@ -9,7 +9,7 @@ import typer
 
 from trackly_cli import output, state
 from trackly_cli.core import lists
-from trackly_cli.options import AccountOpt, FormatOpt, OutputOpt
+from trackly_cli.options import AccountOpt, ForceOpt, FormatOpt, OutputOpt
 from trackly_cli.output import Format
 
 app = typer.Typer(help="Sending lists: create, update, show, list.", no_args_is_help=True)
@@ -124,6 +124,7 @@ def show(
     account: AccountOpt = None,
     fmt: FormatOpt = Format.table,
     out: OutputOpt = None,
+    force: ForceOpt = False,
 ) -> None:
     """Show a list's settings and member count."""
     output.emit_record(lists.show(state.db(ctx), account, name), fmt, out)
@@ -135,6 +136,7 @@ def list_command(
     account: AccountOpt = None,
     fmt: FormatOpt = Format.table,
     out: OutputOpt = None,
+    force: ForceOpt = False,
 ) -> None:
     """List the account's sending lists."""
     output.emit(

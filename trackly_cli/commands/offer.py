@@ -9,7 +9,7 @@ import typer
 
 from trackly_cli import output, state
 from trackly_cli.core import offers
-from trackly_cli.options import AccountOpt, FormatOpt, MetaOpt, OutputOpt
+from trackly_cli.options import AccountOpt, ForceOpt, FormatOpt, MetaOpt, OutputOpt
 from trackly_cli.output import Format
 
 app = typer.Typer(help="Offers: create, list, show, update, rotate-secret.", no_args_is_help=True)
@@ -161,6 +161,7 @@ def list_command(
     account: AccountOpt = None,
     fmt: FormatOpt = Format.table,
     out: OutputOpt = None,
+    force: ForceOpt = False,
 ) -> None:
     """List the account's offers (secrets only with `offer show`)."""
     found = offers.list_all(state.db(ctx), account)
@@ -194,6 +195,7 @@ def show(
     account: AccountOpt = None,
     fmt: FormatOpt = Format.table,
     out: OutputOpt = None,
+    force: ForceOpt = False,
 ) -> None:
     """Show an offer, its postback secret and postback URL."""
     output.emit_record(offers.show(state.db(ctx), account, name), fmt, out)

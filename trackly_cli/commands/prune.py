@@ -8,7 +8,7 @@ import typer
 
 from trackly_cli import output, state
 from trackly_cli.core import accounts, campaigns, retention
-from trackly_cli.options import AccountOpt, FormatOpt, OutputOpt
+from trackly_cli.options import AccountOpt, ForceOpt, FormatOpt, OutputOpt
 from trackly_cli.output import Format
 
 
@@ -20,6 +20,7 @@ def prune_command(
     account: AccountOpt = None,
     fmt: FormatOpt = Format.table,
     out: OutputOpt = None,
+    force: ForceOpt = False,
 ) -> None:
     """Delete raw clicks older than each account's --retention-days and anonymise IPs older
     than its --anonymize-ips-after. Reports do not change: they read counters kept as the

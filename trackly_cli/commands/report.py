@@ -19,6 +19,7 @@ from trackly_cli.core.errors import InvalidInput
 from trackly_cli.options import (
     AccountOpt,
     CampaignOpt,
+    ForceOpt,
     FormatOpt,
     LimitOpt,
     ListOpt,
@@ -116,6 +117,7 @@ def report_command(
     account: AccountOpt = None,
     fmt: FormatOpt = Format.table,
     out: OutputOpt = None,
+    force: ForceOpt = False,
 ) -> None:
     """Sent, raw / bot / unique clicks, click rate, conversions, revenue and payout, by
     campaign, message, offer, creative, list, variant, day or domain."""
@@ -144,6 +146,7 @@ def report_command(
         if part
     )
     if html is not None:
+        output.writable(html)
         days = result if by is By.day else reports.report(db, chosen, "day")
         columns = (
             [result.key] if by is not By.variant else ["campaign", "variant"]
@@ -170,6 +173,7 @@ def ab_command(
     account: AccountOpt = None,
     fmt: FormatOpt = Format.table,
     out: OutputOpt = None,
+    force: ForceOpt = False,
 ) -> None:
     """Compare a campaign's variants: click rate with a 95% interval, conversions, revenue,
     and which variant wins (or how many more sends would tell)."""
@@ -243,6 +247,7 @@ def segment_command(
     account: AccountOpt = None,
     fmt: FormatOpt = Format.csv,
     out: OutputOpt = None,
+    force: ForceOpt = False,
 ) -> None:
     """Build an audience from a campaign by click behaviour: a new list (--into-list) or
     contacts as CSV (or JSON, or a table)."""
@@ -301,6 +306,7 @@ def clicks_command(
     account: AccountOpt = None,
     fmt: FormatOpt = Format.csv,
     out: OutputOpt = None,
+    force: ForceOpt = False,
 ) -> None:
     """Export raw clicks (every hit, repeats and bots included) with the bot verdict and its
     reasons."""
@@ -337,6 +343,8 @@ def clicks_command(
 
 def _stream_csv(rows, out: Path | None) -> None:
     """CSV row by row, so that a large export needs no memory."""
+    if out:
+        output.writable(out)
     try:
         handle = out.open("w", newline="", encoding="utf-8") if out else sys.stdout
     except OSError as e:

@@ -127,6 +127,7 @@ def serve_command(
 ) -> None:
     """Serve short links, conversions and pixels for the tracking domains."""
     target = state.state(ctx).db_path
+    state.require_database(target)  # (serving an empty database made by a typo helps nobody)
     options = {
         "host": host,
         "port": port,

@@ -13,7 +13,7 @@ from rich.table import Table
 from trackly_cli import output, state
 from trackly_cli.commands.creative import read_template
 from trackly_cli.core import accounts, lookup, shorten
-from trackly_cli.options import AccountOpt, FormatOpt
+from trackly_cli.options import AccountOpt, ForceOpt, FormatOpt
 from trackly_cli.output import Format
 
 
@@ -96,6 +96,7 @@ def shorten_command(
     ] = 3,
     account: AccountOpt = None,
     fmt: FormatOpt = Format.table,
+    force: ForceOpt = False,
 ) -> None:
     """Turn a message template into tracked short links: one message per list member
     (with --list) and an outbox CSV, or a single one-off message."""
@@ -117,6 +118,7 @@ def shorten_command(
         _one_off(summary, fmt)
         return
     target = outbox or Path(re.sub(r"[^A-Za-z0-9._-]+", "_", plan.campaign) + ".csv")
+    output.writable(target)  # (another campaign's outbox is not replaced by mistake)
     with Progress(
         TextColumn("Shortening"),
         BarColumn(),
