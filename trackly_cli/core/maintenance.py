@@ -134,6 +134,12 @@ def check(conn: store.Store) -> dict:
         "path": path,
         "bytes": os.path.getsize(path) if path else None,
         "journal_mode": conn.execute("PRAGMA journal_mode").fetchone()[0],
+    } | _waiting(conn, journals, unfinished, has_pending)
+
+
+def _waiting(conn: store.Store, journals: list, unfinished: list, has_pending: bool) -> dict:
+    """What `check` says is still to be done, on either store."""
+    return {
         # Clicks a server acknowledged that are still in its click journal (stored by its
         # drain within a moment while it runs, or at its next start).
         "undrained_journal_records": sum(j["undrained_records"] for j in journals),
@@ -147,9 +153,7 @@ def check(conn: store.Store) -> dict:
         or None,
         # Refunds and chargebacks that came before their sale, applied when it arrives.
         "refunds_waiting_for_their_sale": (
-            conn.execute("SELECT count(*) FROM pending_reversals").fetchone()[0]
-            if has_pending
-            else 0
+            store.scalar(conn, "SELECT count(*) FROM pending_reversals") if has_pending else 0
         ),
     }
 
@@ -194,16 +198,4 @@ def _check_postgres(conn: store.Store) -> dict:
         "url": conn.target,
         "bytes": store.scalar(conn, "SELECT pg_database_size(current_database())"),
         "server": "PostgreSQL " + store.scalar(conn, "SHOW server_version"),
-        "undrained_journal_records": sum(j["undrained_records"] for j in journals),
-        "undrained_journal_bytes": sum(j["undrained_bytes"] for j in journals),
-        "incomplete_campaigns": ", ".join(
-            f"{c['account']}/{c['name']} ({c['state']}, {c['messages']:,} messages)"
-            for c in unfinished
-        )
-        or None,
-        "refunds_waiting_for_their_sale": (
-            store.scalar(conn, "SELECT count(*) FROM pending_reversals")
-            if has["pending_reversals"]
-            else 0
-        ),
-    }
+    } | _waiting(conn, journals, unfinished, has["pending_reversals"])
