@@ -459,3 +459,38 @@ def test_demo_serves_links_that_lead_to_the_shop_and_a_pixel_conversion(tmp_path
             raise
     assert code == 0, err.read_text()
     assert "Stopped." in err.read_text()
+
+
+def test_the_demo_keeps_its_own_database_and_prints_links_that_answer(tmp_path):
+    """#14: `trackly demo` wrote account `demo` and domain `localhost` into the operator's
+    default database, printed texts without the port, and a banner address that answers 404."""
+    port = free_port()
+    config = tmp_path / "config"
+    env = {k: v for k, v in os.environ.items() if k != "TRACKLY_DB"}
+    env |= {"XDG_CONFIG_HOME": str(config), "HOME": str(tmp_path / "home")}
+    out, err = tmp_path / "demo.out", tmp_path / "demo.err"
+    with out.open("wb") as stdout, err.open("wb") as stderr:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "trackly_cli", "demo", "--port", str(port)],
+            stdout=stdout,
+            stderr=stderr,
+            env=env,
+        )
+    try:
+        wait_for(
+            lambda: proc.poll() is None and "open http://localhost" in err.read_text(),
+            timeout=30,
+            what="the demo's banner",
+        )
+        demo_db = config / "trackly" / "demo.db"
+        assert demo_db.exists()
+        assert not (config / "trackly" / "trackly.db").exists()  # the operator's: untouched
+        text = err.read_text()
+        assert f"in {demo_db}:" in text and f"trackly --db {demo_db} report" in text
+        assert f"http://localhost:{port}/" in text and "http://localhost/" not in text
+        opened = re.search(rf"open (http://localhost:{port}/([0-9A-Za-z]{{7}}))", text)
+        status, _, _ = get(port, f"/{opened.group(2)}", host=f"localhost:{port}")
+        assert status == 302
+    finally:
+        proc.terminate()
+        proc.wait(30)

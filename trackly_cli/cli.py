@@ -88,7 +88,7 @@ def root(
     ] = False,
 ) -> None:
     """Trackly: per-recipient short links for SMS, click and conversion tracking, reports."""
-    state = State(resolve_db_path(db_path))
+    state = State(resolve_db_path(db_path), chosen=db_path is not None)
     ctx.obj = state
     ctx.call_on_close(state.close)
 

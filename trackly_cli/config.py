@@ -16,6 +16,12 @@ def default_db_path() -> Path:
     return Path(typer.get_app_dir(APP_NAME)) / DB_FILENAME
 
 
+def demo_db_path() -> Path:
+    """The demo's own database, beside the default one: `trackly demo` never writes its
+    account and `localhost` domain into the operator's database unless --db says so."""
+    return Path(typer.get_app_dir(APP_NAME)) / "demo.db"
+
+
 def resolve_db_path(option: str | Path | None) -> str | Path:
     """--db (which Typer also reads from TRACKLY_DB) > typer.get_app_dir("trackly")/trackly.db.
     A postgresql:// (or postgres://) URL names a PostgreSQL database; anything else a SQLite

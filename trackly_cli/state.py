@@ -15,6 +15,7 @@ from trackly_cli.core.errors import NotFound
 @dataclass
 class State:
     db_path: Path | str  # a SQLite file, or a PostgreSQL URL
+    chosen: bool = False  # named by --db or TRACKLY_DB (not the default)
     _db: store.Store | None = field(default=None, repr=False)
 
     def db(self, create: bool = False) -> store.Store:

@@ -8,9 +8,9 @@ from typing import Annotated
 import typer
 from bottle import Bottle, request
 
-from trackly_cli import output, pages, state
+from trackly_cli import config, output, pages, state
 from trackly_cli.commands.serve import banner
-from trackly_cli.core import demo, store
+from trackly_cli.core import demo, postgres, store
 from trackly_cli.server import serve
 
 
@@ -45,18 +45,34 @@ def demo_command(
     ] = 8080,
     host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
 ) -> None:
-    """Build a demo account on localhost (an offer, three contacts, a shortened campaign),
-    print its links, then serve them."""
-    db_path = state.state(ctx).db_path
+    """Build a demo account on localhost (an offer, three contacts, a shortened campaign) in
+    a database of its own (the app folder's demo.db, unless --db names one), print its links,
+    then serve them."""
+    current = state.state(ctx)
+    if not current.chosen:
+        current.db_path = config.demo_db_path()
+    db_path = current.db_path
     built = demo.build(state.db(ctx, create=True), port)
-    state.state(ctx).close()
-    output.info(f"Demo campaign [bold]{built['campaign']}[/] in {store.display(db_path)}:")
+    current.close()
+    shown = store.display(db_path)
+    output.info(f"Demo campaign [bold]{built['campaign']}[/] in {shown}:")
     for item in built["messages"]:
-        output.info(f"  {item['phone']}: {item['text']}")
+        # (the texts name the tracking domain as a phone would see it; here it has a port)
+        text = item["text"].replace(f"http://{demo.HOST}/", f"http://{demo.HOST}:{port}/")
+        output.info(f"  {item['phone']}: {text}")
         typer.echo(item["link"])
+    if not postgres.is_url(db_path):
+        output.info(f"Its clicks and sales: trackly --db {shown} report")
     output.info(
         f"Try: curl -i {built['messages'][0]['link']}\n"
         "(the demo list counts every click, even curl's: real lists flag bots by default)"
     )
-    serve(db_path, host=host, port=port, routes=demo_routes, announce=banner)
+    first = built["messages"][0]["link"]
+
+    def announce(tracker, address: str) -> None:
+        banner(tracker, address)
+        # (the server answers for its tracking domains: the address it listens on is not one)
+        output.info(f"  open {first} (the demo's tracking domain is {demo.HOST})")
+
+    serve(db_path, host=host, port=port, routes=demo_routes, announce=announce)
     output.info("Stopped.")
