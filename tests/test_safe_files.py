@@ -69,3 +69,30 @@ def test_a_folder_is_never_a_file_to_write(campaign, acme, tmp_path):
     # (a usage error of the option itself; the outbox of shorten is checked the same way)
     assert "directory" in acme.error("report", "--output", folder, "--force", code=2)
     assert "directory" in acme.error("shorten", "msg.txt", "-o", folder, "--force", code=2)
+
+
+def test_every_command_that_writes_a_file_takes_force():
+    import click
+    from typer.main import get_command
+
+    from trackly_cli.cli import app
+
+    def commands(group, path):
+        for name, command in group.commands.items():
+            if isinstance(command, click.Group):
+                yield from commands(command, [*path, name])
+            else:
+                yield " ".join([*path, name]), command
+
+    missing = [
+        name
+        for name, command in commands(get_command(app), [])
+        if "--output" in {o for p in command.params for o in getattr(p, "opts", [])}
+        and "--force" not in {o for p in command.params for o in getattr(p, "opts", [])}
+    ]
+    assert missing == []
+
+
+def test_force_holds_for_its_own_command_only(acme, existing):
+    acme("account", "list", "--format", "json", "--output", existing, "--force")
+    assert "exists" in acme.error("account", "list", "--format", "json", "--output", existing)

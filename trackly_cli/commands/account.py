@@ -56,7 +56,12 @@ def create(
 
 
 @app.command("list")
-def list_command(ctx: typer.Context, fmt: FormatOpt = Format.table, out: OutputOpt = None) -> None:
+def list_command(
+    ctx: typer.Context,
+    fmt: FormatOpt = Format.table,
+    out: OutputOpt = None,
+    force: ForceOpt = False,
+) -> None:
     """List accounts."""
     output.emit(accounts.list_all(state.db(ctx)), fmt, out, empty="No accounts yet.")
 
