@@ -844,8 +844,10 @@ def serve_workers(
     except OSError as e:
         raise InvalidInput(f"cannot listen on {host}:{port}: {e.strerror or e}") from e
     children: list[int] = []
+    stopping = []
 
     def stop(signum, frame):
+        stopping.append(signum)
         for child in children:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(child, signal.SIGTERM)
@@ -873,6 +875,9 @@ def serve_workers(
                     log.error("worker %d stopped: %s", n, e)
                     code = 1
             finally:
+                with contextlib.suppress(Exception):
+                    sys.stdout.flush()
+                    sys.stderr.flush()
                 os._exit(code)
         children.append(pid)
     listener.close()
@@ -886,6 +891,8 @@ def serve_workers(
                 except InterruptedError:
                     continue
             code = os.waitstatus_to_exitcode(raw)
+            if stopping and code == -signal.SIGTERM:
+                continue  # (stopped while it was still starting: before its own handler)
             if code != 0:
                 status = 1
                 stop(None, None)  # one worker gone: stop the others rather than serve on less
