@@ -47,7 +47,7 @@ class TracklyGroup(TyperGroup):
         except OverflowError:
             output.fail("a number given is too large")
         except Exception as e:
-            if not type(e).__module__.startswith("psycopg"):
+            if not postgres.is_driver_error(e):
                 raise
             # PostgreSQL's errors (psycopg is optional: not imported here)
             output.fail(f"database error: {postgres.error_line(e)}")

@@ -335,18 +335,12 @@ def _database_away(callback):
             _refusals.log(f"database unavailable: {e.message}")
             return _unavailable()
         except Exception as e:
-            if type(e).__module__.startswith("psycopg") and _is_connection_error(e):
+            if postgres.is_connection_error(e):
                 _refusals.log(f"database unavailable: {e}")
                 return _unavailable()
             raise
 
     return route
-
-
-def _is_connection_error(error: Exception) -> bool:
-    import psycopg
-
-    return isinstance(error, psycopg.OperationalError | psycopg.InterfaceError)
 
 
 def _unavailable() -> HTTPResponse:
@@ -446,7 +440,7 @@ def create_app(
         except TracklyError as e:  # (a PostgreSQL server that cannot be reached)
             return HTTPResponse({"status": "error", "database": e.message}, 503)
         except Exception as e:
-            if type(e).__module__.startswith("psycopg") and _is_connection_error(e):
+            if postgres.is_connection_error(e):
                 return HTTPResponse({"status": "error", "database": str(e)}, 503)
             raise
         return {"status": "ok", "database": "ok"}

@@ -156,6 +156,22 @@ def _load_whole_numbers_as_int(conn) -> None:
     conn.adapters.register_loader("numeric", WholeNumericLoader)
 
 
+def is_driver_error(error: BaseException) -> bool:
+    """Whether `error` is psycopg's (or its pool's), without importing psycopg, which is
+    optional."""
+    return type(error).__module__.startswith("psycopg")
+
+
+def is_connection_error(error: BaseException) -> bool:
+    """Whether `error` says the server cannot be reached (down, restarting, no connection
+    free in the pool) rather than that a statement failed."""
+    if not is_driver_error(error):
+        return False
+    import psycopg
+
+    return isinstance(error, psycopg.OperationalError | psycopg.InterfaceError)
+
+
 _FIRST_LINE = re.compile(r"^[^\n]*")
 
 
