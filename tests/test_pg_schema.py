@@ -24,6 +24,7 @@ from typing import NamedTuple
 import pytest
 
 from trackly_cli.core import migrate, store, validate
+from trackly_cli.core.dialect import ROLLUP_KEY
 
 psycopg = pytest.importorskip("psycopg")
 
@@ -47,7 +48,10 @@ FLAGS = {
 
 
 def pg_sql(sql: str) -> str:
-    """The same statement for psycopg: `?` placeholders become %s (a literal % is doubled)."""
+    """The same statement for psycopg: `?` placeholders become %s (a literal % is doubled); a
+    report counter's upsert names PostgreSQL's key, which has the shard
+    (dialect.rollup_conflict)."""
+    sql = sql.replace(f"ON CONFLICT ({ROLLUP_KEY})", f"ON CONFLICT ({ROLLUP_KEY}, shard)")
     return sql.replace("%", "%%").replace("?", "%s")
 
 
@@ -107,6 +111,9 @@ class Stores:
         self.pg = psycopg.connect(pg_url)
         apply_postgres(self.pg)
         self.pg.autocommit = True
+        # One connection writes every counter to one shard; shard 0 is SQLite's (the shards
+        # themselves: test_counters_split_by_shard_sum_to_the_same_reports).
+        self.pg.execute("SET trackly.rollup_shard = 0")
 
     def close(self) -> None:
         self.lite.close()
@@ -375,12 +382,32 @@ def test_a_postgresql_file_for_every_sqlite_migration():
     assert sorted(p.name for p in PG_MIGRATIONS.glob("*.sql")) == sqlite_names
 
 
+# The one difference by design (migration 0008): PostgreSQL splits a report counter row into
+# shards, one per writing connection, so that servers do not queue on one row; SQLite (one
+# writer) keeps shard 0 and the key without it.
+SHARD = Column(
+    "shard",
+    "smallint",
+    True,
+    "(COALESCE(NULLIF(current_setting('trackly.rollup_shard'::text, true), ''::text),"
+    " ((pg_backend_pid() % 16))::text))",
+    False,
+)
+
+
 def test_the_same_tables_columns_constraints_indexes_and_triggers(stores: Stores):
     tables = lite_tables(stores.lite)
     assert pg_tables(stores.pg) == tables
     for table in tables:
-        assert pg_columns(stores.pg, table) == lite_columns(stores.lite, table), table
-        assert pg_constraints(stores.pg, table) == lite_constraints(stores.lite, table), table
+        pg, lite = pg_columns(stores.pg, table), lite_columns(stores.lite, table)
+        pg_keys, lite_keys = pg_constraints(stores.pg, table), lite_constraints(stores.lite, table)
+        if table == "report_rollups":
+            assert pg[-1] == SHARD and lite[-1] == Column("shard", "bigint", True, "0", False)
+            pg, lite = pg[:-1], lite[:-1]
+            assert pg_keys["primary key"] == (*lite_keys["primary key"], "shard")
+            pg_keys["primary key"] = lite_keys["primary key"]
+        assert pg == lite, table
+        assert pg_keys == lite_keys, table
     triggers = lite_triggers(stores.lite)
     assert len(triggers) == 22
     assert pg_triggers(stores.pg) == triggers
@@ -506,8 +533,7 @@ INSERT_LINK = (
 COUNT_SENT = (  # trackly shorten, as it finishes
     "INSERT INTO report_rollups (account_id, bucket_at, campaign_id, creative_id, list_id,"
     " variant, domain_id, offer_id, sent, offer_sent) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-    " ON CONFLICT (account_id, bucket_at, campaign_id, creative_id, list_id, variant,"
-    " domain_id, offer_id) DO UPDATE SET sent = report_rollups.sent + excluded.sent,"
+    f" ON CONFLICT ({ROLLUP_KEY}) DO UPDATE SET sent = report_rollups.sent + excluded.sent,"
     " offer_sent = report_rollups.offer_sent + excluded.offer_sent"
 )
 INSERT_CLICK = (  # the drain, one MessageShortLinkClick
@@ -544,8 +570,8 @@ COUNT_DELIVERY = (  # trackly receipts import
     "INSERT INTO report_rollups (account_id, bucket_at, campaign_id, creative_id, list_id,"
     " variant, domain_id, offer_id, delivered, undelivered, offer_delivered, offer_undelivered)"
     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-    " ON CONFLICT (account_id, bucket_at, campaign_id, creative_id, list_id, variant, domain_id,"
-    " offer_id) DO UPDATE SET delivered = report_rollups.delivered + excluded.delivered,"
+    f" ON CONFLICT ({ROLLUP_KEY}) DO UPDATE SET delivered = report_rollups.delivered"
+    " + excluded.delivered,"
     " undelivered = report_rollups.undelivered + excluded.undelivered,"
     " offer_delivered = report_rollups.offer_delivered + excluded.offer_delivered,"
     " offer_undelivered = report_rollups.offer_undelivered + excluded.offer_undelivered"

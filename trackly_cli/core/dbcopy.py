@@ -139,7 +139,7 @@ def _copy_table(
         raise InvalidInput(f"table {table} has other columns in the source and the target")
     listed = ", ".join(names)
     insert = f"INSERT INTO {table} ({listed}) VALUES ({', '.join('?' * len(names))})"
-    cursor = source.execute(f"SELECT {listed} FROM {table}")
+    cursor = source.execute(_select(table, names))
     copied = 0
     while rows := cursor.fetchmany(ROWS_PER_INSERT):
         target.executemany(insert, rows)
@@ -147,6 +147,17 @@ def _copy_table(
         if progress:
             progress(table, copied)
     return copied
+
+
+def _select(table: str, names: list[str]) -> str:
+    """The source's rows of a table. PostgreSQL splits a report counter row into shards, one
+    per writing connection (migration 0008), which SQLite's key does not allow: the shards are
+    summed into one row (shard 0), which is the same count."""
+    if table != "report_rollups":
+        return f"SELECT {', '.join(names)} FROM {table}"
+    key = [name.strip() for name in dialect.ROLLUP_KEY.split(",")]
+    chosen = [name if name in key else "0" if name == "shard" else f"sum({name})" for name in names]
+    return f"SELECT {', '.join(chosen)} FROM {table} GROUP BY {dialect.ROLLUP_KEY}"
 
 
 def _triggers_off(conn: store.Store) -> list[str]:

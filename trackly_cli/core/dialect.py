@@ -17,6 +17,38 @@ POSTGRES = "postgres"
 NAMES = (SQLITE, POSTGRES)
 
 
+# report_rollups' key columns, and the conflict target that adds to a counter row: on
+# PostgreSQL the rows are split by the writing connection's shard (migration 0008), so that
+# several servers never queue on one row; SQLite has one writer and no shards.
+ROLLUP_KEY = (
+    "account_id, bucket_at, campaign_id, creative_id, list_id, variant, domain_id, offer_id"
+)
+
+
+def rollup_conflict(conn) -> str:
+    """The `ON CONFLICT (…)` columns of an upsert into report_rollups."""
+    return ROLLUP_KEY if conn.dialect == SQLITE else f"{ROLLUP_KEY}, shard"
+
+
+ROLLUP_SHARDS = 16  # migration 0008's pg_backend_pid() % 16
+_SHARD_LOCKS = 731_825  # the advisory lock space of the shards (a second key: the shard)
+
+
+def claim_rollup_shard(conn) -> int | None:
+    """PostgreSQL: give this connection a report-counter shard that no other live connection
+    has claimed (a session advisory lock per shard, released when it disconnects), so that two
+    servers' drains never add to one counter row. None on SQLite, and when every shard is
+    claimed (the connection's process id picks one then, as for the CLI's writes)."""
+    if conn.dialect == SQLITE:
+        return None
+    for shard in range(ROLLUP_SHARDS):
+        claimed = conn.execute("SELECT pg_try_advisory_lock(?, ?)", (_SHARD_LOCKS, shard))
+        if claimed.fetchone()[0]:
+            conn.execute(f"SET trackly.rollup_shard = {shard}")
+            return shard
+    return None
+
+
 def begin_write(conn) -> str:
     """The statement that opens a write transaction. SQLite's takes the write lock at once, so
     that a read followed by a write never fails half-way; PostgreSQL locks rows as it goes."""

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import BinaryIO
 
-from trackly_cli.core import accounts, clock, lookup, store
+from trackly_cli.core import accounts, clock, dialect, lookup, store
 from trackly_cli.core.contacts import CsvLines, check_country, csv_rows, normalise_phone
 from trackly_cli.core.errors import Interrupted, InvalidInput
 
@@ -380,8 +380,7 @@ _ROLLUP = (
     "INSERT INTO report_rollups (account_id, bucket_at, campaign_id, creative_id, list_id,"
     " variant, domain_id, offer_id, delivered, undelivered, offer_delivered, offer_undelivered)"
     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-    " ON CONFLICT (account_id, bucket_at, campaign_id, creative_id, list_id, variant, domain_id,"
-    " offer_id) DO UPDATE SET delivered = report_rollups.delivered + excluded.delivered,"
+    " ON CONFLICT ({key}) DO UPDATE SET delivered = report_rollups.delivered + excluded.delivered,"
     " undelivered = report_rollups.undelivered + excluded.undelivered,"
     " offer_delivered = report_rollups.offer_delivered + excluded.offer_delivered,"
     " offer_undelivered = report_rollups.offer_undelivered + excluded.offer_undelivered"
@@ -455,7 +454,7 @@ def _record_chunk(
                 )
             ]
             conn.executemany(
-                _ROLLUP,
+                _ROLLUP.format(key=dialect.rollup_conflict(conn)),
                 [(*group, 0, delivered, failed, 0, 0)]
                 + [(*group, offer, 0, 0, delivered, failed) for offer in offers],
             )

@@ -912,8 +912,8 @@ def _count_sent(
     conn.executemany(
         "INSERT INTO report_rollups (account_id, bucket_at, campaign_id, creative_id, list_id,"
         " variant, domain_id, offer_id, sent, offer_sent) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-        " ON CONFLICT (account_id, bucket_at, campaign_id, creative_id, list_id, variant,"
-        " domain_id, offer_id) DO UPDATE SET sent = report_rollups.sent + excluded.sent,"
+        f" ON CONFLICT ({dialect.rollup_conflict(conn)})"
+        " DO UPDATE SET sent = report_rollups.sent + excluded.sent,"
         " offer_sent = report_rollups.offer_sent + excluded.offer_sent",
         rows,
     )

@@ -142,6 +142,7 @@ class Writer:
                 migrate.apply(conn)
                 self.drained = records.journal_position(conn, self.journal)
                 dialect.lock_wait(conn, _drain_lock_wait(conn))
+                dialect.claim_rollup_shard(conn)
                 if conn.dialect == dialect.SQLITE:
                     self._tune_sqlite(conn)
                 records.prepare(conn)
@@ -403,6 +404,7 @@ class Writer:
         with contextlib.suppress(Exception):
             conn.close()
         dialect.lock_wait(fresh, _drain_lock_wait(fresh))
+        dialect.claim_rollup_shard(fresh)
         records.prepare(fresh)
         log.info("click journal: connected to the database again")
         return fresh
