@@ -70,6 +70,7 @@ COLUMNS = [
     "unique_clicks",
     "click_rate",
     "conversions",
+    "converting_clicks",
     "conversion_rate",
     "revenue",
     "payout",
@@ -85,6 +86,7 @@ COUNTS = [
     "bot_clicks",
     "unique_clicks",
     "conversions",
+    "converting_clicks",
     "unattributed_conversions",
 ]
 MONEY = ["revenue", "payout", "unattributed_revenue"]
@@ -352,6 +354,7 @@ def expected_row(names: list[str]) -> dict:
         "unique_clicks": counts["unique_clicks"],
         "click_rate": pct(counts["unique_clicks"], sent),
         "conversions": counts["conversions"],
+        "converting_clicks": counts["conversions"],  # no click of the scenario converts twice
         "conversion_rate": pct(counts["conversions"], counts["unique_clicks"]),
         "revenue": cents(counts["revenue"]),
         "payout": cents(counts["payout"]),
@@ -424,6 +427,7 @@ def test_report_by_offer_json_equals_the_hand_computed_table(cli: Cli, scenario:
             "unique_clicks": 5,
             "click_rate": "71.43",
             "conversions": 3,
+            "converting_clicks": 3,
             "conversion_rate": "60.00",
             "revenue": "62.00",
             "payout": "8.00",
@@ -443,6 +447,7 @@ def test_report_by_offer_json_equals_the_hand_computed_table(cli: Cli, scenario:
             "unique_clicks": 1,
             "click_rate": "16.67",
             "conversions": 1,
+            "converting_clicks": 1,
             "conversion_rate": "100.00",
             "revenue": "15.00",
             "payout": "0.75",
@@ -463,6 +468,7 @@ ONE_OFF_ROW = {
     "unique_clicks": 2,
     "click_rate": "200.00",  # one anonymous message, two visitors
     "conversions": 1,
+    "converting_clicks": 1,
     "conversion_rate": "50.00",
     "revenue": "12.00",
     "payout": "2.50",
@@ -480,6 +486,7 @@ JUNE_ROW = {
     "unique_clicks": 4,  # Ann, Bob, Dee, Fay
     "click_rate": "66.67",
     "conversions": 3,  # Ann, Bob, Fay
+    "converting_clicks": 3,
     "conversion_rate": "75.00",
     "revenue": "65.00",  # 40 + (20 - 5) + 10
     "payout": "6.25",  # 2.50 + (1.00 - 0.25) + 3.00
@@ -511,6 +518,7 @@ def test_report_by_campaign_list_and_domain(cli: Cli, scenario: dict) -> None:
             "unique_clicks": 6,
             "click_rate": "85.71",
             "conversions": 4,
+            "converting_clicks": 4,
             "conversion_rate": "66.67",
             "revenue": "77.00",
             "payout": "8.75",
@@ -576,6 +584,7 @@ def test_report_by_day_puts_each_figure_on_its_day(cli: Cli, scenario: dict) -> 
         "bot_clicks": 3,
         "unique_clicks": 5,
         "conversions": 4,
+        "converting_clicks": 4,
         "unattributed_conversions": 1,
         "revenue": "77.00",
         "payout": "8.75",
@@ -653,7 +662,7 @@ def test_table_totals_row_adds_up(cli: Cli, scenario: dict, by: str, sent: int) 
     if by == "day":  # the bar column, after unique clicks, is empty in the total row
         assert cells.pop(5) == ""
     # (no delivery report was imported: the table leaves delivered and undelivered out)
-    hidden = ("unattributed_revenue", "delivered", "undelivered")
+    hidden = ("converting_clicks", "unattributed_revenue", "delivered", "undelivered")
     shown = dict(zip([c for c in COLUMNS if c not in hidden], cells, strict=True))
     assert shown["sent"] == str(sent)
     for column in ("clicks", "bot_clicks", "unique_clicks", "conversions"):
@@ -720,6 +729,7 @@ def test_filters_campaign_offer_and_list(cli: Cli, scenario: dict) -> None:
         "bot_clicks": 2,
         "unique_clicks": 3,
         "conversions": 2,
+        "converting_clicks": 2,
         "unattributed_conversions": 0,
         "revenue": "50.00",
         "payout": "5.50",
@@ -737,6 +747,7 @@ def test_filters_campaign_offer_and_list(cli: Cli, scenario: dict) -> None:
         "bot_clicks": 0,
         "unique_clicks": 1,
         "conversions": 1,
+        "converting_clicks": 1,
         "unattributed_conversions": 2,
         "revenue": "15.00",
         "payout": "0.75",
@@ -771,6 +782,7 @@ def test_since_and_until_take_dates_and_quarter_hours(cli: Cli, scenario: dict) 
             "unique_clicks": 0,
             "click_rate": None,
             "conversions": 0,
+            "converting_clicks": 0,
             "conversion_rate": None,
             "revenue": "0.00",
             "payout": "0.00",
@@ -1313,3 +1325,38 @@ def test_the_scenario_built_on_postgresql_reports_what_it_does_on_sqlite(
             runner("--db", built_on_postgres["db"], *command, "--format", "json").stdout
         )
         assert _comparable(on_postgres, links) == _comparable(on_sqlite, {}), command
+
+
+# --- the conversion rate counts converting clicks (#14, point 8) --------------------------------
+
+
+def test_a_lead_and_a_sale_on_one_click_are_one_conversion_for_the_rate(cli, campaign, webapp):
+    """Ann's click brings a lead and a sale: two conversions (both in revenue), one converting
+    click; Bob clicks and buys once; Cy clicks and never converts. 3 unique clicks, 2 of them
+    converting: 66.67%, where counting events would say 100%."""
+    app = webapp()
+    ann, bob, cy = (link["id"] for link in campaign["by_slot"]["link1"])
+    for link, ip in ((ann, "198.51.100.7"), (bob, "198.51.100.8"), (cy, "198.51.100.9")):
+        app.get(f"/{link}", headers=HUMAN_HEADERS, extra_environ={"REMOTE_ADDR": ip})
+    for query_string in (
+        f"link_id={ann}&event=lead&revenue=2.00&txn_id=L-1",
+        f"link_id={ann}&event=sale&revenue=40.00&txn_id=S-1",
+        f"link_id={bob}&event=sale&revenue=10.00&txn_id=S-2",
+    ):
+        assert app.get(f"/conv?{query_string}").json["status"] == "recorded"
+    for by in ("campaign", "offer", "variant", "list", "day", "creative", "domain"):
+        rows = report(cli, "--by", by)
+        (row,) = [r for r in rows if r["conversions"]]
+        assert (row["unique_clicks"], row["conversions"], row["converting_clicks"]) == (3, 3, 2)
+        assert (row["conversion_rate"], row["revenue"]) == ("66.67", "52.00"), by
+    (ann_row,) = [
+        r
+        for r in report(cli, "--by", "message", "--campaign", "spring")
+        if r["phone"] == campaign["by_slot"]["link1"][0]["phone"]
+    ]
+    assert (ann_row["conversions"], ann_row["converting_clicks"]) == (2, 1)
+    assert ann_row["conversion_rate"] == "100.00"
+    # The table shows the rate; CSV has the converting clicks beside the conversions.
+    assert "66.67%" in cli("report").stdout
+    header = cli("report", "--format", "csv").stdout.splitlines()[0].split(",")
+    assert header[header.index("conversions") + 1] == "converting_clicks"

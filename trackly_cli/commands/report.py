@@ -43,8 +43,11 @@ class By(StrEnum):
     domain = "domain"
 
 
-# The table leaves out unattributed revenue (JSON and CSV have it) to stay readable.
-TABLE_COLUMNS = [c for c in reports.COLUMNS if c != "unattributed_revenue"]
+# The table leaves out converting clicks and unattributed revenue (JSON and CSV have them) to
+# stay readable.
+TABLE_COLUMNS = [
+    c for c in reports.COLUMNS if c not in ("converting_clicks", "unattributed_revenue")
+]
 
 
 # Shown in the table once a delivery report was imported (JSON and CSV always have them).

@@ -160,7 +160,7 @@ def ab(conn: store.Store, campaign: dict) -> dict:
                 else percent(round(interval[1] * 1_000_000), 1_000_000),
                 "conversions": v["conversions"],
                 "converting_clicks": converting.get(v["variant"], 0),
-                "conversion_rate": percent(v["conversions"], v["unique_clicks"]),
+                "conversion_rate": percent(converting.get(v["variant"], 0), v["unique_clicks"]),
                 "revenue": money.format_amount(v["revenue_micros"]),
                 "epc": epc(v["revenue_micros"], v["unique_clicks"]),
             }

@@ -10,6 +10,7 @@ conversions by when they converted.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
@@ -29,6 +30,7 @@ COLUMNS = [
     "unique_clicks",
     "click_rate",
     "conversions",
+    "converting_clicks",
     "conversion_rate",
     "revenue",
     "payout",
@@ -44,6 +46,7 @@ COUNTS = (
     "bot_clicks",
     "unique_clicks",
     "conversions",
+    "converting_clicks",
     "unattributed_conversions",
 )
 BUCKET = timedelta(minutes=15)
@@ -99,7 +102,8 @@ def finish(row: dict) -> dict:
         "unique_clicks": row["unique_clicks"],
         "click_rate": percent(row["unique_clicks"], row["sent"]),
         "conversions": row["conversions"],
-        "conversion_rate": percent(row["conversions"], row["unique_clicks"]),
+        "converting_clicks": row["converting_clicks"],
+        "conversion_rate": percent(row["converting_clicks"], row["unique_clicks"]),
         "revenue": _money(revenue),
         "payout": _money(payout),
         "epc": epc(revenue, row["unique_clicks"]),
@@ -180,6 +184,7 @@ def report(
         tuple(params),
     )
     totals = {k: v or 0 for k, v in totals.items()}
+    totals["converting_clicks"] = len(_converting(conn, chosen, []))
     if by == "day":
         rows = _by_day(conn, chosen, where, params, sent)
         key = "day"
@@ -191,6 +196,11 @@ def report(
             " ORDER BY campaign_id, variant",
             tuple(params),
         )
+        converting = Counter(
+            (c, v) for c, v, _ in _converting(conn, chosen, ["campaign_id", "variant"])
+        )
+        for r in found:
+            r["converting_clicks"] = converting[(r["campaign_id"], r["variant"])]
         names = _names(conn, "campaign", {r["campaign_id"] for r in found})
         rows = [
             {"campaign": names[r.pop("campaign_id")], "variant": r.pop("variant") or "-"} | r
@@ -206,6 +216,9 @@ def report(
             f" WHERE {where} GROUP BY {column} ORDER BY {column}",
             tuple(params),
         )
+        converting = Counter(key for key, _ in _converting(conn, chosen, [column]))
+        for r in found:
+            r["converting_clicks"] = converting[r["id"]]
         names = _names(conn, by, {r["id"] for r in found})
         rows = [
             {by: names[r["id"]], f"{by}_id": r["id"] or None}
@@ -236,15 +249,50 @@ def _by_day(conn: store.Store, chosen: Filters, where: str, params: list, sent: 
         tuple(params),
     )
     zone = chosen.tz or clock.UTC
+
+    def day_of(moment: str) -> str:
+        return clock.from_text(moment).astimezone(zone).date().isoformat()
+
     days: dict[str, dict] = {}
     for row in found:
-        day = clock.from_text(row.pop("bucket_at")).astimezone(zone)
-        label = day.date().isoformat()
+        label = day_of(row.pop("bucket_at"))
         if label not in days:
-            days[label] = {"day": label} | {k: 0 for k in row}
+            days[label] = {"day": label} | {k: 0 for k in row} | {"converting_clicks": 0}
         for k, v in row.items():
             days[label][k] += v or 0
+    # a click converting on two days converts on each
+    converting = Counter(day for day, _ in {
+        (day_of(at), click) for at, click in _converting(conn, chosen, ["converted_at"])
+    })  # fmt: skip
+    for label, count in converting.items():
+        if label in days:
+            days[label]["converting_clicks"] = count
     return [r for r in days.values() if _nonzero(r)]
+
+
+def _converting(conn: store.Store, chosen: Filters, group: list[str]) -> set[tuple]:
+    """(*group, click) for each unique click with an attributed conversion in the range: the
+    clicks that converted, which a conversion rate counts (a lead and a sale on one click are
+    two conversions but one converting click). Report groups are 0 (or '') where the row's is
+    NULL, as in the counters."""
+    clauses, params = chosen.where(time_column="converted_at")
+    keys = [
+        column if column == "converted_at" else f"coalesce({column}, {_ZERO[column]})"
+        for column in group
+    ]
+    found = conn.execute(
+        f"SELECT DISTINCT {', '.join([*keys, 'message_click_id'])} FROM conversions"
+        f" WHERE {' AND '.join(clauses)} AND attribution = 'attributed' AND is_reversal = 0"
+        " AND message_click_id IS NOT NULL",
+        tuple(params),
+    )
+    return {tuple(row) for row in found}
+
+
+# what the counters keep for a NULL group
+_ZERO = {"variant": "''"} | {
+    column: "0" for column in ("campaign_id", "offer_id", "creative_id", "list_id", "domain_id")
+}
 
 
 def _by_message(conn: store.Store, chosen: Filters, limit: int | None) -> Report:
@@ -292,6 +340,9 @@ def _by_message(conn: store.Store, chosen: Filters, limit: int | None) -> Report
         (SELECT count(*) FROM conversions cv WHERE cv.message_id = m.id
             AND cv.attribution = 'attributed' AND cv.is_reversal = 0
             {"".join(conv_time)}{conv_offer}) AS conversions,
+        (SELECT count(DISTINCT cv.message_click_id) FROM conversions cv
+            WHERE cv.message_id = m.id AND cv.attribution = 'attributed' AND cv.is_reversal = 0
+            {"".join(conv_time)}{conv_offer}) AS converting_clicks,
         coalesce((SELECT sum(cv.revenue_micros) FROM conversions cv WHERE cv.message_id = m.id
             AND cv.attribution = 'attributed'{"".join(conv_time)}{conv_offer}), 0)
             AS revenue_micros,
@@ -316,7 +367,7 @@ def _by_message(conn: store.Store, chosen: Filters, limit: int | None) -> Report
         + r_params
         + time_params
         + offer_param
-        + (time_params + offer_param) * 5
+        + (time_params + offer_param) * 6
         + params
     )
     found = [r for r in store.rows(conn, sql, tuple(query_params)) if _nonzero(r)]
