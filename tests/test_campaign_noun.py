@@ -370,3 +370,17 @@ def test_a_campaign_being_written_is_not_deleted(sent, target):
     message = sent.error("campaign", "delete", "july", "--force")
     assert message.startswith("Error: campaign 'july' is incomplete: `trackly shorten`")
     assert everything(target) == before
+
+
+def test_a_domain_whose_campaigns_were_deleted_whole_can_be_removed(sent, target):
+    sent("domain", "add", "promo.acme.test", "--account", "acme")
+    sent(
+        *("shorten", "a.txt", "--list", "vip", "--campaign", "promo", "--output", "p.csv"),
+        *("--link", "link1=Summer Sale", "--link", "link2=TVs", "--domain", "promo.acme.test"),
+    )
+    assert "carries the links of 4 messages" in sent.error("domain", "remove", "promo.acme.test")
+    sent("campaign", "delete", "promo")
+    (promo,) = [d for d in sent.json("domain", "list") if d["hostname"] == "promo.acme.test"]
+    assert promo["campaigns"] == 0
+    sent("domain", "remove", "promo.acme.test")
+    assert [d["hostname"] for d in sent.json("domain", "list")] == ["go.acme.test"]

@@ -354,9 +354,10 @@ def delete(conn: store.Store, account_ref: str | None, ref: str, *, force: bool 
         # Only sending counters are left (checked above): removing the rows takes them back.
         conn.execute("DELETE FROM report_rollups WHERE campaign_id = ?", (campaign["id"],))
         # The tombstone keeps the id; its name_key (a control character, which no name may
-        # hold) matches no name, so the name can be used again.
+        # hold) matches no name, so the name can be used again, and it holds on to no list.
         conn.execute(
-            "UPDATE campaigns SET deleted = 'removed', deleted_at = ?, name_key = ? WHERE id = ?",
+            "UPDATE campaigns SET deleted = 'removed', deleted_at = ?, name_key = ?,"
+            " list_id = NULL WHERE id = ?",
             (now, f"\x01deleted {campaign['id']}", campaign["id"]),
         )
         return {"campaign": name, "deleted": "removed", "messages": messages} | found
