@@ -384,3 +384,22 @@ def test_a_domain_whose_campaigns_were_deleted_whole_can_be_removed(sent, target
     assert promo["campaigns"] == 0
     sent("domain", "remove", "promo.acme.test")
     assert [d["hostname"] for d in sent.json("domain", "list")] == ["go.acme.test"]
+
+
+def test_delivery_columns_appear_in_the_table_once_receipts_were_imported(sent, target, tmp_path):
+    table = sent("campaign", "list").stdout
+    assert "undelivered" not in table and "unique clicks" in table
+    assert {"delivered", "undelivered"} <= set(sent.json("campaign", "list")[0])
+    (first,) = query(target, "SELECT min(m.id) AS id FROM messages m")
+    (tmp_path / "receipts.csv").write_text(
+        f"message_id,delivered_at,status\n{first['id']},2026-11-30T09:00:02Z,delivered\n"
+        f"{first['id'] + 1},,undelivered\n",
+        encoding="utf-8",
+    )
+    sent("receipts", "import", "receipts.csv")
+    june = {c["name"]: c for c in sent.json("campaign", "list")}["june"]
+    assert (june["delivered"], june["undelivered"]) == (1, 1)
+    assert "undelivered" in sent("campaign", "list").stdout
+    shown = sent.json("campaign", "show", "june")
+    assert (shown["delivered"], shown["undelivered"]) == (1, 1)
+    assert [m["delivery"] for m in shown["messages"][:3]] == ["delivered", "failed", None]

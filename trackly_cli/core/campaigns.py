@@ -164,10 +164,10 @@ def _incomplete(campaign: dict) -> str:
     )
 
 
-def numbers(conn: store.Store, account: dict) -> dict[int, dict]:
+def numbers(conn: store.Store, account: dict, campaign: dict | None = None) -> dict[int, dict]:
     """Each campaign's row of `trackly report --by campaign` (all time), by campaign id: the
-    same numbers, from the same code."""
-    found = reports.report(conn, Filters(account=account), "campaign")
+    same numbers, from the same code (only `campaign`'s, when given)."""
+    found = reports.report(conn, Filters(account=account, campaign=campaign), "campaign")
     return {row["campaign_id"]: row for row in found.rows if row["campaign_id"]}
 
 
@@ -208,7 +208,7 @@ def detail(conn: store.Store, account_ref: str | None, ref: str, limit: int = SA
     and the offer or URL of each slot, and its first `limit` messages with their links."""
     account = accounts.resolve(conn, account_ref)
     campaign = find(conn, account, ref)
-    figures = numbers(conn, account).get(campaign["id"]) or _zeros()
+    figures = numbers(conn, account, campaign).get(campaign["id"]) or _zeros()
     domain = store.row(
         conn, "SELECT scheme, hostname FROM domains WHERE id = ?", (campaign["domain_id"],)
     )
