@@ -403,3 +403,36 @@ def test_delivery_columns_appear_in_the_table_once_receipts_were_imported(sent, 
     shown = sent.json("campaign", "show", "june")
     assert (shown["delivered"], shown["undelivered"]) == (1, 1)
     assert [m["delivery"] for m in shown["messages"][:3]] == ["delivered", "failed", None]
+
+
+def test_a_refund_waiting_for_a_sale_of_its_links_is_history_too(sent, server, target):
+    app = server()
+    link = link_of(target, "july")
+    (offer,) = query(target, "SELECT postback_secret FROM offers WHERE name = 'Summer Sale'")
+    secret = offer["postback_secret"]
+    refund = app.get(f"/conv?link_id={link}&txn_id=T9&event=refund&postback_secret={secret}")
+    assert refund.json["status"] == "pending"
+    before = everything(target)
+    assert sent.error("campaign", "delete", "july") == (
+        "Error: campaign 'july' has 0 clicks and 0 conversions (1 refunds waiting for their"
+        " sale); its links are live: add --force to retire it (its links stop answering, its"
+        " report history stays)"
+    )
+    assert everything(target) == before
+    assert sent.json("campaign", "delete", "july", "--force") == {
+        "campaign": "july",
+        "deleted": "retired",
+        "messages_removed": 0,
+        "clicks": 0,
+        "conversions": 0,
+        "refunds_waiting": 1,
+    }
+    assert sent.json("campaign", "delete", "june") == {
+        "campaign": "june",
+        "deleted": "removed",
+        "messages_removed": 4,
+        "clicks": 0,
+        "conversions": 0,
+        "refunds_waiting": 0,
+    }
+    assert sent.json("campaign", "list") == []

@@ -110,8 +110,8 @@ def delete(
         output.emit_record(done, fmt)
     elif done["deleted"] == "removed":
         output.info(
-            f"Deleted campaign [bold]{done['campaign']}[/]: {done['messages']:,} messages and"
-            " their links."
+            f"Deleted campaign [bold]{done['campaign']}[/]:"
+            f" {done['messages_removed']:,} messages and their links."
         )
     else:
         output.info(

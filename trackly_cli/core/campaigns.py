@@ -329,18 +329,27 @@ def delete(conn: store.Store, account_ref: str | None, ref: str, *, force: bool 
         used = found["clicks"] or found["conversions"] or found["other"] or found["waiting"]
         name = campaign["name"]
         if used and not force:
+            reason = f"{found['clicks']:,} clicks and {found['conversions']:,} conversions"
+            if found["waiting"]:
+                reason += f" ({found['waiting']:,} refunds waiting for their sale)"
+            elif not found["clicks"] and not found["conversions"]:
+                reason += " (but refunds or chargebacks)"
             raise Conflict(
-                f"campaign {name!r} has {found['clicks']:,} clicks and"
-                f" {found['conversions']:,} conversions; its links are live: add --force to"
-                " retire it (its links stop answering, its report history stays)"
+                f"campaign {name!r} has {reason}; its links are live: add --force to retire it"
+                " (its links stop answering, its report history stays)"
             )
+        found = {
+            "clicks": found["clicks"],
+            "conversions": found["conversions"],
+            "refunds_waiting": found["waiting"],
+        }
         now = clock.now_text()
         if used:
             conn.execute(
                 "UPDATE campaigns SET deleted = 'retired', deleted_at = ? WHERE id = ?",
                 (now, campaign["id"]),
             )
-            return {"campaign": name, "deleted": "retired", "messages": 0} | found
+            return {"campaign": name, "deleted": "retired", "messages_removed": 0} | found
         messages = store.scalar(
             conn, "SELECT count(*) FROM messages WHERE campaign_id = ?", (campaign["id"],)
         )
@@ -360,4 +369,4 @@ def delete(conn: store.Store, account_ref: str | None, ref: str, *, force: bool 
             " list_id = NULL WHERE id = ?",
             (now, f"\x01deleted {campaign['id']}", campaign["id"]),
         )
-        return {"campaign": name, "deleted": "removed", "messages": messages} | found
+        return {"campaign": name, "deleted": "removed", "messages_removed": messages} | found
