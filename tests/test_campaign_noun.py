@@ -9,9 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import HUMAN_HEADERS, execute, query, snapshot
+from conftest import HUMAN_HEADERS, LiveServer, execute, query, snapshot, wait_for
 
-from trackly_cli.core import shorten, store
+from trackly_cli.core import campaigns, shorten, store
 
 TABLES = (
     "campaigns",
@@ -436,3 +436,82 @@ def test_a_refund_waiting_for_a_sale_of_its_links_is_history_too(sent, server, t
         "refunds_waiting": 0,
     }
     assert sent.json("campaign", "list") == []
+
+
+@pytest.mark.slow
+def test_a_running_trackly_serve_stops_answering_deleted_campaigns(sent, target, tmp_path):
+    """A real `trackly serve` in another process, holding every link in memory: within
+    seconds of each delete its links answer 404, and its drain goes on storing the others."""
+    serve = LiveServer(target, "--journal", str(tmp_path / "journal"), logs=tmp_path)
+    try:
+        june, july = link_of(target, "june"), link_of(target, "july")
+        assert serve.request(f"/{june}", headers=HUMAN_HEADERS)[0] == 302
+        sent("campaign", "delete", "june", "--force")  # (it has a click: retired)
+        sent("campaign", "delete", "july")  # (nobody clicked it: removed)
+        for link in (june, july):
+            wait_for(
+                lambda link=link: serve.request(f"/{link}", headers=HUMAN_HEADERS)[0] == 404,
+                what=f"{link} answered 404",
+            )
+        sent(
+            *("shorten", "a.txt", "--list", "vip", "--campaign", "august", "-o", "aug.csv"),
+            *("--link", "link1=Summer Sale", "--link", "link2=TVs"),
+        )
+        august = link_of(target, "august")
+        assert serve.request(f"/{august}", headers=HUMAN_HEADERS)[0] == 302
+    finally:
+        assert serve.stop() == 0
+    stored = query(target, "SELECT link_id FROM message_short_link_clicks ORDER BY id")
+    assert [r["link_id"] for r in stored] == [june, august]
+
+
+def test_a_removal_stops_the_links_before_it_removes_their_rows(sent, server, target):
+    app = server()
+    link = link_of(target, "july")
+    seen = []
+
+    def meanwhile(seconds: float) -> None:
+        # Between the two steps: the links answer no more, their rows are still there.
+        assert seconds == campaigns.GRACE_SECONDS
+        app.tracker.refresh(force=True)
+        seen.append(app.get(f"/{link}", headers=HUMAN_HEADERS, expect_errors=True).status_int)
+        seen.append(query(target, "SELECT count(*) AS n FROM short_links WHERE id = ?", link))
+
+    conn = store.open_db(target)
+    try:
+        done = campaigns.delete(conn, None, "july", wait=meanwhile)
+    finally:
+        conn.close()
+    assert seen == [404, [{"n": 1}]]
+    assert done["deleted"] == "removed" and done["messages_removed"] == 4
+    assert query(target, "SELECT count(*) AS n FROM short_links WHERE id = ?", link) == [{"n": 0}]
+
+
+def test_a_campaign_touched_while_being_removed_is_retired_instead(sent, server, target):
+    app = server()
+    link = link_of(target, "july")
+    report = sent.json("report", "--by", "campaign")
+
+    def meanwhile(seconds: float) -> None:
+        # A postback for one of its links (a network's, late): it is recorded.
+        assert app.get(f"/conv?link_id={link}&txn_id=X1&revenue=5").json["status"] == "recorded"
+
+    conn = store.open_db(target)
+    try:
+        done = campaigns.delete(conn, None, "july", wait=meanwhile)
+    finally:
+        conn.close()
+    assert done == {
+        "campaign": "july",
+        "deleted": "retired",
+        "messages_removed": 0,
+        "clicks": 0,
+        "conversions": 1,
+        "refunds_waiting": 0,
+    }
+    # Nothing it recorded went: its sent, its messages and links, the new conversion.
+    (july,) = [r for r in sent.json("report", "--by", "campaign") if r["campaign"] == "july"]
+    (before,) = [r for r in report if r["campaign"] == "july"]
+    assert july == before | {"unattributed_conversions": 1, "unattributed_revenue": "5.00"}
+    assert query(target, "SELECT count(*) AS n FROM short_links WHERE id = ?", link) == [{"n": 1}]
+    assert [c["name"] for c in sent.json("campaign", "list")] == ["june"]

@@ -104,7 +104,8 @@ def delete(
     fmt: FormatOpt = Format.table,
 ) -> None:
     """Delete a campaign. One without clicks or conversions goes whole: its messages, links
-    and report counts (its name is free again). One with any is refused unless --force."""
+    and report counts (its name is free again), two seconds after its links stop answering.
+    One with any is refused unless --force."""
     done = campaigns.delete(state.db(ctx), account, name, force=force)
     if fmt is not Format.table:
         output.emit_record(done, fmt)

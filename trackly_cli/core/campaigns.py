@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import os
 import socket
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 from trackly_cli.core import accounts, clock, dialect, outbox, reports, store, validate
@@ -315,20 +317,35 @@ def history(conn: store.Store, campaign_id: int) -> dict:
     return found
 
 
-def delete(conn: store.Store, account_ref: str | None, ref: str, *, force: bool = False) -> dict:
-    """Delete a campaign, in one transaction. One without clicks or conversions goes with its
-    messages, links and report counters (what it added to `sent` is taken back), and its name
-    is free again. One with history is refused, unless `force`: then it is retired (its links
-    no longer answer clicks, everything it recorded stays in the reports)."""
+# How long a removal waits between stopping a campaign's links and removing their rows: more than
+# a running server takes to re-read its settings (a second) and to store a click it answered just
+# before (a fraction of one). A click stored meanwhile makes the campaign retired, not removed:
+# a click whose link row is gone could never be stored (the drain would retry it for ever).
+GRACE_SECONDS = 2.0
+
+
+def delete(
+    conn: store.Store,
+    account_ref: str | None,
+    ref: str,
+    *,
+    force: bool = False,
+    wait: Callable[[float], None] = time.sleep,
+) -> dict:
+    """Delete a campaign. One with history (clicks, conversions, refunds waiting for a sale of
+    its links) is refused, unless `force`: then it is retired (its links no longer answer
+    clicks, everything it recorded stays in the reports). One without is removed whole: first
+    retired, so that running servers stop answering its links; then, GRACE_SECONDS later and
+    still untouched, its messages, links and report counters (what it added to `sent`) go in
+    one transaction, and its name is free again. Interrupted in between, it stays retired."""
     account = accounts.resolve(conn, account_ref)
     with store.write(conn):
         campaign = find(conn, account, ref)
         if campaign["building_pid"] is not None:
             raise Conflict(_incomplete(campaign))
         found = history(conn, campaign["id"])
-        used = found["clicks"] or found["conversions"] or found["other"] or found["waiting"]
         name = campaign["name"]
-        if used and not force:
+        if _used(found) and not force:
             reason = f"{found['clicks']:,} clicks and {found['conversions']:,} conversions"
             if found["waiting"]:
                 reason += f" ({found['waiting']:,} refunds waiting for their sale)"
@@ -338,35 +355,57 @@ def delete(conn: store.Store, account_ref: str | None, ref: str, *, force: bool 
                 f"campaign {name!r} has {reason}; its links are live: add --force to retire it"
                 " (its links stop answering, its report history stays)"
             )
-        found = {
-            "clicks": found["clicks"],
-            "conversions": found["conversions"],
-            "refunds_waiting": found["waiting"],
-        }
-        now = clock.now_text()
-        if used:
-            conn.execute(
-                "UPDATE campaigns SET deleted = 'retired', deleted_at = ? WHERE id = ?",
-                (now, campaign["id"]),
-            )
-            return {"campaign": name, "deleted": "retired", "messages_removed": 0} | found
-        messages = store.scalar(
-            conn, "SELECT count(*) FROM messages WHERE campaign_id = ?", (campaign["id"],)
-        )
         conn.execute(
-            "DELETE FROM short_links WHERE message_id IN"
-            " (SELECT id FROM messages WHERE campaign_id = ?)",
-            (campaign["id"],),
+            "UPDATE campaigns SET deleted = 'retired', deleted_at = ? WHERE id = ?",
+            (clock.now_text(), campaign["id"]),
         )
-        conn.execute("DELETE FROM messages WHERE campaign_id = ?", (campaign["id"],))
-        conn.execute("DELETE FROM campaign_variants WHERE campaign_id = ?", (campaign["id"],))
-        # Only sending counters are left (checked above): removing the rows takes them back.
-        conn.execute("DELETE FROM report_rollups WHERE campaign_id = ?", (campaign["id"],))
-        # The tombstone keeps the id; its name_key (a control character, which no name may
-        # hold) matches no name, so the name can be used again, and it holds on to no list.
-        conn.execute(
-            "UPDATE campaigns SET deleted = 'removed', deleted_at = ?, name_key = ?,"
-            " list_id = NULL WHERE id = ?",
-            (now, f"\x01deleted {campaign['id']}", campaign["id"]),
-        )
-        return {"campaign": name, "deleted": "removed", "messages_removed": messages} | found
+    if not _used(found):
+        wait(GRACE_SECONDS)
+        with store.write(conn):
+            found = history(conn, campaign["id"])
+            if not _used(found):
+                return {
+                    "campaign": name,
+                    "deleted": "removed",
+                    "messages_removed": _remove(conn, campaign),
+                    "clicks": 0,
+                    "conversions": 0,
+                    "refunds_waiting": 0,
+                }
+    return {
+        "campaign": name,
+        "deleted": "retired",
+        "messages_removed": 0,
+        "clicks": found["clicks"],
+        "conversions": found["conversions"],
+        "refunds_waiting": found["waiting"],
+    }
+
+
+def _used(found: dict) -> bool:
+    return bool(found["clicks"] or found["conversions"] or found["other"] or found["waiting"])
+
+
+def _remove(conn: store.Store, campaign: dict) -> int:
+    """Remove a retired campaign that nothing refers to: its messages, links, variants and
+    report counters (only what it sent is in them: checked by the caller), leaving its row;
+    returns the messages removed."""
+    messages = store.scalar(
+        conn, "SELECT count(*) FROM messages WHERE campaign_id = ?", (campaign["id"],)
+    )
+    conn.execute(
+        "DELETE FROM short_links WHERE message_id IN"
+        " (SELECT id FROM messages WHERE campaign_id = ?)",
+        (campaign["id"],),
+    )
+    conn.execute("DELETE FROM messages WHERE campaign_id = ?", (campaign["id"],))
+    conn.execute("DELETE FROM campaign_variants WHERE campaign_id = ?", (campaign["id"],))
+    conn.execute("DELETE FROM report_rollups WHERE campaign_id = ?", (campaign["id"],))
+    # The tombstone keeps the id; its name_key (a control character, which no name may hold)
+    # matches no name, so the name can be used again, and it holds on to no list.
+    conn.execute(
+        "UPDATE campaigns SET deleted = 'removed', deleted_at = ?, name_key = ?,"
+        " list_id = NULL WHERE id = ?",
+        (clock.now_text(), f"\x01deleted {campaign['id']}", campaign["id"]),
+    )
+    return messages
