@@ -258,6 +258,7 @@ def test_an_empty_account_lists_no_campaign(target, cli):
 # -- delete ----------------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # (a removal waits campaigns.GRACE_SECONDS)
 def test_a_campaign_nobody_clicked_is_deleted_whole_and_its_sent_taken_back(
     sent, server, target, tmp_path
 ):
@@ -372,6 +373,7 @@ def test_a_campaign_being_written_is_not_deleted(sent, target):
     assert everything(target) == before
 
 
+@pytest.mark.slow  # (a removal waits campaigns.GRACE_SECONDS)
 def test_a_domain_whose_campaigns_were_deleted_whole_can_be_removed(sent, target):
     sent("domain", "add", "promo.acme.test", "--account", "acme")
     sent(
@@ -405,6 +407,7 @@ def test_delivery_columns_appear_in_the_table_once_receipts_were_imported(sent, 
     assert [m["delivery"] for m in shown["messages"][:3]] == ["delivered", "failed", None]
 
 
+@pytest.mark.slow  # (a removal waits campaigns.GRACE_SECONDS)
 def test_a_refund_waiting_for_a_sale_of_its_links_is_history_too(sent, server, target):
     app = server()
     link = link_of(target, "july")
