@@ -409,7 +409,7 @@ def test_the_same_tables_columns_constraints_indexes_and_triggers(stores: Stores
         assert pg == lite, table
         assert pg_keys == lite_keys, table
     triggers = lite_triggers(stores.lite)
-    assert len(triggers) == 22
+    assert len(triggers) == 23  # (0011 added campaigns_deleted_config)
     assert pg_triggers(stores.pg) == triggers
 
 
@@ -1000,6 +1000,12 @@ def script() -> list[Step]:
             "UPDATE journal_state SET segment = ?, byte_offset = ?, updated_at = ? WHERE id = ?",
             (8, 5_000_000_000, "2026-03-01T12:00:00.000000Z", "4f0c9d"),
         ),
+        # trackly campaign delete --force: the tombstone that tells running servers
+        Step(
+            "UPDATE campaigns SET deleted = 'retired', deleted_at = ? WHERE id = ?",
+            ("2026-03-01T12:30:00.000000Z", 1),
+            ("campaigns_deleted_config",),
+        ),
     ]
     result = []
     for step in steps:
@@ -1069,7 +1075,7 @@ def test_the_same_statements_leave_the_same_rows(stores: Stores):
     assert quarter == [(2, 1, 1)]  # clicks 2 (bot after the rescan) and 3; MessageClick 5
     # one bump per row, as SQLite's row triggers do
     assert stores.lite.execute("SELECT version FROM config_version").fetchone() == (config_rows,)
-    assert config_rows == 26
+    assert config_rows == 27
 
 
 # -- what either refuses -------------------------------------------------------------------------

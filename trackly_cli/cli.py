@@ -12,6 +12,7 @@ from trackly_cli import __version__, output
 from trackly_cli.commands import (
     account,
     bots,
+    campaign,
     contacts,
     conversions,
     creative,
@@ -101,6 +102,7 @@ app.add_typer(list_commands.app, name="list")
 app.add_typer(contacts.app, name="contacts")
 app.add_typer(contacts.contact_app, name="contact")
 app.add_typer(creative.app, name="creative")
+app.add_typer(campaign.app, name="campaign")
 app.add_typer(bots.app, name="bots")
 app.add_typer(conversions.app, name="conversions")
 app.add_typer(receipts.app, name="receipts")

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, NoReturn
 
 import typer
-from rich.console import Console
+from rich.console import Console, Group
 from rich.markup import escape
 from rich.table import Table
 
@@ -245,6 +245,20 @@ def emit_record(
         emit([record], fmt, output)
     else:
         render(record_table(record, title=title), output)
+
+
+def emit_sections(
+    record: dict,
+    sections: Sequence[tuple[str, Sequence[dict]]],
+    output: Path | None = None,
+    *,
+    title: str | None = None,
+) -> None:
+    """One record as a two-column table, followed by tables of its parts (a campaign's
+    variants and messages), on stdout or into `output`."""
+    parts: list[Any] = [record_table(record, title=title)]
+    parts += [table(rows, title=heading) for heading, rows in sections if rows]
+    render(Group(*parts), output)
 
 
 def record_table(record: dict, *, title: str | None = None) -> Table:

@@ -220,6 +220,8 @@ class Tracker:
         if not links.VALID_ID.match(link_id):
             return None
         found = self.hot_links.get(link_id) or self.links.get(link_id)
+        if found is not None and found.campaign_id in self.snapshot.removed_campaigns:
+            return None  # (held in memory since before `trackly campaign delete` removed it)
         if found is None:
             with self.reading() as conn:
                 found = clicks.load_link(conn, link_id)
@@ -390,6 +392,8 @@ def create_app(
         link = tracker.link(link_id)
         if link is None or link.account_id != domain.account_id:
             return None
+        if link.campaign_id in snapshot.retired_campaigns:
+            return None  # deleted with --force: its links answer no more clicks
         if link.offer_id and link.offer_id not in snapshot.offers:
             snapshot = tracker.refresh(force=True)  # an offer made within the last second
             if link.offer_id not in snapshot.offers:

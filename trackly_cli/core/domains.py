@@ -53,7 +53,8 @@ def _select(where: str = "") -> str:
     return (
         "SELECT d.id, d.hostname, a.name AS account, d.account_id, d.scheme,"
         " d.is_default, d.created_at,"
-        " (SELECT count(*) FROM campaigns c WHERE c.domain_id = d.id) AS campaigns"
+        " (SELECT count(*) FROM campaigns c WHERE c.domain_id = d.id"
+        "  AND coalesce(c.deleted, '') <> 'removed') AS campaigns"
         f" FROM domains d JOIN accounts a ON a.id = d.account_id {where}"
         " ORDER BY a.name, d.hostname"
     )
@@ -99,6 +100,10 @@ def remove(db: store.Store, host: str) -> dict:
                 f"domain {domain['hostname']} carries the links of {used:,} messages: removing it "
                 "would break them (it stays; stop pointing DNS at this server to retire it)"
             )
+        # What is left of campaigns deleted whole (`trackly campaign delete`) goes with it.
+        conn.execute(
+            "DELETE FROM campaigns WHERE domain_id = ? AND deleted = 'removed'", (domain["id"],)
+        )
         conn.execute("DELETE FROM domains WHERE id = ?", (domain["id"],))
         if domain["is_default"]:
             conn.execute(

@@ -11,7 +11,7 @@ _KINDS = {
     "offers": ("offer", "trackly offer list"),
     "lists": ("list", "trackly list list"),
     "creatives": ("creative", "trackly creative list"),
-    "campaigns": ("campaign", "trackly report --by campaign"),
+    "campaigns": ("campaign", "trackly campaign list"),
 }
 
 
@@ -20,8 +20,8 @@ def find(conn: store.Store, table: str, ref: str | int, account_id: int | None =
     what, listing = _KINDS[table]
     text = str(ref).strip()
     scope, params = ("", ()) if account_id is None else (" AND account_id = ?", (account_id,))
-    if table == "campaigns":  # one that `trackly shorten` is still writing is not there yet
-        scope += " AND building_pid IS NULL"
+    if table == "campaigns":  # one that `trackly shorten` is still writing is not there yet,
+        scope += " AND building_pid IS NULL AND deleted IS NULL"  # nor one deleted
     if text.isascii() and text.isdigit() and not validate.is_id(text):
         raise NotFound(f"no {what} {text[:20]!r}…" + f" (see `{listing}`)")
     if validate.is_id(text):

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import os
 import re
 import secrets
 import time
@@ -36,6 +35,7 @@ from trackly_cli.core import (
     templates,
     validate,
 )
+from trackly_cli.core import outbox as outbox_csv
 from trackly_cli.core.errors import Conflict, InvalidInput, NotFound, Problems
 
 BATCH = 2000
@@ -43,7 +43,7 @@ BATCH = 2000
 CHUNK_SECONDS = 0.2
 FIRST_CHUNK, MIN_CHUNK, MAX_CHUNK = 1000, 200, 20_000
 MAX_VARIANTS = 26
-OUTBOX_COLUMNS = ["phone", "message_id", "text", "segments", "encoding"]
+OUTBOX_COLUMNS = outbox_csv.COLUMNS
 _BINDING = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.+?)\s*$", re.S)
 _URLISH = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*:")
 BUILTIN_FIELDS = ("phone",)
@@ -116,15 +116,8 @@ class Summary:
 
 
 _STORED_TIME = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:.]+Z$")
-_QUOTED = re.compile(r'[",\r\n]')
-
-
-def outbox_cell(text: str) -> str:
-    """A cell of the outbox CSV as the csv module writes it (RFC 4180, quoted only when it must
-    be), at a fifth of the cost per row; a phone, a number or an encoding never needs quotes."""
-    if _QUOTED.search(text):
-        return '"' + text.replace('"', '""') + '"'
-    return text
+# The outbox's rows are made by core.outbox, which `trackly campaign outbox` shares.
+outbox_cell = outbox_csv.cell
 
 
 def parse_split(text: str | None, count: int) -> list[int]:
@@ -223,12 +216,17 @@ def prepare(
         else:
             existing = store.row(
                 conn,
-                "SELECT id, building_pid, building_host FROM campaigns"
+                "SELECT id, building_pid, building_host, deleted FROM campaigns"
                 " WHERE account_id = ? AND name_key = ?",
                 (account["id"], validate.key(campaign)),
             )
             if existing is None:
                 pass
+            elif existing["deleted"] is not None:
+                problems.append(
+                    f"campaign {campaign!r} was deleted with --force and keeps its name for its"
+                    " report history: choose another --campaign"
+                )
             elif existing["building_pid"] is None:
                 problems.append(f"campaign {campaign!r} already exists: choose another --campaign")
             elif campaigns.is_alive(existing["building_pid"], existing["building_host"]):
@@ -381,9 +379,9 @@ def run(
     pending = None
     handle = None
     if outbox is not None and plan.list_row is not None:
-        pending = _Outbox(outbox)
+        pending = outbox_csv.PendingFile(outbox)
         handle = pending.handle
-        handle.write(",".join(OUTBOX_COLUMNS) + "\r\n")
+        handle.write(outbox_csv.HEADER)
     # A bigger page cache for the random-key inserts of the links (a fixed 64 MB, whatever the
     # list's size), back to what it was afterwards.
     conn = db
@@ -454,59 +452,6 @@ def run(
             conn.execute(f"PRAGMA cache_size = {int(cache_size)}")
             conn.execute(f"PRAGMA wal_autocheckpoint = {int(autocheckpoint)}")
     return summary
-
-
-class _Outbox:
-    """The outbox CSV, written in its folder under no name until the campaign is complete: a
-    run that is killed leaves no file of phone numbers behind (#15). On Linux the file is
-    opened with O_TMPFILE and linked into place at the end; where that is not possible, it is a
-    hidden `.NAME.partial` file, removed when the run fails or is interrupted (a kill -9 there
-    leaves it). Readable by its owner only, as what it holds is personal data."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.partial: Path | None = None
-        try:
-            if not os.path.isdir("/proc/self/fd"):  # (where the unnamed file is linked from)
-                raise OSError("no /proc")
-            fd = os.open(path.parent, os.O_TMPFILE | os.O_WRONLY | os.O_CLOEXEC, 0o600)
-        except (AttributeError, OSError):
-            self.partial = path.with_name(f".{path.name}.partial")
-            try:
-                fd = os.open(
-                    self.partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600
-                )
-            except OSError as e:
-                raise InvalidInput(f"cannot write {path}: {e.strerror or e}") from e
-        self.handle = os.fdopen(fd, "w", newline="", encoding="utf-8")
-
-    def publish(self) -> None:
-        """Give the complete file its name (replacing a file of that name)."""
-        self.handle.flush()
-        if self.partial is None:
-            named = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-            named.unlink(missing_ok=True)
-            folder = os.open(self.path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-            try:  # linkat(…, AT_SYMLINK_FOLLOW): the file behind the descriptor gets the name
-                os.link(
-                    f"/proc/self/fd/{self.handle.fileno()}",
-                    named.name,
-                    dst_dir_fd=folder,
-                    follow_symlinks=True,
-                )
-            finally:
-                os.close(folder)
-            self.handle.close()
-            os.replace(named, self.path)
-        else:
-            self.handle.close()
-            os.replace(self.partial, self.path)
-
-    def discard(self) -> None:
-        if not self.handle.closed:
-            self.handle.close()
-        if self.partial is not None:
-            self.partial.unlink(missing_ok=True)
 
 
 def _undo(conn: store.Store, send: _Send) -> None:
@@ -719,7 +664,7 @@ class _Send:
             if self.outbox is not None:
                 self.outbox.write(
                     "".join(
-                        f"{row[1]},{m[0]},{outbox_cell(m[4])},{m[5]},{m[6]}\r\n"
+                        outbox_csv.line(row[1], m[0], m[4], m[5], m[6])
                         for row, m in zip(batch, message_rows, strict=True)
                     )
                 )

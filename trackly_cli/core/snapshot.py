@@ -1,6 +1,7 @@
 """What a running server keeps in memory of the settings: tracking domains, offers, lists, the
-accounts that store no full IP (or not for long), and the bot IP ranges — read in one consistent
-transaction, and again only when the trigger-maintained config_version says they changed."""
+accounts that store no full IP (or not for long), the bot IP ranges and the deleted campaigns —
+read in one consistent transaction, and again only when the trigger-maintained config_version
+says they changed."""
 
 from __future__ import annotations
 
@@ -28,6 +29,10 @@ class Snapshot:
     anonymize_at_once: frozenset[int] = frozenset()  # accounts that store no full IP
     anonymizing: frozenset[int] = frozenset()  # accounts that keep no full IP for long
     ranges: dict[str, RangeSet] = field(default_factory=dict)
+    # Deleted campaigns (`trackly campaign delete`): their links answer no click. A removed
+    # one's links are gone from the database too; a server may still hold them in memory.
+    removed_campaigns: frozenset[int] = frozenset()
+    retired_campaigns: frozenset[int] = frozenset()
 
 
 def version(conn: store.Store) -> int:
@@ -44,6 +49,7 @@ def load(conn: store.Store) -> Snapshot:
                 " WHERE anonymize_ips_after_days IS NOT NULL"
             )
         )
+        deleted = list(conn.execute("SELECT id, deleted FROM campaigns WHERE deleted IS NOT NULL"))
         return Snapshot(
             version=version(conn),
             domains={
@@ -57,6 +63,8 @@ def load(conn: store.Store) -> Snapshot:
             anonymize_at_once=frozenset(a for a, days in anonymize_after.items() if days == 0),
             anonymizing=frozenset(anonymize_after),
             ranges=ipranges.load(conn),
+            removed_campaigns=frozenset(i for i, how in deleted if how == "removed"),
+            retired_campaigns=frozenset(i for i, how in deleted if how == "retired"),
         )
     finally:
         conn.execute("COMMIT")

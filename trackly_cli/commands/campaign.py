@@ -1,0 +1,121 @@
+"""trackly campaign: the campaigns `trackly shorten` made, as a noun: list, show, outbox, delete."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from trackly_cli import output, state
+from trackly_cli.core import campaigns
+from trackly_cli.options import AccountOpt, ForceOpt, FormatOpt, OutputOpt
+from trackly_cli.output import Format
+
+app = typer.Typer(help="Campaigns: list, show, outbox, delete.", no_args_is_help=True)
+
+CampaignArg = Annotated[str, typer.Argument(help="Campaign name or id.")]
+
+
+@app.command("list")
+def list_command(
+    ctx: typer.Context,
+    account: AccountOpt = None,
+    fmt: FormatOpt = Format.table,
+    out: OutputOpt = None,
+    force: ForceOpt = False,
+) -> None:
+    """List the account's campaigns, newest first, with their report numbers."""
+    rows = campaigns.listing(state.db(ctx), account)
+    columns = None
+    if fmt is Format.table and not any(r["delivered"] or r["undelivered"] for r in rows):
+        # (no delivery report imported: the columns would say nothing)
+        columns = [k for k in (rows[0] if rows else {}) if k not in ("delivered", "undelivered")]
+    output.emit(rows, fmt, out, columns=columns, empty="No campaigns yet.")
+
+
+@app.command("show")
+def show(
+    ctx: typer.Context,
+    name: CampaignArg,
+    limit: Annotated[
+        int, typer.Option("--limit", min=0, max=10_000, help="Show this many of its messages.")
+    ] = campaigns.SAMPLE,
+    account: AccountOpt = None,
+    fmt: FormatOpt = Format.table,
+    out: OutputOpt = None,
+    force: ForceOpt = False,
+) -> None:
+    """Show a campaign: its numbers, list, domain, variants with their creatives and offers,
+    and its first messages with their links."""
+    record = campaigns.detail(state.db(ctx), account, name, limit)
+    if fmt is not Format.table:
+        output.emit_record(record, fmt, out)
+        return
+    variants = [
+        {k: v for k, v in variant.items() if k != "links"} | variant["links"]
+        for variant in record.pop("variants")
+    ]
+    messages = [
+        {k: v for k, v in message.items() if k != "links"} | message["links"]
+        for message in record.pop("messages")
+    ]
+    sections = [("Variants", variants)]
+    if messages:
+        sections.append((f"First {len(messages)} messages", messages))
+    output.emit_sections(record, sections, out, title=f"Campaign {record['name']}")
+
+
+@app.command("outbox")
+def outbox(
+    ctx: typer.Context,
+    name: CampaignArg,
+    out: Annotated[
+        Path,
+        typer.Option(
+            "--output", "-o", help="The outbox CSV to write.", dir_okay=False, writable=True
+        ),
+    ],
+    account: AccountOpt = None,
+    force: ForceOpt = False,
+) -> None:
+    """Write a campaign's outbox CSV again: the same file `trackly shorten --output` wrote
+    (same rows, texts and links)."""
+    written = campaigns.write_outbox(state.db(ctx), account, name, output.writable(out))
+    output.info(
+        f"Wrote {written['outbox']}: {written['messages']:,} messages of {written['campaign']}."
+    )
+
+
+@app.command("delete")
+def delete(
+    ctx: typer.Context,
+    name: CampaignArg,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="Delete a campaign that has clicks or conversions too: its links stop"
+            " answering clicks (404) and it leaves `campaign list`, while its messages, clicks,"
+            " conversions and report rows stay (its name stays taken).",
+        ),
+    ] = False,
+    account: AccountOpt = None,
+    fmt: FormatOpt = Format.table,
+) -> None:
+    """Delete a campaign. One without clicks or conversions goes whole: its messages, links
+    and report counts (its name is free again), two seconds after its links stop answering.
+    One with any is refused unless --force."""
+    done = campaigns.delete(state.db(ctx), account, name, force=force)
+    if fmt is not Format.table:
+        output.emit_record(done, fmt)
+    elif done["deleted"] == "removed":
+        output.info(
+            f"Deleted campaign [bold]{done['campaign']}[/]:"
+            f" {done['messages_removed']:,} messages and their links."
+        )
+    else:
+        output.info(
+            f"Retired campaign [bold]{done['campaign']}[/]: its links no longer answer; its"
+            f" {done['clicks']:,} clicks and {done['conversions']:,} conversions stay in reports."
+        )
