@@ -162,8 +162,7 @@ def erase(
     account: AccountOpt = None,
     fmt: FormatOpt = Format.table,
 ) -> None:
-    """Erase a person: the contact, its merge fields and list memberships, the IPs and headers
-    of its clicks and conversions, the texts it was sent. Report counts stay as they were."""
+    """Erase a person's data: contact, merge fields, texts, IPs and headers; counts stay."""
     db = state.db(ctx)
     found = erasure.find(db, account, phone, country)
     output.confirm(
