@@ -136,6 +136,10 @@ def test_erase_asks_first(cli, target):
     assert everything(target) == before
     done = cli("contacts", "erase", ANN, input="y\n")
     assert "Erased +12025550143: 1 list membership, 1 message text, 4 clicks" in done.stderr
+    assert ("frees the old row versions at its next VACUUM" in done.stderr) == (
+        target.startswith("postgres")
+    )
+    assert "Warning" not in done.stderr  # (on SQLite, nothing kept the WAL)
     assert not query(target, "SELECT 1 FROM contacts WHERE phone = ?", ANN)
 
 
@@ -156,3 +160,24 @@ def test_an_erased_persons_link_still_answers(cli, target, db_path):
     finally:
         conn.close()
     assert link is not None and link.contact_id is None
+
+
+def test_a_reader_in_the_way_is_told_and_the_wal_goes_when_it_closes(
+    cli, db_path: Path, tmp_path: Path
+):
+    import sqlite3
+
+    build(cli, tmp_path, str(db_path))
+    reader = sqlite3.connect(db_path)
+    try:
+        reader.execute("BEGIN")
+        reader.execute("SELECT count(*) FROM contacts").fetchone()  # (holds its snapshot)
+        done = cli("contacts", "erase", ANN, "--yes")
+        assert "Erased +12025550143" in done.stderr
+        assert "Warning: another process is reading the database, so its WAL keeps" in (done.stderr)
+        reader.execute("COMMIT")
+    finally:
+        reader.close()  # (the last connection: SQLite checkpoints and deletes the WAL)
+    assert not Path(f"{db_path}-wal").exists()
+    assert ANN_DIGITS not in db_path.read_bytes()
+    assert ANN_NAME.encode() not in db_path.read_bytes()

@@ -171,20 +171,23 @@ def erase(
         "nothing was erased",
     )
     result = erasure.erase_contact(db, account, phone, country)
-    if result.wal_cleared is False:
-        output.warn(
-            "a reader kept the WAL from being cut back: run `trackly contacts erase` again"
-            " (or stop the readers) so that its old pages go too"
-        )
     if fmt is not Format.table:
         output.emit_record(result.as_dict(), fmt)
-        return
-    output.info(
-        f"Erased {result.phone}: {_n(result.lists, 'list membership')},"
-        f" {_n(result.messages, 'message text')}, {_n(result.clicks, 'click')} and"
-        f" {_n(result.message_clicks, 'unique click')} (IPs, user agents, referers),"
-        f" {_n(result.conversions, 'conversion')} (IPs). Report counts are unchanged."
-    )
+    else:
+        output.info(
+            f"Erased {result.phone}: {_n(result.lists, 'list membership')},"
+            f" {_n(result.messages, 'message text')}, {_n(result.clicks, 'click')} and"
+            f" {_n(result.message_clicks, 'unique click')} (IPs, user agents, referers),"
+            f" {_n(result.conversions, 'conversion')} (IPs). Report counts are unchanged."
+        )
+    if result.wal_cleared is False:
+        output.warn(
+            "another process is reading the database, so its WAL keeps the old pages until"
+            " SQLite resets it (it deletes the WAL when the last connection closes: stop"
+            " `trackly serve` a moment)"
+        )
+    elif result.wal_cleared is None:
+        output.info("PostgreSQL frees the old row versions at its next VACUUM of the tables.")
 
 
 def _n(count: int, what: str) -> str:
