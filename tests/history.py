@@ -21,12 +21,15 @@ ANN_UA = BROWSER_UA + " QuilloniaPhone"
 REFERER = "https://mail.example/inbox/quillonia"
 BOB = "+12025550144"
 BOB_IP = "203.0.113.44"
+# An A/B assignment that gives both variants a message.
+SEED = "3"  # (Ann and Cy get A, Bob B)
 DIMENSIONS = ("campaign", "offer", "creative", "list", "variant", "day", "domain")
 
 
 def build(cli, tmp_path: Path, target: str) -> None:
-    """acme: list vip (Ann, Bob, Cy), campaign 'spring' (link1 = Summer Sale, link2 = a URL)
-    to it; Ann clicked both links (and a scanner hit link1), converted; Bob clicked once."""
+    """acme: list vip (Ann, Bob, Cy), campaign 'spring' (an A/B test; link1 = Summer Sale,
+    link2 = a URL) to it; Ann clicked both links (and a scanner hit link1), converted; Bob
+    clicked once."""
     cli("account", "create", "acme")
     cli("domain", "add", "go.acme.test", "--account", "acme")
     cli("offer", "create", "Summer Sale", "--url", "https://shop.example/s?sub={link_id}")
@@ -41,11 +44,15 @@ def build(cli, tmp_path: Path, target: str) -> None:
     (tmp_path / "msg.txt").write_text(
         "Hi {{first_name}} ({{phone}}) {{link1}} {{link2}}", encoding="utf-8"
     )
+    (tmp_path / "msg-b.txt").write_text(
+        "{{first_name}}, for {{phone}}: {{link1}} {{link2}}", encoding="utf-8"
+    )
     (tmp_path / "spare.txt").write_text("Nothing sent with this {{link1}}", encoding="utf-8")
     cli("creative", "add", "spare", tmp_path / "spare.txt")
     cli(
         "shorten",
         "msg.txt",
+        "msg-b.txt",
         "--list",
         "vip",
         "--link",
@@ -54,6 +61,8 @@ def build(cli, tmp_path: Path, target: str) -> None:
         "link2=https://plain.example/page",
         "--campaign",
         "spring",
+        "--seed",
+        SEED,
         "--output",
         tmp_path / "outbox.csv",
     )
@@ -115,8 +124,10 @@ def _click(conn, link_id: str, ip: str, agent: str, bot: bool = False) -> clicks
 
 
 def reports(cli) -> dict[str, list]:
-    """Every `trackly report --by …` as JSON (by message: without the phone column)."""
+    """Every `trackly report --by …` as JSON (by message: without the phone column), and the
+    campaign's A/B verdict."""
     found = {by: cli.json("report", "--by", by) for by in DIMENSIONS}
+    found["ab"] = cli.json("ab", "spring")
     found["message"] = [
         {k: v for k, v in row.items() if k != "phone"}
         for row in cli.json("report", "--by", "message", "--campaign", "spring")

@@ -43,11 +43,19 @@ def test_every_refusal_names_the_reason_and_changes_nothing(cli, target):
         " rows, so it stays; leave it out of new campaigns (`trackly offer update` can change"
         " its URL)"
     )
-    creative = query(target, "SELECT name FROM creatives WHERE name <> 'spare'")[0]["name"]
-    assert refused(cli, target, "creative", "delete", creative) == (
-        f"Error: creative {creative!r} was used by 1 campaign (3 messages): their A/B variants"
-        " and reports name it, so it stays; add a new creative for new campaigns"
+    used = query(
+        target,
+        "SELECT c.name, count(m.id) AS n FROM creatives c LEFT JOIN messages m"
+        " ON m.creative_id = c.id WHERE c.name <> 'spare' GROUP BY c.name ORDER BY c.name",
     )
+    assert len(used) == 2 and sum(c["n"] for c in used) == 3
+    for creative in used:
+        messages = f"{creative['n']} message{'' if creative['n'] == 1 else 's'}"
+        assert refused(cli, target, "creative", "delete", creative["name"]) == (
+            f"Error: creative {creative['name']!r} was used by 1 campaign ({messages}): their"
+            " A/B variants and reports name it, so it stays; add a new creative for new"
+            " campaigns"
+        )
     for command in ("delete", "remove"):
         assert refused(cli, target, "domain", command, "go.acme.test") == (
             "Error: domain go.acme.test carries the links of 3 messages: removing it would break"
