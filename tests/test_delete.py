@@ -160,7 +160,13 @@ def test_account_delete_force_deletes_every_row_of_it(cli, target, tmp_path: Pat
 
     done = cli.json("account", "delete", "acme", "--force", "--yes")
 
-    assert done["account"] == "acme" and done["messages"] == 3 and done["rows"] > 20
+    assert (done["account"], done["messages"], done["clicks"], done["conversions"]) == (
+        "acme",
+        3,
+        5,
+        1,
+    )
+    assert done["contacts"] == 3 and done["rows"] > 20
     assert [a["name"] for a in cli.json("account", "list")] == ["other"]
     for table in ("domains", "offers", "lists", "contacts", "creatives", "campaigns"):
         assert not query(target, f"SELECT 1 FROM {table} WHERE account_id = 1"), table

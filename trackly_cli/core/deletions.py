@@ -179,14 +179,23 @@ _BY_ACCOUNT = (
 _CONFIGURATION = ("contacts", "lists", "creatives", "offers", "domains", "report_rollups")
 
 
+# What a refusal to delete an account counts: (what it is called, its table)
+_HISTORY = (
+    ("messages", "messages"),
+    ("clicks", "message_short_link_clicks"),
+    ("conversions", "conversions"),
+    ("contacts", "contacts"),
+)
+
+
 def account_contents(conn: store.Store, account_id: int) -> dict[str, int]:
-    """How many rows of each kind an account has (the kinds a refusal names)."""
-    counts = {}
-    for table in ("messages", "message_short_link_clicks", "conversions", "contacts"):
-        counts[table] = store.scalar(
+    """How many messages, clicks, conversions and contacts an account has."""
+    return {
+        what: store.scalar(
             conn, f"SELECT count(*) FROM {table} WHERE account_id = ?", (account_id,)
         )
-    return counts
+        for what, table in _HISTORY
+    }
 
 
 def delete_account(db: store.Store, ref: str, force: bool = False) -> dict:
@@ -202,7 +211,7 @@ def delete_account(db: store.Store, ref: str, force: bool = False) -> dict:
             if any(counts.values()) and not force:
                 raise Conflict(
                     f"account {account['name']!r} has {_plural(counts['messages'], 'message')},"
-                    f" {_plural(counts['message_short_link_clicks'], 'click')},"
+                    f" {_plural(counts['clicks'], 'click')},"
                     f" {_plural(counts['conversions'], 'conversion')} and"
                     f" {_plural(counts['contacts'], 'contact')}: --force deletes all of it,"
                     " its live links and reports too (back it up first: `trackly db backup`)"
@@ -213,9 +222,7 @@ def delete_account(db: store.Store, ref: str, force: bool = False) -> dict:
             db.execute("PRAGMA secure_delete = OFF")
     if sqlite:
         store.checkpoint_wal(db, "TRUNCATE", 2000)
-    return {"account": account["name"], "id": account["id"], "rows": deleted} | {
-        k: v for k, v in counts.items()
-    }
+    return {"account": account["name"], "id": account["id"], "rows": deleted} | counts
 
 
 def _delete_everything(conn: store.Store, account_id: int) -> int:
