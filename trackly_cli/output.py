@@ -49,6 +49,21 @@ def warn(message: str) -> None:
     stderr.print(f"[yellow]Warning:[/] {escape(message)}")
 
 
+def confirm(question: str, yes: bool, declined: str) -> None:
+    """Ask on stderr before something that cannot be undone, unless `yes` (--yes) was given;
+    a "no", or nothing to read an answer from, fails with `declined` and changes nothing."""
+    if yes:
+        return
+    try:
+        agreed = typer.confirm(question, default=False, err=True)
+    except typer.Abort:  # (end of input: nobody to answer)
+        agreed = False
+    if not sys.stdin.isatty():
+        stderr.print()  # (an answer piped in is not echoed: end the prompt's line)
+    if not agreed:
+        fail(f"{declined} (--yes confirms without asking)")
+
+
 def open_input(path: Path) -> BinaryIO:
     """A file an import reads, or one line naming why it cannot be read."""
     try:

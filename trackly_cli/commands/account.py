@@ -5,13 +5,16 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from trackly_cli import output, state
-from trackly_cli.core import accounts
+from trackly_cli.core import accounts, deletions
 from trackly_cli.options import ForceOpt, FormatOpt, OutputOpt
 from trackly_cli.output import Format
 
-app = typer.Typer(help="Accounts (brands): create, list, show, update.", no_args_is_help=True)
+app = typer.Typer(
+    help="Accounts (brands): create, list, show, update, delete.", no_args_is_help=True
+)
 
 RetentionOpt = Annotated[
     int | None,
@@ -98,3 +101,38 @@ def update(
         keep_ips=keep_ips,
     )
     output.emit_record(account, fmt)
+
+
+@app.command("delete")
+def delete(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Account name or id.")],
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="Delete it with everything of it: messages, links, clicks, conversions,"
+            " contacts, reports (asks first, unless --yes).",
+        ),
+    ] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask first.")] = False,
+    fmt: FormatOpt = Format.table,
+) -> None:
+    """Delete an account that sent nothing; with --force, one with all of its history."""
+    db = state.db(ctx)
+    if force:
+        found = accounts.show(db, name)
+        output.confirm(
+            f"Delete account {found['name']} and every row of it (its live links stop)?"
+            " This cannot be undone.",
+            yes,
+            "nothing was deleted",
+        )
+    deleted = deletions.delete_account(db, name, force=force)
+    if fmt is not Format.table:
+        output.emit_record(deleted, fmt)
+        return
+    output.info(
+        f"Deleted account {escape(deleted['account'])} (id {deleted['id']}):"
+        f" {deleted['rows']:,} rows."
+    )

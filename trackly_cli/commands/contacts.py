@@ -10,7 +10,7 @@ from rich.console import Group
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from trackly_cli import output, state
-from trackly_cli.core import accounts, contacts, exports
+from trackly_cli.core import accounts, contacts, erasure, exports
 from trackly_cli.options import (
     AccountOpt,
     CountryOpt,
@@ -22,8 +22,8 @@ from trackly_cli.options import (
 )
 from trackly_cli.output import Format
 
-app = typer.Typer(help="Contacts: import from CSV, list.", no_args_is_help=True)
-contact_app = typer.Typer(help="One contact's journey.", no_args_is_help=True)
+app = typer.Typer(help="Contacts: import from CSV, list, erase.", no_args_is_help=True)
+contact_app = typer.Typer(help="One contact's journey; erasing a person.", no_args_is_help=True)
 
 
 def _count_lines(path: Path) -> int:
@@ -149,3 +149,50 @@ def show(
     if found["conversions"]:
         parts.append(output.table(found["conversions"], title="Conversions"))
     output.render(Group(*parts), out)  # one piece, so that --output holds all of it
+
+
+YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Erase without asking first.")]
+
+
+def erase(
+    ctx: typer.Context,
+    phone: Annotated[str, typer.Argument(help="Phone number (any format) or contact id.")],
+    country: CountryOpt = "US",
+    yes: YesOpt = False,
+    account: AccountOpt = None,
+    fmt: FormatOpt = Format.table,
+) -> None:
+    """Erase a person's data: contact, merge fields, texts, IPs and headers; counts stay."""
+    db = state.db(ctx)
+    found = erasure.find(db, account, phone, country)
+    output.confirm(
+        f"Erase {found['phone']} and everything that names them? This cannot be undone.",
+        yes,
+        "nothing was erased",
+    )
+    result = erasure.erase_contact(db, account, phone, country)
+    if fmt is not Format.table:
+        output.emit_record(result.as_dict(), fmt)
+    else:
+        output.info(
+            f"Erased {result.phone}: {_n(result.lists, 'list membership')},"
+            f" {_n(result.messages, 'message text')}, {_n(result.clicks, 'click')} and"
+            f" {_n(result.message_clicks, 'unique click')} (IPs, user agents, referers),"
+            f" {_n(result.conversions, 'conversion')} (IPs). Report counts are unchanged."
+        )
+    if result.wal_cleared is False:
+        output.warn(
+            "another process is reading the database, so its WAL keeps the old pages until"
+            " SQLite resets it (it deletes the WAL when the last connection closes: stop"
+            " `trackly serve` a moment)"
+        )
+    elif result.wal_cleared is None:
+        output.info("PostgreSQL frees the old row versions at its next VACUUM of the tables.")
+
+
+def _n(count: int, what: str) -> str:
+    return f"{count:,} {what}{'' if count == 1 else 's'}"
+
+
+app.command("erase")(erase)
+contact_app.command("erase")(erase)

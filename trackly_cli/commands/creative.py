@@ -6,14 +6,17 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from trackly_cli import output, state
-from trackly_cli.core import creatives
+from trackly_cli.core import creatives, deletions
 from trackly_cli.core.errors import InvalidInput
 from trackly_cli.options import AccountOpt, ForceOpt, FormatOpt, OutputOpt
 from trackly_cli.output import Format
 
-app = typer.Typer(help="Creatives (message templates): add, list, show.", no_args_is_help=True)
+app = typer.Typer(
+    help="Creatives (message templates): add, list, show, delete.", no_args_is_help=True
+)
 
 
 def read_template(path: Path) -> str:
@@ -80,3 +83,14 @@ def show(
 ) -> None:
     """Show a creative's text, slots and merge fields."""
     output.emit_record(creatives.show(state.db(ctx), account, name), fmt, out)
+
+
+@app.command("delete")
+def delete(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Creative name or id.")],
+    account: AccountOpt = None,
+) -> None:
+    """Delete a creative that no campaign used."""
+    deleted = deletions.delete_creative(state.db(ctx), account, name)
+    output.info(f"Deleted creative {escape(deleted['creative'])} (id {deleted['id']}).")

@@ -11,7 +11,7 @@ from trackly_cli.core import accounts, domains
 from trackly_cli.options import AccountOpt, ForceOpt, FormatOpt, OutputOpt
 from trackly_cli.output import Format
 
-app = typer.Typer(help="Tracking domains: add, list, remove.", no_args_is_help=True)
+app = typer.Typer(help="Tracking domains: add, list, remove (or delete).", no_args_is_help=True)
 HostArg = Annotated[str, typer.Argument(help="Hostname, such as go.yourbrand.link.")]
 
 
@@ -67,8 +67,11 @@ def default(ctx: typer.Context, host: HostArg) -> None:
     output.info(f"{domain['hostname']} is now the default domain of {domain['account']}.")
 
 
-@app.command("remove")
 def remove(ctx: typer.Context, host: HostArg) -> None:
-    """Remove a domain that no message uses."""
+    """Remove a domain that no message uses (one that carries links stays: they are on it)."""
     domain = domains.remove(state.db(ctx), host)
     output.info(f"Removed {domain['hostname']} from account {domain['account']}.")
+
+
+app.command("remove")(remove)
+app.command("delete")(remove)  # (the word the other nouns use)

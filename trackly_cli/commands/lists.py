@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+import csv
+import io
 from enum import StrEnum
+from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from trackly_cli import output, state
-from trackly_cli.core import lists
-from trackly_cli.options import AccountOpt, ForceOpt, FormatOpt, OutputOpt
+from trackly_cli.core import contacts, deletions, lists
+from trackly_cli.core.errors import InvalidInput
+from trackly_cli.options import AccountOpt, CountryOpt, ForceOpt, FormatOpt, OutputOpt
 from trackly_cli.output import Format
 
-app = typer.Typer(help="Sending lists: create, update, show, list.", no_args_is_help=True)
+app = typer.Typer(
+    help="Sending lists: create, update, show, list, remove-contacts, delete.", no_args_is_help=True
+)
 
 
 class BotFilter(StrEnum):
@@ -147,4 +154,80 @@ def list_command(
         if fmt is not Format.table
         else ["id", "name", "members", "bot_filter", "min_human_seconds", "interstitial_title"],
         empty="No lists yet: create one with `trackly list create NAME`.",
+    )
+
+
+@app.command("remove-contacts")
+def remove_contacts(
+    ctx: typer.Context,
+    name: NameArg,
+    numbers: Annotated[
+        list[str],
+        typer.Argument(
+            metavar="FILE|PHONE...",
+            help="Phone numbers, or files of them (a CSV with a phone column, or one a line).",
+        ),
+    ],
+    country: CountryOpt = "US",
+    account: AccountOpt = None,
+    fmt: FormatOpt = Format.table,
+) -> None:
+    """Take contacts off a list (they stay contacts, in their other lists)."""
+    phones = [phone for item in numbers for phone in _numbers(item)]
+    result = deletions.remove_contacts(state.db(ctx), account, name, phones, country)
+    if fmt is not Format.table:
+        output.emit_record(result.as_dict(), fmt)
+        return
+    note = ""
+    if result.not_members:
+        verb = "was" if result.not_members == 1 else "were"
+        note = f" ({result.not_members:,} {verb} not on it)"
+    removed = f"{result.removed:,} contact{'' if result.removed == 1 else 's'}"
+    output.info(f"Removed {removed} from list {escape(result.list_name)}{note}.")
+
+
+def _numbers(item: str) -> list[str]:
+    """The numbers an argument names: a file's (a CSV with a phone column, or one a line), or
+    the argument itself."""
+    path = Path(item)
+    if not path.is_file():
+        return [item]
+    with output.open_input(path) as stream:
+        try:
+            text = stream.read().decode("utf-8-sig")
+        except UnicodeDecodeError as e:
+            raise InvalidInput(f"{path} is not UTF-8: save the file as UTF-8") from e
+    rows = [r for r in csv.reader(io.StringIO(text)) if any(c.strip() for c in r)]
+    if not rows:
+        raise InvalidInput(f"{path} holds no phone numbers")
+    header = [contacts.field_name(c) for c in rows[0]]
+    if "phone" in header:
+        at = header.index("phone")
+        return [r[at] for r in rows[1:] if at < len(r) and r[at].strip()]
+    return [r[0] for r in rows if r[0].strip()]
+
+
+@app.command("delete")
+def delete(
+    ctx: typer.Context,
+    name: NameArg,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="Delete it even though campaigns were sent to it: their report rows stay, as"
+            ' "(deleted list N)"; their later clicks count under "(no list)".',
+        ),
+    ] = False,
+    account: AccountOpt = None,
+    fmt: FormatOpt = Format.table,
+) -> None:
+    """Delete a list and its memberships, not its contacts (once sent to: only with --force)."""
+    deleted = deletions.delete_list(state.db(ctx), account, name, force=force)
+    if fmt is not Format.table:
+        output.emit_record(deleted, fmt)
+        return
+    output.info(
+        f"Deleted list {escape(deleted['list'])} (id {deleted['id']}) and its"
+        f" {deleted['members']:,} memberships; the contacts stay."
     )

@@ -6,13 +6,16 @@ from enum import StrEnum
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from trackly_cli import output, state
-from trackly_cli.core import offers
+from trackly_cli.core import deletions, offers
 from trackly_cli.options import AccountOpt, ForceOpt, FormatOpt, MetaOpt, OutputOpt
 from trackly_cli.output import Format
 
-app = typer.Typer(help="Offers: create, list, show, update, rotate-secret.", no_args_is_help=True)
+app = typer.Typer(
+    help="Offers: create, list, show, update, rotate-secret, delete.", no_args_is_help=True
+)
 
 
 class Interstitial(StrEnum):
@@ -264,3 +267,14 @@ def rotate_secret(
         },
         fmt,
     )
+
+
+@app.command("delete")
+def delete(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Offer name or id.")],
+    account: AccountOpt = None,
+) -> None:
+    """Delete an offer that no link or conversion refers to (its links redirect to it)."""
+    deleted = deletions.delete_offer(state.db(ctx), account, name)
+    output.info(f"Deleted offer {escape(deleted['offer'])} (id {deleted['id']}).")

@@ -213,6 +213,11 @@ def destination(link: LinkInfo, offer: OfferInfo | None) -> str:
     return url
 
 
+# The visitor key of a raw click whose contact was erased (`trackly contacts erase`); each of
+# their MessageClicks becomes "erased:<its id>".
+ERASED_VISITOR = "erased"
+
+
 def contact_visitor(contact_id: int) -> str:
     """The visitor key of a contact (every click on a per-recipient link is the contact's)."""
     return f"c:{contact_id}"

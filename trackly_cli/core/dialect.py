@@ -121,6 +121,24 @@ def table_exists(conn, name: str) -> bool:
     return conn.execute(sql, (name,)).fetchone() is not None
 
 
+def tables_with_column(conn, column: str) -> list[str]:
+    """The tables that have a column of this name (the code's own name, never user input)."""
+    if conn.dialect == SQLITE:
+        sql = (
+            "SELECT m.name FROM sqlite_master m, pragma_table_info(m.name) c"
+            " WHERE m.type = 'table' AND c.name = ? ORDER BY m.name"
+        )
+    else:
+        sql = (
+            "SELECT c.table_name FROM information_schema.columns c"
+            " JOIN information_schema.tables t"
+            " ON t.table_schema = c.table_schema AND t.table_name = c.table_name"
+            " WHERE c.table_schema = current_schema() AND t.table_type = 'BASE TABLE'"
+            " AND c.column_name = ? ORDER BY c.table_name"
+        )
+    return [row[0] for row in conn.execute(sql, (column,)).fetchall()]
+
+
 def json_text(conn, column: str) -> str:
     """SQL for the text of the key (a bound parameter, '$.name' style) of a JSON text column."""
     if conn.dialect == SQLITE:

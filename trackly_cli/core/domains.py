@@ -95,7 +95,7 @@ def remove(db: store.Store, host: str) -> dict:
         used = store.scalar(
             conn, "SELECT count(*) FROM messages WHERE domain_id = ?", (domain["id"],)
         )
-        if used:
+        if used or domain["campaigns"]:
             raise Conflict(
                 f"domain {domain['hostname']} carries the links of {used:,} messages: removing it "
                 "would break them (it stays; stop pointing DNS at this server to retire it)"

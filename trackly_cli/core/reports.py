@@ -237,6 +237,8 @@ def _names(conn: store.Store, by: str, ids: set[int]) -> dict[int, str]:
     names = {}
     for item in ids:
         found = store.scalar(conn, sql, (item,)) if item else None
+        if found is None and item:  # (its rows keep their counts: `list delete --force`)
+            found = f"(deleted {by} {item})"
         names[item] = found if found is not None else none
     return names
 

@@ -78,9 +78,10 @@ def rescan(
         " c.visitor, m.created_at, m.delivery_status = 'delivered', m.delivery_at"
         " FROM message_short_link_clicks c"
         " JOIN messages m ON m.id = c.message_id"
-        f" WHERE c.account_id = ? AND c.clicked_at >= ?{only} ORDER BY c.link_id, c.clicked_at,"
-        " c.id",
-        (account_id, since or ""),
+        # (an erased contact's clicks have no headers left to judge: their verdicts stay)
+        f" WHERE c.account_id = ? AND c.clicked_at >= ? AND c.visitor <> ?{only}"
+        " ORDER BY c.link_id, c.clicked_at, c.id",
+        (account_id, since or "", clicks.ERASED_VISITOR),
     )
     # Per click: [is_bot, reasons] as judged now, and what is stored.
     judged: dict[int, list] = {}
@@ -171,8 +172,9 @@ def burst(
     caller's transaction (the drain's). Returns how many hits changed."""
     found = conn.execute(
         "SELECT id, message_id, visitor, bot_reasons FROM message_short_link_clicks"
-        " WHERE link_id = ? AND clicked_at >= ? AND clicked_at <= ? AND is_bot = 0",
-        (link_id, since, until or "9999"),
+        " WHERE link_id = ? AND clicked_at >= ? AND clicked_at <= ? AND is_bot = 0"
+        " AND visitor <> ?",
+        (link_id, since, until or "9999", clicks.ERASED_VISITOR),
     ).fetchall()
     if not found:
         return 0

@@ -1,0 +1,198 @@
+"""Deleting (#14): `list remove-contacts`, `list delete`, `offer|creative|domain|account delete`.
+What nothing refers to is deleted; what history refers to is refused with the reason, the
+counts and the alternative, and the database is left as it was. On SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from conftest import query
+from history import ANN, BOB, build, everything, reports
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def target(request, db_path: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> str:
+    """TRACKLY_DB (a SQLite file or a PostgreSQL URL) holding acme's history."""
+    if request.param == "sqlite":
+        database = str(db_path)
+    else:
+        database = request.getfixturevalue("pg_url")
+        monkeypatch.setenv("TRACKLY_DB", database)
+    build(request.getfixturevalue("cli"), tmp_path, database)
+    return database
+
+
+def refused(cli, target: str, *args: str) -> str:
+    """The one-line error of a command that must change nothing."""
+    before = everything(target)
+    message = cli.error(*args)
+    assert everything(target) == before, args
+    return message
+
+
+def test_every_refusal_names_the_reason_and_changes_nothing(cli, target):
+    assert refused(cli, target, "list", "delete", "vip") == (
+        "Error: list 'vip' was sent 1 campaign (3 messages): it stays, so that their reports"
+        " keep its name and their links its bot filter. --force deletes it anyway (its report"
+        ' rows show as "(deleted list 1)", later clicks count under "(no list)")'
+    )
+    assert refused(cli, target, "offer", "delete", "Summer Sale") == (
+        "Error: offer 'Summer Sale' has 3 links, 4 clicks and 1 conversion: deleting it would"
+        " break its live links (they redirect to its URL and take its postbacks) and its report"
+        " rows, so it stays; leave it out of new campaigns (`trackly offer update` can change"
+        " its URL)"
+    )
+    used = query(
+        target,
+        "SELECT c.name, count(m.id) AS n FROM creatives c LEFT JOIN messages m"
+        " ON m.creative_id = c.id WHERE c.name <> 'spare' GROUP BY c.name ORDER BY c.name",
+    )
+    assert len(used) == 2 and sum(c["n"] for c in used) == 3
+    for creative in used:
+        messages = f"{creative['n']} message{'' if creative['n'] == 1 else 's'}"
+        assert refused(cli, target, "creative", "delete", creative["name"]) == (
+            f"Error: creative {creative['name']!r} was used by 1 campaign ({messages}): their"
+            " A/B variants and reports name it, so it stays; add a new creative for new"
+            " campaigns"
+        )
+    for command in ("delete", "remove"):
+        assert refused(cli, target, "domain", command, "go.acme.test") == (
+            "Error: domain go.acme.test carries the links of 3 messages: removing it would break"
+            " them (it stays; stop pointing DNS at this server to retire it)"
+        )
+    assert refused(cli, target, "account", "delete", "acme") == (
+        "Error: account 'acme' has 3 messages, 5 clicks, 1 conversion and 3 contacts: --force"
+        " deletes all of it, its live links and reports too (back it up first: `trackly db"
+        " backup`)"
+    )
+
+
+def test_unknown_names_are_one_line_errors(cli, target):
+    assert refused(cli, target, "list", "delete", "nope") == (
+        "Error: no list 'nope' in this account (see `trackly list list`)"
+    )
+    assert refused(cli, target, "list", "delete", "nope", "--force").startswith("Error: no list")
+    assert refused(cli, target, "offer", "delete", "nope") == (
+        "Error: no offer 'nope' in this account (see `trackly offer list`)"
+    )
+    assert refused(cli, target, "creative", "delete", "99") == (
+        "Error: no creative '99' in this account (see `trackly creative list`)"
+    )
+    assert refused(cli, target, "domain", "delete", "nope.example") == (
+        "Error: no domain nope.example (see `trackly domain list`)"
+    )
+    assert refused(cli, target, "account", "delete", "nope", "--force", "--yes") == (
+        "Error: no account 'nope' (see `trackly account list`)"
+    )
+    assert refused(cli, target, "list", "remove-contacts", "nope", BOB).startswith(
+        "Error: no list 'nope'"
+    )
+
+
+def test_what_nothing_refers_to_is_deleted(cli, target):
+    before = reports(cli)
+    cli("offer", "delete", "Spare")
+    cli("creative", "delete", "spare")
+    cli("list", "create", "empty")
+    done = cli("list", "delete", "empty")
+    assert "Deleted list empty (id 2) and its 0 memberships; the contacts stay." in done.stderr
+    cli("domain", "add", "spare.acme.test")
+    cli("domain", "delete", "spare.acme.test")
+    assert [o["name"] for o in cli.json("offer", "list")] == ["Summer Sale"]
+    assert "spare" not in [c["name"] for c in cli.json("creative", "list")]
+    assert [d["hostname"] for d in cli.json("domain", "list")] == ["go.acme.test"]
+    assert [x["name"] for x in cli.json("list", "list")] == ["vip"]
+    assert reports(cli) == before
+
+
+def test_remove_contacts_takes_numbers_or_files(cli, target, tmp_path: Path):
+    (tmp_path / "gone.csv").write_text("Phone,name\n(202) 555-0145,Cy\n", encoding="utf-8")
+    (tmp_path / "gone.txt").write_text("+1 202 555 0199\n", encoding="utf-8")
+    done = cli.json("list", "remove-contacts", "vip", ANN, "gone.csv", "gone.txt")
+    assert done == {"list": "vip", "removed": 2, "not_members": 1}
+    assert [c["phone"] for c in cli.json("contacts", "list", "--list", "vip")] == [BOB]
+    # the contacts stay
+    assert len(cli.json("contacts", "list")) == 3
+    again = cli("list", "remove-contacts", "vip", BOB)
+    assert "Removed 1 contact from list vip." in again.stderr
+
+
+def test_remove_contacts_with_a_bad_number_removes_none(cli, target, tmp_path: Path):
+    assert refused(cli, target, "list", "remove-contacts", "vip", ANN, "not a phone") == (
+        "Error: 'not a phone': not a phone number (nothing was removed)"
+    )
+    (tmp_path / "bad.txt").write_text(f"{BOB}\n12\n", encoding="utf-8")
+    assert refused(cli, target, "list", "remove-contacts", "vip", "bad.txt").startswith(
+        "Error: '12': "
+    )
+    (tmp_path / "empty.csv").write_text("\n", encoding="utf-8")
+    assert refused(cli, target, "list", "remove-contacts", "vip", "empty.csv") == (
+        "Error: empty.csv holds no phone numbers"
+    )
+
+
+def test_list_delete_force_keeps_the_report_rows(cli, target):
+    before = reports(cli)
+    done = cli.json("list", "delete", "vip", "--force")
+    assert done == {"list": "vip", "id": 1, "members": 3, "campaigns": 1, "messages": 3}
+    after = reports(cli)
+    assert [r["list"] for r in after["list"]] == ["(deleted list 1)"]
+    assert [{**r, "list": "vip"} for r in after["list"]] == before["list"]
+    assert {k: v for k, v in after.items() if k != "list"} == {
+        k: v for k, v in before.items() if k != "list"
+    }
+    assert len(cli.json("contacts", "list")) == 3  # (the contacts stay)
+    assert not query(target, "SELECT 1 FROM list_members")
+
+
+def test_account_delete_force_deletes_every_row_of_it(cli, target, tmp_path: Path):
+    cli("account", "create", "other")
+    cli("domain", "add", "go.other.test", "--account", "other")
+    cli("list", "create", "keep", "--account", "other")
+    (tmp_path / "o.csv").write_text(f"phone\n{ANN}\n", encoding="utf-8")
+    cli("contacts", "import", "keep", "o.csv", "--account", "other")
+    before = everything(target)
+    asked = cli("account", "delete", "acme", "--force", input="n\n", code=1).stderr
+    assert asked.startswith("Delete account acme and every row of it")
+    assert asked.endswith("Error: nothing was deleted (--yes confirms without asking)\n")
+    assert everything(target) == before
+
+    done = cli.json("account", "delete", "acme", "--force", "--yes")
+
+    assert (done["account"], done["messages"], done["clicks"], done["conversions"]) == (
+        "acme",
+        3,
+        5,
+        1,
+    )
+    assert done["contacts"] == 3 and done["rows"] > 20
+    assert [a["name"] for a in cli.json("account", "list")] == ["other"]
+    for table in ("domains", "offers", "lists", "contacts", "creatives", "campaigns"):
+        assert not query(target, f"SELECT 1 FROM {table} WHERE account_id = 1"), table
+    for table in (
+        "messages",
+        "short_links",
+        "message_short_link_clicks",
+        "message_clicks",
+        "conversions",
+        "report_rollups",
+        "message_rollups",
+        "campaign_variants",
+    ):
+        assert not query(target, f"SELECT 1 FROM {table}"), table
+    # the other account's rows stay
+    assert cli.json("contacts", "list", "--account", "other")[0]["phone"] == ANN
+    assert len(query(target, "SELECT 1 FROM list_members")) == 1
+    assert [d["hostname"] for d in cli.json("domain", "list")] == ["go.other.test"]
+
+
+def test_an_account_that_sent_nothing_is_deleted_outright(cli, target):
+    cli("account", "create", "fresh")
+    cli("domain", "add", "go.fresh.test", "--account", "fresh")
+    cli("offer", "create", "Fresh", "--url", "https://fresh.example", "--account", "fresh")
+    cli("list", "create", "fresh", "--account", "fresh")
+    done = cli("account", "delete", "fresh")
+    assert "Deleted account fresh (id 2): 4 rows." in done.stderr
+    assert [a["name"] for a in cli.json("account", "list")] == ["acme"]
+    assert not query(target, "SELECT 1 FROM domains WHERE hostname = 'go.fresh.test'")
