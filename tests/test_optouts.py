@@ -352,6 +352,40 @@ def test_a_chunked_send_skips_opted_out_members_in_every_chunk(shop, database, t
     assert shop.json("report", "--campaign", "big")[0]["sent"] == len(numbers) - len(opted)
 
 
+def test_an_opt_out_recorded_while_a_send_runs_holds_from_the_next_chunk(shop, database, tmp_path):
+    numbers = [f"+1202555{i:04d}" for i in range(1000, 3500)]
+    write(tmp_path / "many.csv", "phone\n" + "\n".join(numbers) + "\n")
+    shop("list", "create", "many")
+    shop("contacts", "import", "many", tmp_path / "many.csv")
+    conn = store.open_db(database)
+    try:
+        plan = shorten.prepare(
+            conn, account_ref="acme", sources=[shorten.TemplateSource("t", TEMPLATE)],
+            bindings=["link1=Summer Sale"], list_ref="many", campaign="big",
+        )  # fmt: skip
+        late = []
+
+        def progress(done: int) -> None:
+            if not late:  # after the first chunk (1,000 members): the last member opts out
+                late.append(numbers[-1])
+                if isinstance(database, Path):  # (SQLite: the send holds the write lock)
+                    optouts.add(conn, "acme", late)
+                else:
+                    other = store.open_db(database)
+                    try:
+                        optouts.add(other, "acme", late)
+                    finally:
+                        other.close()
+
+        summary = shorten.run(conn, plan, outbox=tmp_path / "big.csv", progress=progress)
+    finally:
+        conn.close()
+    assert late and (summary.recipients, summary.skipped_optouts) == (len(numbers) - 1, 1)
+    outbox = list(csv.DictReader(io.StringIO((tmp_path / "big.csv").read_text())))
+    assert numbers[-1] not in {r["phone"] for r in outbox}
+    assert len(outbox) == len(numbers) - 1
+
+
 def test_a_one_off_message_to_an_opted_out_number_is_refused(shop, database, tmp_path):
     shop("optout", "add", "+12025550144")
     message = shop.error("shorten", "msg.txt", *LINK, "--phone", "(202) 555-0144")

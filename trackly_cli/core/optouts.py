@@ -54,7 +54,7 @@ def phone_of(raw: str, country: str) -> str:
         return normalise_phone(raw, country)
     except InvalidInput:
         digits = raw.strip()
-        if digits.isascii() and digits.isdigit() and len(digits) >= 8:
+        if digits.isascii() and digits.isdigit() and len(digits) >= 10:
             try:
                 return normalise_phone("+" + digits, country)
             except InvalidInput:
