@@ -67,7 +67,10 @@ def test_add_normalises_numbers_and_is_idempotent(shop, database):
     first = shop.json("optout", "add", "(202) 555-0144", "+44 7911 123456", "202.555.0144")
     assert first == {"account": "acme", "added": ["+12025550144", "+447911123456"], "already": []}
     again = shop("optout", "add", "+1 202 555 0144", "+1 202 555 0199", "--keyword", "quit")
-    assert "Opted out 1 number(s) of account acme (1 already opted out)." in again.stderr
+    assert (
+        "Added 1 number(s) to the opt-out list of account acme; 1 already opted out."
+        in again.stderr
+    )
     found = {r["phone"]: r for r in rows(database)}
     assert sorted(found) == ["+12025550144", "+12025550199", "+447911123456"]
     assert found["+12025550144"]["keyword"] == "STOP"  # as first recorded

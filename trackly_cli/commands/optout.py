@@ -39,8 +39,8 @@ def add(
         output.emit_record(result.as_dict(), fmt)
         return
     output.info(
-        f"Opted out {len(result.added):,} number(s) of account {result.account}"
-        f" ({len(result.already):,} already opted out)."
+        f"Added {len(result.added):,} number(s) to the opt-out list of account"
+        f" {result.account}; {len(result.already):,} already opted out."
     )
 
 
