@@ -409,7 +409,7 @@ def test_the_same_tables_columns_constraints_indexes_and_triggers(stores: Stores
         assert pg == lite, table
         assert pg_keys == lite_keys, table
     triggers = lite_triggers(stores.lite)
-    assert len(triggers) == 23  # (0011 added campaigns_deleted_config)
+    assert len(triggers) == 23  # (0010 added campaigns_deleted_config)
     assert pg_triggers(stores.pg) == triggers
 
 

@@ -20,6 +20,7 @@ from trackly_cli.commands import (
     demo,
     domain,
     offer,
+    optout,
     prune,
     receipts,
     report,
@@ -101,6 +102,7 @@ app.add_typer(offer.app, name="offer")
 app.add_typer(list_commands.app, name="list")
 app.add_typer(contacts.app, name="contacts")
 app.add_typer(contacts.contact_app, name="contact")
+app.add_typer(optout.app, name="optout")
 app.add_typer(creative.app, name="creative")
 app.add_typer(campaign.app, name="campaign")
 app.add_typer(bots.app, name="bots")

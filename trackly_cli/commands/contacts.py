@@ -130,6 +130,11 @@ def show(
         output.emit_record(found, fmt, out)
         return
     summary = {k: v for k, v in found.items() if k not in ("messages", "conversions")}
+    optout = summary.pop("opted_out")
+    if optout:  # "opted out  STOP, 2026-11-30 05:02:11" (in local time, as every time shown)
+        summary["opted_out"] = ", ".join(
+            p for p in (optout["keyword"], output.local_time(optout["opted_out_at"])) if p
+        )
     parts = [output.record_table(summary, title=f"Contact {found['phone']}")]
     columns = [
         "message_id",

@@ -13,7 +13,7 @@ from rich.table import Table
 from trackly_cli import output, state
 from trackly_cli.commands.creative import read_template
 from trackly_cli.core import accounts, lookup, shorten
-from trackly_cli.options import AccountOpt, ForceOpt, FormatOpt
+from trackly_cli.options import AccountOpt, CountryOpt, ForceOpt, FormatOpt
 from trackly_cli.output import Format
 
 
@@ -90,6 +90,14 @@ def shorten_command(
     keep_urls: Annotated[
         bool, typer.Option("--keep-urls", help="Leave URLs written in the text as they are.")
     ] = False,
+    phone: Annotated[
+        str | None,
+        typer.Option(
+            "--phone",
+            help="The number a one-off message is for (refused if it opted out).",
+        ),
+    ] = None,
+    country: CountryOpt = "US",
     max_segments: Annotated[
         int,
         typer.Option("--max-segments", min=1, help="Warn when a message needs more SMS segments."),
@@ -112,6 +120,8 @@ def shorten_command(
         seed=seed,
         domain=domain,
         keep_urls=keep_urls,
+        phone=phone,
+        country=country,
     )
     if plan.list_row is None:
         summary = shorten.run(db, plan, max_segments=max_segments)
@@ -171,6 +181,10 @@ def _campaign_table(summary: shorten.Summary) -> None:
         ("campaign", summary.campaign),
         ("list", summary.list),
         ("recipients", f"{summary.recipients:,}"),
+    ]
+    if summary.skipped_optouts:
+        rows.append(("skipped", f"{summary.skipped_optouts:,} opted-out (no message)"))
+    rows += [
         ("links", f"{summary.links:,} on {summary.domain}"),
         ("segments", f"{summary.segments_min}–{summary.segments_max} per message ({encodings})"),
         ("outbox", summary.outbox),

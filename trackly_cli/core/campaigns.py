@@ -8,7 +8,7 @@ the campaign is invisible: lookups, reports, exports and segments skip it. A cam
 process is gone is a leftover of a killed or failed run; a rerun of the same command, and
 `trackly prune`, remove it, again in short transactions.
 
-A complete campaign's row is never removed (migration 0011): `delete` leaves it as a tombstone
+A complete campaign's row is never removed (migration 0010): `delete` leaves it as a tombstone
 (`deleted`), so that its id is never reused and running servers learn that its links are gone.
 A campaign nobody clicked is removed whole (messages, links, report counters; the name is free
 again); one with clicks or conversions is refused, or with `force` retired: its links stop

@@ -41,6 +41,7 @@ TABLES = (
     "message_rollups",
     "journal_state",
     "pending_reversals",
+    "optouts",
 )
 # Tables the migrations fill (one row each): the source's rows replace them.
 REPLACED = ("settings", "config_version")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from trackly_cli.core import dialect, money, store
+from trackly_cli.core import dialect, money, optouts, store
 from trackly_cli.core.filters import Filters
 
 
@@ -86,6 +86,8 @@ def journey(conn: store.Store, contact: dict) -> dict:
         "phone": contact["phone"],
         "fields": contact["fields"],
         "lists": lists,
+        # {keyword, opted_out_at, source} when the number is on the account's opt-out list
+        "opted_out": optouts.find(conn, contact["account_id"], contact["phone"]),
         "messages": messages,
         "clicks": sum(m["clicks"] for m in messages),
         "bot_clicks": sum(m["bot_clicks"] for m in messages),

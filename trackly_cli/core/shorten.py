@@ -7,12 +7,18 @@ written in chunks, each its own transaction of about CHUNK_SECONDS, so that the 
 postbacks and other commands never wait long for the write lock; the campaign stays invisible
 (core.campaigns) until its last chunk commits, and an error or Ctrl-C removes what was written.
 A one-off message is one transaction.
+
+Every shorten honours the account's opt-outs (core.optouts) here, where each message is made:
+a list send skips the members who opted out (counted in `Summary.skipped_optouts`), and a
+one-off message to a number that opted out is refused. Such a number gets no message and no
+link, so no report counts it as sent.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import re
 import secrets
 import time
@@ -25,11 +31,13 @@ from trackly_cli.core import (
     accounts,
     campaigns,
     clock,
+    contacts,
     creatives,
     dialect,
     domains,
     links,
     lookup,
+    optouts,
     sms,
     store,
     templates,
@@ -87,6 +95,8 @@ class Plan:
     recipients: int
     # An incomplete campaign of this name, left by a run that died: {id, building_pid, …}.
     leftover: dict | None = None
+    # A one-off message's number (E.164), if it is for one.
+    phone: str | None = None
 
 
 @dataclass
@@ -97,6 +107,7 @@ class Summary:
     domain: str
     seed: str
     recipients: int = 0
+    skipped_optouts: int = 0  # list members who opted out: no message, no link
     links: int = 0
     segments_min: int = 0
     segments_max: int = 0
@@ -150,8 +161,13 @@ def prepare(
     seed: str | None = None,
     domain: str | None = None,
     keep_urls: bool = False,
+    phone: str | None = None,
+    country: str = "US",
 ) -> Plan:
-    """Check a shorten request and report every problem at once (Problems), or return the plan."""
+    """Check a shorten request and report every problem at once (Problems), or return the plan.
+
+    `phone`: the number a one-off message is for (any format, `country` for one without a
+    country code); one that opted out is refused (Conflict)."""
     conn = db
     problems: list[str] = []
     account = accounts.resolve(conn, account_ref)
@@ -194,17 +210,31 @@ def prepare(
 
     list_row = None
     recipients = 1
+    if phone is not None:
+        if list_ref is not None:
+            problems.append("--phone is for a one-off message: leave it out with --list")
+        try:
+            phone = contacts.normalise_phone(phone, contacts.check_country(country))
+        except InvalidInput as e:
+            problems.append(f"--phone {phone!r}: {e.message}")
+            phone = None
     if list_ref is not None:
         try:
             list_row = lookup.find(conn, "lists", list_ref, account["id"])
         except NotFound as e:
             problems.append(e.message)
         else:
-            recipients = store.scalar(
+            members = store.scalar(
                 conn, "SELECT count(*) FROM list_members WHERE list_id = ?", (list_row["id"],)
             )
-            if not recipients:
+            recipients = members - _opted_out_members(conn, account["id"], list_row["id"])
+            if not members:
                 problems.append(f"list {list_row['name']!r} has no members: import contacts first")
+            elif not recipients:
+                problems.append(
+                    f"every member of list {list_row['name']!r} ({members:,}) has opted out:"
+                    " nothing to send"
+                )
     _check_fields(conn, [t for t in compiled if t], list_row, problems)
 
     leftover = None
@@ -246,6 +276,8 @@ def prepare(
         weights = [1] * len(sources)
     if problems:
         raise Problems(problems)
+    if phone is not None:
+        _refuse_opted_out(conn, account["id"], phone)
 
     variants = []
     for index, (source, template) in enumerate(zip(sources, compiled, strict=True)):
@@ -261,7 +293,28 @@ def prepare(
         seed if seed is not None else secrets.token_hex(4),
         recipients,
         leftover,
+        phone,
     )
+
+
+def _opted_out_members(conn: store.Store, account_id: int, list_id: int) -> int:
+    """How many members of a list are on the account's opt-out list (read from the opt-outs'
+    side: the list is usually far longer)."""
+    return store.scalar(
+        conn,
+        "SELECT count(*) FROM optouts o JOIN contacts c"
+        " ON c.account_id = o.account_id AND c.phone = o.phone"
+        " JOIN list_members m ON m.contact_id = c.id AND m.list_id = ?"
+        " WHERE o.account_id = ?",
+        (list_id, account_id),
+    )
+
+
+def _refuse_opted_out(conn: store.Store, account_id: int, phone: str) -> None:
+    found = optouts.find(conn, account_id, phone)
+    if found is not None:
+        why = ", ".join(p for p in (found["keyword"], found["opted_out_at"][:10]) if p)
+        raise Conflict(f"{phone} has opted out ({why}): no message is made for it")
 
 
 def _slot_order(slot: str) -> tuple[str, int]:
@@ -323,7 +376,8 @@ def _check_fields(
             conn,
             "SELECT count(*) AS n, min(c.phone) AS example FROM list_members m"
             " JOIN contacts c ON c.id = m.contact_id WHERE m.list_id = ?"
-            f" AND coalesce({dialect.json_key(conn, 'c.fields')}, '') = ''",
+            f" AND coalesce({dialect.json_key(conn, 'c.fields')}, '') = ''"
+            f" AND NOT {_OPTED_OUT}",
             (list_row["id"], f'$."{name}"'),
         )
         if missing["n"]:
@@ -331,6 +385,13 @@ def _check_fields(
                 f"{{{{{name}}}}}: {missing['n']:,} contact(s) of list {list_row['name']!r} have no"
                 f" {name} (e.g. {missing['example']}): add a fallback such as {{{{{name}|there}}}}"
             )
+
+
+# Whether the contact `c` is on its account's opt-out list (a probe of the optouts index; the
+# chunks of a send use a join instead, see `_Send.chunks`).
+_OPTED_OUT = (
+    "EXISTS (SELECT 1 FROM optouts o WHERE o.account_id = c.account_id AND o.phone = c.phone)"
+)
 
 
 def _generated_name(conn: store.Store, account_id: int, list_name: str) -> str:
@@ -598,18 +659,26 @@ class _Send:
         while True:
             started = time.perf_counter()
             with store.chunk(conn):
-                recipients = conn.execute(
-                    f"SELECT c.id, c.phone{columns} FROM list_members m JOIN contacts c"
-                    " ON c.id = m.contact_id WHERE m.list_id = ? AND m.contact_id > ?"
-                    " ORDER BY m.contact_id LIMIT ?",
+                # Each member with whether it opted out (read in this chunk's transaction, so
+                # an opt-out recorded while the send runs holds from the next chunk on).
+                members = conn.execute(
+                    # (a join, not EXISTS: PostgreSQL runs a subquery of the select list as
+                    # a subplan for every row, a third slower than the join's index probes)
+                    f"SELECT c.id, c.phone{columns}, o.id FROM list_members m"
+                    " JOIN contacts c ON c.id = m.contact_id LEFT JOIN optouts o"
+                    " ON o.account_id = c.account_id AND o.phone = c.phone"
+                    " WHERE m.list_id = ? AND m.contact_id > ? ORDER BY m.contact_id LIMIT ?",
                     (*paths, list_id, after, size),
                 ).fetchall()
-                if not recipients:
+                if not members:
                     return
+                recipients = [row[:-1] for row in members if row[-1] is None]
+                self.summary.skipped_optouts += len(members) - len(recipients)
                 self.check_offers(conn)
-                self.chunk(conn, recipients)
+                if recipients:
+                    self.chunk(conn, recipients)
             elapsed = max(time.perf_counter() - started, 1e-3)
-            after = recipients[-1][0]
+            after = members[-1][0]
             size = max(MIN_CHUNK, min(MAX_CHUNK, int(size * CHUNK_SECONDS / elapsed)))
 
     def check_offers(self, conn: store.Store) -> None:
@@ -626,8 +695,23 @@ class _Send:
             raise Conflict("an offer this send links to was deleted while it ran: nothing was sent")
 
     def one_off(self, conn: store.Store) -> None:
-        """The one message of a send without a list (no contact, no merge fields)."""
-        self.chunk(conn, [(None, None, *(None for _ in self.fields))])
+        """The one message of a send without a list (no merge fields): for nobody, or for
+        `plan.phone` (its contact, if it is one), refused if that number has opted out."""
+        phone, contact_id, values = self.plan.phone, None, {}
+        if phone is not None:
+            account_id = self.plan.account["id"]
+            _refuse_opted_out(conn, account_id, phone)  # (again: in this transaction)
+            contact = store.row(
+                conn,
+                "SELECT id, fields FROM contacts WHERE account_id = ? AND phone = ?",
+                (account_id, phone),
+            )
+            if contact is not None:  # (its merge fields fill the message, as in a list send)
+                contact_id, values = contact["id"], json.loads(contact["fields"])
+        fields = (values.get(name) for name in self.fields)
+        self.chunk(
+            conn, [(contact_id, phone, *(v if isinstance(v, str) else None for v in fields))]
+        )
 
     def chunk(self, conn: store.Store, recipients: list[tuple]) -> None:
         """Messages and links for these recipients (contact id, phone, then the value of each
@@ -766,8 +850,10 @@ class _Send:
         return True
 
     def _one_off_summary(self, message: tuple, ids: list[str], variant: Variant) -> dict:
+        phone = {"phone": self.plan.phone} if self.plan.phone is not None else {}
         return {
             "message_id": message[0],
+            **phone,
             "text": message[4],
             "segments": message[5],
             "encoding": message[6],

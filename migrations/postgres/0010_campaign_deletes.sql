@@ -6,7 +6,7 @@
 --   deleted 'retired' (--force): its links no longer answer clicks, its history (messages,
 --     clicks, conversions, report counters) is kept, and its name stays taken.
 -- NULL, as for every earlier campaign: not deleted.
--- (PostgreSQL translation of migrations/sqlite/0011_campaign_deletes.sql.)
+-- (PostgreSQL translation of migrations/sqlite/0010_campaign_deletes.sql.)
 ALTER TABLE campaigns ADD COLUMN deleted TEXT COLLATE "C"
     CHECK (deleted IN ('removed', 'retired'));
 ALTER TABLE campaigns ADD COLUMN deleted_at TEXT COLLATE "C";
