@@ -12,6 +12,7 @@ from trackly_cli import __version__, output
 from trackly_cli.commands import (
     account,
     bots,
+    clicks,
     contacts,
     conversions,
     creative,
@@ -103,6 +104,7 @@ app.add_typer(contacts.contact_app, name="contact")
 app.add_typer(creative.app, name="creative")
 app.add_typer(bots.app, name="bots")
 app.add_typer(conversions.app, name="conversions")
+app.add_typer(clicks.app, name="clicks")
 app.add_typer(receipts.app, name="receipts")
 app.command("shorten")(shorten.shorten_command)
 app.command("serve")(serve.serve_command)
@@ -110,7 +112,6 @@ app.command("demo")(demo.demo_command)
 app.command("report")(report.report_command)
 app.command("ab")(report.ab_command)
 app.command("segment")(report.segment_command)
-app.command("clicks")(report.clicks_command)
 app.command("prune")(prune.prune_command)
 
 

@@ -58,8 +58,27 @@ TzOpt = Annotated[
     typer.Option("--tz", help="Time zone of dates and days, e.g. Europe/Paris (default UTC)."),
 ]
 LimitOpt = Annotated[
-    int | None, typer.Option("--limit", min=1, max=10**9, help="At most this many rows.")
+    int | None,
+    typer.Option(
+        "--limit",
+        min=1,
+        max=10**9,
+        metavar="N",
+        help=f"At most N rows (default: {output.TABLE_ROWS} in a table, all in JSON and CSV).",
+    ),
 ]
+AllOpt = Annotated[bool, typer.Option("--all", help="Every row, even in a table (no --limit).")]
+
+
+def page_limit(limit: int | None, every: bool, fmt: Format) -> int | None:
+    """How many rows a listing reads: --limit N, none with --all, else the first
+    output.TABLE_ROWS of a table and all of JSON and CSV (which scripts read whole)."""
+    if every and limit is not None:
+        raise typer.BadParameter("--limit and --all exclude each other", param_hint="'--all'")
+    if every or limit is not None:
+        return limit
+    return output.TABLE_ROWS if fmt is Format.table else None
+
 
 ForceOpt = Annotated[
     bool,

@@ -6,7 +6,9 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import re
+import shutil
 import sys
 from collections.abc import Iterable, Sequence
 from contextvars import ContextVar
@@ -23,10 +25,23 @@ from rich.table import Table
 
 from trackly_cli.core.errors import Conflict, InvalidInput
 
-# Off a terminal (a pipe, a file, CliRunner) tables get room rather than 80 columns, and messages
-# for people are never wrapped, so that an error stays one line.
+# Off a terminal (a pipe, a file, CliRunner) tables get room rather than 80 columns, unless
+# COLUMNS says how wide (see `width`), and messages for people are never wrapped, so that an error
+# stays one line.
 stdout = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
 stderr = Console(stderr=True, highlight=False, soft_wrap=True)
+
+# Listings show this many rows in a table unless --limit or --all says otherwise (see options).
+TABLE_ROWS = 50
+
+
+def width() -> int:
+    """How wide stdout's tables may be: COLUMNS when it is set (a terminal's resize, a script's
+    choice), else the terminal's width, else 200."""
+    columns = os.environ.get("COLUMNS", "")
+    if columns.isdigit() and int(columns) > 0:
+        return int(columns)
+    return shutil.get_terminal_size().columns if sys.stdout.isatty() else 200
 
 
 class Format(StrEnum):
@@ -198,8 +213,10 @@ def emit(
     totals: dict | None = None,
     empty: str = "Nothing to show.",
     right: Iterable[str] = (),
+    total: int | None = None,
 ) -> None:
-    """A listing or report as a Rich table, a JSON array or CSV, on stdout or into `output`."""
+    """A listing or report as a Rich table, a JSON array or CSV, on stdout or into `output`;
+    with `total` (the rows there are in all), a line on stderr says when these are fewer."""
     rows = [dict(r) for r in rows]
     if fmt is Format.json:
         _write(
@@ -220,10 +237,18 @@ def emit(
             info(empty)
     else:
         render(table(rows, columns, title=title, totals=totals, right=right), output)
+    if total is not None and total > len(rows):
+        showing(len(rows), total)
+
+
+def showing(shown: int, total: int) -> None:
+    """The line under a listing cut to its first rows: how to see the rest."""
+    info(f"showing {shown:,} of {total:,} — use --limit N or --all")
 
 
 def render(renderable: Any, output: Path | None = None) -> None:
     if output is None:
+        stdout.width = width()
         stdout.print(renderable)
         return
     buffer = io.StringIO()

@@ -8,7 +8,7 @@ import typer
 
 from trackly_cli import output, state
 from trackly_cli.core import accounts
-from trackly_cli.options import ForceOpt, FormatOpt, OutputOpt
+from trackly_cli.options import AllOpt, ForceOpt, FormatOpt, LimitOpt, OutputOpt, page_limit
 from trackly_cli.output import Format
 
 app = typer.Typer(help="Accounts (brands): create, list, show, update.", no_args_is_help=True)
@@ -58,12 +58,15 @@ def create(
 @app.command("list")
 def list_command(
     ctx: typer.Context,
+    limit: LimitOpt = None,
+    every: AllOpt = False,
     fmt: FormatOpt = Format.table,
     out: OutputOpt = None,
     force: ForceOpt = False,
 ) -> None:
     """List accounts."""
-    output.emit(accounts.list_all(state.db(ctx)), fmt, out, empty="No accounts yet.")
+    found = accounts.list_all(state.db(ctx), page_limit(limit, every, fmt))
+    output.emit(found.rows, fmt, out, empty="No accounts yet.", total=found.total)
 
 
 @app.command("show")

@@ -13,12 +13,14 @@ from trackly_cli import output, state
 from trackly_cli.core import accounts, contacts, exports
 from trackly_cli.options import (
     AccountOpt,
+    AllOpt,
     CountryOpt,
     ForceOpt,
     FormatOpt,
     LimitOpt,
     OutputOpt,
     StrictOpt,
+    page_limit,
 )
 from trackly_cli.output import Format
 
@@ -100,14 +102,15 @@ def list_command(
         str | None, typer.Option("--list", help="Only this list's members.")
     ] = None,
     limit: LimitOpt = None,
+    every: AllOpt = False,
     account: AccountOpt = None,
     fmt: FormatOpt = Format.table,
     out: OutputOpt = None,
     force: ForceOpt = False,
 ) -> None:
     """List contacts with their merge fields."""
-    found = contacts.list_contacts(state.db(ctx), account, list_name, limit)
-    output.emit(found, fmt, out, empty="No contacts.")
+    found = contacts.list_contacts(state.db(ctx), account, list_name, page_limit(limit, every, fmt))
+    output.emit(found.rows, fmt, out, empty="No contacts.", total=found.total)
 
 
 @contact_app.command("show")

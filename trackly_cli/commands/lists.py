@@ -9,7 +9,15 @@ import typer
 
 from trackly_cli import output, state
 from trackly_cli.core import lists
-from trackly_cli.options import AccountOpt, ForceOpt, FormatOpt, OutputOpt
+from trackly_cli.options import (
+    AccountOpt,
+    AllOpt,
+    ForceOpt,
+    FormatOpt,
+    LimitOpt,
+    OutputOpt,
+    page_limit,
+)
 from trackly_cli.output import Format
 
 app = typer.Typer(help="Sending lists: create, update, show, list.", no_args_is_help=True)
@@ -134,17 +142,21 @@ def show(
 def list_command(
     ctx: typer.Context,
     account: AccountOpt = None,
+    limit: LimitOpt = None,
+    every: AllOpt = False,
     fmt: FormatOpt = Format.table,
     out: OutputOpt = None,
     force: ForceOpt = False,
 ) -> None:
     """List the account's sending lists."""
+    found = lists.list_all(state.db(ctx), account, page_limit(limit, every, fmt))
     output.emit(
-        lists.list_all(state.db(ctx), account),
+        found.rows,
         fmt,
         out,
         columns=None
         if fmt is not Format.table
         else ["id", "name", "members", "bot_filter", "min_human_seconds", "interstitial_title"],
         empty="No lists yet: create one with `trackly list create NAME`.",
+        total=found.total,
     )

@@ -9,7 +9,16 @@ import typer
 
 from trackly_cli import output, state
 from trackly_cli.core import offers
-from trackly_cli.options import AccountOpt, ForceOpt, FormatOpt, MetaOpt, OutputOpt
+from trackly_cli.options import (
+    AccountOpt,
+    AllOpt,
+    ForceOpt,
+    FormatOpt,
+    LimitOpt,
+    MetaOpt,
+    OutputOpt,
+    page_limit,
+)
 from trackly_cli.output import Format
 
 app = typer.Typer(help="Offers: create, list, show, update, rotate-secret.", no_args_is_help=True)
@@ -159,12 +168,15 @@ def _shown(offer: dict) -> dict:
 def list_command(
     ctx: typer.Context,
     account: AccountOpt = None,
+    limit: LimitOpt = None,
+    every: AllOpt = False,
     fmt: FormatOpt = Format.table,
     out: OutputOpt = None,
     force: ForceOpt = False,
 ) -> None:
     """List the account's offers (secrets only with `offer show`)."""
-    found = offers.list_all(state.db(ctx), account)
+    page = offers.list_all(state.db(ctx), account, page_limit(limit, every, fmt))
+    found = page.rows
     columns = [
         "id",
         "name",
@@ -176,7 +188,7 @@ def list_command(
         "domain",
     ]
     if fmt is Format.table:
-        output.emit(found, fmt, out, columns=columns, empty="No offers yet.")
+        output.emit(found, fmt, out, columns=columns, empty="No offers yet.", total=page.total)
     else:
         output.emit(
             [
