@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from trackly_cli import output
+from trackly_cli import completion, output
 from trackly_cli.output import Format
 
 AccountOpt = Annotated[
@@ -16,8 +16,10 @@ AccountOpt = Annotated[
         "--account",
         "-a",
         envvar="TRACKLY_ACCOUNT",
+        metavar="NAME",
         help="Account name or id (implied when only one exists).",
         show_envvar=True,
+        autocompletion=completion.accounts,
     ),
 ]
 FormatOpt = Annotated[
@@ -43,9 +45,50 @@ MetaOpt = Annotated[
 ]
 
 # Filters of listings and reports
-CampaignOpt = Annotated[str | None, typer.Option("--campaign", help="Only this campaign.")]
-OfferOpt = Annotated[str | None, typer.Option("--offer", help="Only this offer.")]
-ListOpt = Annotated[str | None, typer.Option("--list", help="Only messages to this list.")]
+CampaignOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--campaign",
+        metavar="NAME",
+        help="Only this campaign.",
+        autocompletion=completion.campaigns,
+    ),
+]
+OfferOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--offer", metavar="NAME", help="Only this offer.", autocompletion=completion.offers
+    ),
+]
+ListOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--list",
+        metavar="NAME",
+        help="Only messages to this list.",
+        autocompletion=completion.lists,
+    ),
+]
+
+# Names as arguments, completed from the database
+CampaignArg = Annotated[
+    str,
+    typer.Argument(
+        metavar="CAMPAIGN", help="Campaign name or id.", autocompletion=completion.campaigns
+    ),
+]
+AccountArg = Annotated[
+    str,
+    typer.Argument(metavar="NAME", help="Account name or id.", autocompletion=completion.accounts),
+]
+OfferArg = Annotated[
+    str,
+    typer.Argument(metavar="NAME", help="Offer name or id.", autocompletion=completion.offers),
+]
+ListArg = Annotated[
+    str,
+    typer.Argument(metavar="LIST", help="List name or id.", autocompletion=completion.lists),
+]
 SinceOpt = Annotated[
     str | None,
     typer.Option("--since", help="From this date or time (2026-11-01, 2026-11-01T08:00, 7d)."),

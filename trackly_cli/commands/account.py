@@ -8,7 +8,15 @@ import typer
 
 from trackly_cli import output, state
 from trackly_cli.core import accounts
-from trackly_cli.options import AllOpt, ForceOpt, FormatOpt, LimitOpt, OutputOpt, page_limit
+from trackly_cli.options import (
+    AccountArg,
+    AllOpt,
+    ForceOpt,
+    FormatOpt,
+    LimitOpt,
+    OutputOpt,
+    page_limit,
+)
 from trackly_cli.output import Format
 
 app = typer.Typer(help="Accounts (brands): create, list, show, update.", no_args_is_help=True)
@@ -72,7 +80,7 @@ def list_command(
 @app.command("show")
 def show(
     ctx: typer.Context,
-    name: Annotated[str, typer.Argument(help="Account name or id.")],
+    name: AccountArg,
     fmt: FormatOpt = Format.table,
     out: OutputOpt = None,
     force: ForceOpt = False,
@@ -84,7 +92,7 @@ def show(
 @app.command("update")
 def update(
     ctx: typer.Context,
-    name: Annotated[str, typer.Argument(help="Account name or id.")],
+    name: AccountArg,
     new_name: Annotated[str | None, typer.Option("--name", help="Rename the account.")] = None,
     retention_days: RetentionOpt = None,
     anonymize_ips_after: AnonymizeOpt = None,

@@ -9,7 +9,7 @@ import typer
 from rich.console import Group
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from trackly_cli import output, state
+from trackly_cli import completion, output, state
 from trackly_cli.core import accounts, contacts, exports
 from trackly_cli.options import (
     AccountOpt,
@@ -18,14 +18,17 @@ from trackly_cli.options import (
     ForceOpt,
     FormatOpt,
     LimitOpt,
+    ListArg,
     OutputOpt,
     StrictOpt,
     page_limit,
 )
 from trackly_cli.output import Format
 
-app = typer.Typer(help="Contacts: import from CSV, list.", no_args_is_help=True)
-contact_app = typer.Typer(help="One contact's journey.", no_args_is_help=True)
+app = typer.Typer(help="Contacts: import from CSV, list, show one.", no_args_is_help=True)
+contact_app = typer.Typer(
+    help="One contact's journey (as `trackly contacts show`).", no_args_is_help=True
+)
 
 
 def _count_lines(path: Path) -> int:
@@ -36,7 +39,7 @@ def _count_lines(path: Path) -> int:
 @app.command("import")
 def import_command(
     ctx: typer.Context,
-    list_name: Annotated[str, typer.Argument(metavar="LIST", help="List name or id.")],
+    list_name: ListArg,
     file: Annotated[
         Path,
         typer.Argument(
@@ -99,7 +102,13 @@ def import_command(
 def list_command(
     ctx: typer.Context,
     list_name: Annotated[
-        str | None, typer.Option("--list", help="Only this list's members.")
+        str | None,
+        typer.Option(
+            "--list",
+            metavar="NAME",
+            help="Only this list's members.",
+            autocompletion=completion.lists,
+        ),
     ] = None,
     limit: LimitOpt = None,
     every: AllOpt = False,
@@ -113,6 +122,7 @@ def list_command(
     output.emit(found.rows, fmt, out, empty="No contacts.", total=found.total)
 
 
+@app.command("show")
 @contact_app.command("show")
 def show(
     ctx: typer.Context,

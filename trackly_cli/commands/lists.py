@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from trackly_cli import output, state
+from trackly_cli import completion, output, state
 from trackly_cli.core import lists
 from trackly_cli.options import (
     AccountOpt,
@@ -29,7 +29,9 @@ class BotFilter(StrEnum):
     confirm = "confirm"
 
 
-NameArg = Annotated[str, typer.Argument(help="List name or id.")]
+NameArg = Annotated[
+    str, typer.Argument(metavar="NAME", help="List name or id.", autocompletion=completion.lists)
+]
 BotFilterOpt = Annotated[
     BotFilter | None,
     typer.Option(

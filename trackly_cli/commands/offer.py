@@ -16,6 +16,7 @@ from trackly_cli.options import (
     FormatOpt,
     LimitOpt,
     MetaOpt,
+    OfferArg,
     OutputOpt,
     page_limit,
 )
@@ -37,7 +38,7 @@ class BotFilter(StrEnum):
     confirm = "confirm"
 
 
-NameArg = Annotated[str, typer.Argument(help="Offer name or id.")]
+NameArg = OfferArg
 UrlOpt = Annotated[
     str,
     typer.Option(

@@ -6,7 +6,6 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
-import click
 import typer
 from rich import box
 from rich.console import Group
@@ -19,6 +18,7 @@ from trackly_cli.core import abtest, filters, reports, segments, store
 from trackly_cli.core.errors import InvalidInput
 from trackly_cli.options import (
     AccountOpt,
+    CampaignArg,
     CampaignOpt,
     ForceOpt,
     FormatOpt,
@@ -102,7 +102,7 @@ def pick_columns(text: str) -> list[str]:
         column = name if name in reports.COLUMNS else ALIASES.get(name.replace(" ", ""))
         if column is None:
             valid = ", ".join(SHORT.get(c, c).replace(" ", "") for c in reports.COLUMNS)
-            raise click.BadParameter(
+            raise typer.BadParameter(
                 f"no column {name!r}: choose from {valid} (or their JSON names)",
                 param_hint="'--columns'",
             )
@@ -207,7 +207,7 @@ def report_command(
     """Sent, raw / bot / unique clicks, click rate, conversions, revenue and payout, by
     campaign, message, offer, creative, list, variant, day or domain."""
     if wide and columns:
-        raise click.UsageError("--wide and --columns exclude each other")
+        raise typer.BadParameter("--wide and --columns exclude each other", param_hint="'--wide'")
     picked = pick_columns(columns) if columns else None
     db = state.db(ctx)
     chosen = filters.resolve(
@@ -270,7 +270,7 @@ def report_command(
 
 def ab_command(
     ctx: typer.Context,
-    campaign: Annotated[str, typer.Argument(help="Campaign name or id.")],
+    campaign: CampaignArg,
     account: AccountOpt = None,
     fmt: FormatOpt = Format.table,
     out: OutputOpt = None,
@@ -334,7 +334,7 @@ class Audience(StrEnum):
 
 def segment_command(
     ctx: typer.Context,
-    campaign: Annotated[str, typer.Argument(help="Campaign name or id.")],
+    campaign: CampaignArg,
     clicked: Annotated[bool, typer.Option("--clicked", help="Contacts who clicked.")] = False,
     not_clicked: Annotated[bool, typer.Option("--not-clicked", help="Who did not click.")] = False,
     converted: Annotated[bool, typer.Option("--converted", help="Who converted.")] = False,
