@@ -98,7 +98,7 @@ def _labels(result: reports.Report) -> list[str]:
 def pick_columns(text: str) -> list[str]:
     """--columns a,b,c: report columns by JSON key or short header, in the order given."""
     picked = []
-    for name in (n.strip().lower() for n in text.split(",")):
+    for name in [n.strip().lower() for n in text.split(",") if n.strip()] or [""]:
         column = name if name in reports.COLUMNS else ALIASES.get(name.replace(" ", ""))
         if column is None:
             valid = ", ".join(SHORT.get(c, c).replace(" ", "") for c in reports.COLUMNS)
@@ -206,9 +206,9 @@ def report_command(
 ) -> None:
     """Sent, raw / bot / unique clicks, click rate, conversions, revenue and payout, by
     campaign, message, offer, creative, list, variant, day or domain."""
-    if wide and columns:
+    if wide and columns is not None:
         raise typer.BadParameter("--wide and --columns exclude each other", param_hint="'--wide'")
-    picked = pick_columns(columns) if columns else None
+    picked = pick_columns(columns) if columns is not None else None
     db = state.db(ctx)
     chosen = filters.resolve(
         db,
