@@ -223,6 +223,7 @@ def complete(words: str, env_db: str | None = None) -> list[str]:
     return done.stdout.split()
 
 
+@pytest.mark.slow  # (a process of its own per Tab, as a shell starts)
 def test_completion_offers_account_list_offer_and_campaign_names(cli, target, tmp_path):
     cli("--db", target, "account", "create", "acme")
     cli("--db", target, "account", "create", "beta")
@@ -248,6 +249,7 @@ def test_completion_offers_account_list_offer_and_campaign_names(cli, target, tm
     assert completion.accounts(ctx, "a") == ["acme"]
 
 
+@pytest.mark.slow  # (a process of its own per Tab, as a shell starts)
 def test_completion_says_nothing_when_the_database_cannot_answer(tmp_path):
     missing = tmp_path / "missing.db"
     assert complete(f"trackly --db {missing} report --account ") == []

@@ -19,10 +19,13 @@ from pathlib import Path
 from typing import Any, BinaryIO, NoReturn
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.markup import escape
+from rich.measure import Measurement
 from rich.table import Table
 
+from trackly_cli.core import reports
 from trackly_cli.core.errors import Conflict, InvalidInput
 
 # Off a terminal (a pipe, a file, CliRunner) tables get room rather than 80 columns, unless
@@ -168,6 +171,95 @@ def table(
     for item in rows:
         result.add_row(*(escape(cell(item.get(c), c)) for c in columns))
     return result
+
+
+# -- reports ----------------------------------------------------------------------------------
+
+# The report table's short headers (the compact and --columns tables; --wide spells them out).
+SHORT_HEADERS = {
+    "message_id": "message",
+    "delivered": "deliv",
+    "undelivered": "undeliv",
+    "bot_clicks": "bots",
+    "bot_pct": "bot %",
+    "unique_clicks": "unique",
+    "click_rate": "rate",
+    "conversions": "conv",
+    "conversion_rate": "conv %",
+    "unattributed_conversions": "unattr conv",
+    "unattributed_revenue": "unattr revenue",
+}
+RATES = ("bot_pct", "click_rate", "conversion_rate")
+# The day report's bars: 24 characters wide, fewer when the terminal has no room for them.
+SPARK_WIDTH = 24
+
+
+def _report_value(column: str, value) -> str:
+    if value is None:
+        return "–"
+    if column in RATES:
+        return f"{value}%"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)
+
+
+def report_table(
+    result: reports.Report, title: str, columns: list[str], *, short: bool, width: int
+) -> Table:
+    """A report as a table whose numbers are never cut: each group's name (the label columns)
+    folds over lines when the terminal is narrow, and the day report's bars, after the unique
+    clicks, take the room left in `width` (none when there is too little)."""
+    table = _report_table(result, title, columns, short=short)
+    if result.by == "day":
+        natural = Measurement.get(stdout, stdout.options.update_width(10_000), table).maximum
+        room = width - natural - 2  # (the bars' column and its gap)
+        if room >= 6:
+            table = _report_table(result, title, columns, short=short, bars=min(room, SPARK_WIDTH))
+    return table
+
+
+def _report_table(
+    result: reports.Report, title: str, columns: list[str], *, short: bool, bars: int = 0
+) -> Table:
+    if result.by == "message":
+        labels = ["message_id", "phone"]
+    else:
+        labels = [result.key] if result.by != "variant" else ["campaign", "variant"]
+    bars_after = next((c for c in ("unique_clicks", *reversed(labels)) if c in columns), None)
+    table = Table(
+        title=title,
+        box=box.SIMPLE,
+        show_edge=False,
+        collapse_padding=True,
+        show_footer=True,
+        header_style="bold",
+        footer_style="bold",
+    )
+    for index, column in enumerate(labels + columns):
+        label = index < len(labels)
+        if index == 0:
+            footer = "Total"
+        else:
+            footer = "" if label else _report_value(column, result.totals.get(column))
+        table.add_column(
+            (SHORT_HEADERS.get(column, column) if short else column).replace("_", " "),
+            footer=footer,
+            justify="left" if label else "right",
+            no_wrap=not label,
+            overflow="fold",
+        )
+        if bars and column == bars_after:
+            table.add_column("", footer="", justify="left", style="blue", no_wrap=True)
+    drawn = reports.sparkline([r["unique_clicks"] for r in result.rows], bars) if bars else []
+    for position, row in enumerate(result.rows):
+        cells = []
+        for column in labels + columns:
+            cells.append(escape(_report_value(column, row.get(column))))
+            if bars and column == bars_after:
+                cells.append(drawn[position])
+        table.add_row(*cells)
+    return table
 
 
 # Set by every command's --force (see options.ForceOpt): whether a file it writes may replace one.

@@ -7,9 +7,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich import box
 from rich.console import Group
-from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
@@ -50,49 +48,15 @@ TABLE_COLUMNS = [c for c in reports.COLUMNS if c != "unattributed_revenue"]
 # picks; JSON and CSV always have every column.
 COMPACT = ["sent", "clicks", "bot_clicks", "unique_clicks", "click_rate", "conversions", "revenue"]
 
-# Short headers, and the names --columns takes besides the JSON keys.
-SHORT = {
-    "message_id": "message",
-    "delivered": "deliv",
-    "undelivered": "undeliv",
-    "bot_clicks": "bots",
-    "bot_pct": "bot %",
-    "unique_clicks": "unique",
-    "click_rate": "rate",
-    "conversions": "conv",
-    "conversion_rate": "conv %",
-    "unattributed_conversions": "unattr conv",
-    "unattributed_revenue": "unattr revenue",
-}
-ALIASES = {short.replace(" ", ""): column for column, short in SHORT.items()} | {
-    "bot_pct": "bot_pct"
-}
+# The names --columns takes besides the JSON keys: the table's short headers.
+ALIASES = {short.replace(" ", ""): column for column, short in output.SHORT_HEADERS.items()}
 
 # Shown in the wide table once a delivery report was imported (JSON and CSV always have them).
 DELIVERY = ("delivered", "undelivered")
 
-# The day report's bars: 24 characters wide, fewer when the terminal has no room for them.
-SPARK_WIDTH = 24
-
 
 def _has_receipts(result: reports.Report) -> bool:
     return any(result.totals.get(c) for c in DELIVERY)
-
-
-def _table_value(column: str, value):
-    if value is None:
-        return "–"
-    if column in ("bot_pct", "click_rate", "conversion_rate"):
-        return f"{value}%"
-    if isinstance(value, int):
-        return f"{value:,}"
-    return value
-
-
-def _labels(result: reports.Report) -> list[str]:
-    if result.by == "message":
-        return ["message_id", "phone"]
-    return [result.key] if result.by != "variant" else ["campaign", "variant"]
 
 
 def pick_columns(text: str) -> list[str]:
@@ -101,7 +65,9 @@ def pick_columns(text: str) -> list[str]:
     for name in [n.strip().lower() for n in text.split(",") if n.strip()] or [""]:
         column = name if name in reports.COLUMNS else ALIASES.get(name.replace(" ", ""))
         if column is None:
-            valid = ", ".join(SHORT.get(c, c).replace(" ", "") for c in reports.COLUMNS)
+            valid = ", ".join(
+                output.SHORT_HEADERS.get(c, c).replace(" ", "") for c in reports.COLUMNS
+            )
             raise typer.BadParameter(
                 f"no column {name!r}: choose from {valid} (or their JSON names)",
                 param_hint="'--columns'",
@@ -109,64 +75,6 @@ def pick_columns(text: str) -> list[str]:
         if column not in picked:
             picked.append(column)
     return picked
-
-
-def _rich_table(
-    result: reports.Report,
-    title: str,
-    columns: list[str],
-    *,
-    short: bool,
-    width: int,
-    spark: int = 0,
-) -> Table:
-    """The report as a table whose numbers are never cut: when the terminal is narrow, the name
-    column folds instead; the day report's bars take the room that is left."""
-    labels = _labels(result)
-    spark_after = next((c for c in ("unique_clicks", *reversed(labels)) if c in columns), None)
-    table = Table(
-        title=title,
-        box=box.SIMPLE,
-        show_edge=False,
-        collapse_padding=True,
-        show_footer=True,
-        header_style="bold",
-        footer_style="bold",
-    )
-    for index, column in enumerate(labels + columns):
-        label = index < len(labels)
-        footer = (
-            "Total"
-            if index == 0
-            else ""
-            if label
-            else _table_value(column, result.totals.get(column))
-        )
-        table.add_column(
-            (SHORT.get(column, column) if short else column).replace("_", " "),
-            footer=str(footer),
-            justify="left" if label else "right",
-            no_wrap=not label,
-            overflow="fold",
-        )
-        if spark and column == spark_after:
-            table.add_column("", footer="", justify="left", style="blue", no_wrap=True)
-    bars = reports.sparkline([r["unique_clicks"] for r in result.rows], spark) if spark else []
-    for position, row in enumerate(result.rows):
-        cells = []
-        for column in labels + columns:
-            cells.append(str(_table_value(column, row.get(column))))
-            if spark and column == spark_after:
-                cells.append(bars[position])
-        table.add_row(*cells)
-    if result.by == "day" and not spark:
-        natural = Measurement.get(output.stdout, output.stdout.options.update_width(10_000), table)
-        room = width - natural.maximum - 2
-        if room >= 6:
-            return _rich_table(
-                result, title, columns, short=short, width=width, spark=min(room, SPARK_WIDTH)
-            )
-    return table
 
 
 def report_command(
@@ -256,7 +164,7 @@ def report_command(
             shown = [c for c in TABLE_COLUMNS if c not in DELIVERY or _has_receipts(result)]
         else:
             shown = COMPACT
-        table = _rich_table(
+        table = output.report_table(
             result,
             f"{title} ({subtitle})",
             shown,
