@@ -257,3 +257,20 @@ def test_completion_says_nothing_when_the_database_cannot_answer(tmp_path):
     (tmp_path / "junk.db").write_bytes(b"not a database at all" * 100)
     assert complete(f"trackly --db {tmp_path / 'junk.db'} offer show ") == []
     assert complete("trackly --db postgresql://nobody@127.0.0.1:1/x report --list ") == []
+
+
+@pytest.mark.parametrize("noun", ["clicks", "conversions"])
+def test_options_before_list_are_refused_not_dropped(acme, noun):
+    """`trackly clicks --bots list` would list every click, bots or not: refused instead."""
+    message = acme.error(noun, "--limit", "1", "list", code=2)
+    assert message == (
+        f"Error: put the options after the command: trackly {noun} list --limit …"
+        f" (try: trackly {noun} --help)"
+    )
+    acme(noun, "list", "--limit", "1")
+
+
+def test_a_group_name_is_shown_as_written_not_as_markup(clicked, tmp_path):
+    clicked("shorten", "msg.txt", "--list", "vip", "--link", "link1=Summer Sale", "--link",
+            "link2=https://plain.example/", "--campaign", "[red]x")  # fmt: skip
+    assert " [red]x " in clicked("report").stdout

@@ -113,6 +113,24 @@ LimitOpt = Annotated[
 AllOpt = Annotated[bool, typer.Option("--all", help="Every row, even in a table (no --limit).")]
 
 
+def given_before(ctx: typer.Context) -> None:
+    """A group that lists when called bare (`trackly clicks`, `trackly conversions`) with its
+    options before a command (`trackly clicks --bots list`): those options would be ignored,
+    so they are refused rather than dropped."""
+    if ctx.invoked_subcommand is None:
+        return
+    given = [
+        param.opts[0]
+        for param in ctx.command.params
+        if getattr(ctx.get_parameter_source(param.name), "name", "") == "COMMANDLINE"
+    ]
+    if given:
+        ctx.fail(
+            f"put the options after the command: trackly {ctx.info_name}"
+            f" {ctx.invoked_subcommand} {' '.join(given)} …"
+        )
+
+
 def page_limit(limit: int | None, every: bool, fmt: Format) -> int | None:
     """How many rows a listing reads: --limit N, none with --all, else the first
     output.TABLE_ROWS of a table and all of JSON and CSV (which scripts read whole)."""

@@ -23,6 +23,7 @@ from trackly_cli.options import (
     OutputOpt,
     SinceOpt,
     UntilOpt,
+    given_before,
     page_limit,
 )
 from trackly_cli.output import Format
@@ -55,6 +56,7 @@ def clicks_command(
     """Export raw clicks (every hit, repeats and bots included) with the bot verdict and its
     reasons; `trackly clicks list` is the same."""
     if ctx.invoked_subcommand:
+        given_before(ctx)
         return
     _export(ctx, campaign, offer, since, until, bots, humans, limit, every, account, fmt, out)
 

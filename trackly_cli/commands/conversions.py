@@ -21,6 +21,7 @@ from trackly_cli.options import (
     SinceOpt,
     StrictOpt,
     UntilOpt,
+    given_before,
     page_limit,
 )
 from trackly_cli.output import Format
@@ -53,6 +54,7 @@ def conversions_command(
     no_message), as `trackly conversions list` does. `trackly conversions import FILE` imports a
     network's report."""
     if ctx.invoked_subcommand:
+        given_before(ctx)
         return
     _list(ctx, campaign, offer, since, until, limit, every, account, fmt, out)
 
