@@ -109,7 +109,7 @@ class Cli:
         message = result.stderr.strip()
         assert message, "expected an error message on stderr"
         assert "Traceback" not in result.output
-        if code == 1:
+        if code in (1, 2):  # (a usage error too is one line: #14, point 7)
             assert message.startswith("Error: "), message
             assert "\n" not in message or "problems:" in message, message
         return message

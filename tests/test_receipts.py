@@ -95,7 +95,7 @@ def test_a_plain_report_by_message_id_and_by_phone(acme, messages, db_path, tmp_
 
 
 def test_the_table_shows_delivery_columns_once_a_report_was_imported(acme, messages, tmp_path):
-    before = acme("report", "--by", "campaign", "--format", "table").stdout
+    before = acme("report", "--by", "campaign", "--format", "table", "--wide").stdout
     assert "delivered" not in before
     acme(
         "receipts",
@@ -107,8 +107,12 @@ def test_the_table_shows_delivery_columns_once_a_report_was_imported(acme, messa
         "import",
         write(tmp_path, f"phone,delivered_at,status\n{messages[1]['phone']},,failed\n", "b.csv"),
     )
-    after = acme("report", "--by", "campaign", "--format", "table").stdout
+    after = acme("report", "--by", "campaign", "--format", "table", "--wide").stdout
     assert "delivered" in after and "undelivered" in after
+    # (the compact default keeps to 80 columns: there they are for --columns to ask)
+    assert "deliv" not in acme("report", "--by", "campaign").stdout
+    asked = acme("report", "--by", "campaign", "--columns", "sent,deliv,undeliv").stdout
+    assert " deliv " in asked and " undeliv" in asked
 
 
 def test_twilio_export_by_body_and_by_phone(acme, messages, campaign, db_path, tmp_path):

@@ -6,7 +6,9 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import re
+import shutil
 import sys
 from collections.abc import Iterable, Sequence
 from contextvars import ContextVar
@@ -17,16 +19,32 @@ from pathlib import Path
 from typing import Any, BinaryIO, NoReturn
 
 import typer
+from rich import box
 from rich.console import Console, Group
 from rich.markup import escape
+from rich.measure import Measurement
 from rich.table import Table
 
+from trackly_cli.core import reports
 from trackly_cli.core.errors import Conflict, InvalidInput
 
-# Off a terminal (a pipe, a file, CliRunner) tables get room rather than 80 columns, and messages
-# for people are never wrapped, so that an error stays one line.
+# Off a terminal (a pipe, a file, CliRunner) tables get room rather than 80 columns, unless
+# COLUMNS says how wide (see `width`), and messages for people are never wrapped, so that an error
+# stays one line.
 stdout = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
 stderr = Console(stderr=True, highlight=False, soft_wrap=True)
+
+# Listings show this many rows in a table unless --limit or --all says otherwise (see options).
+TABLE_ROWS = 50
+
+
+def width() -> int:
+    """How wide stdout's tables may be: COLUMNS when it is set (a terminal's resize, a script's
+    choice), else the terminal's width, else 200."""
+    columns = os.environ.get("COLUMNS", "")
+    if columns.isdigit() and int(columns) > 0:
+        return int(columns)
+    return shutil.get_terminal_size().columns if sys.stdout.isatty() else 200
 
 
 class Format(StrEnum):
@@ -170,6 +188,96 @@ def table(
     return result
 
 
+# -- reports ----------------------------------------------------------------------------------
+
+# The report table's short headers (the compact and --columns tables; --wide spells them out).
+SHORT_HEADERS = {
+    "message_id": "message",
+    "delivered": "deliv",
+    "undelivered": "undeliv",
+    "bot_clicks": "bots",
+    "bot_pct": "bot %",
+    "unique_clicks": "unique",
+    "click_rate": "rate",
+    "conversions": "conv",
+    "converting_clicks": "conv clicks",
+    "conversion_rate": "conv %",
+    "unattributed_conversions": "unattr conv",
+    "unattributed_revenue": "unattr revenue",
+}
+RATES = ("bot_pct", "click_rate", "conversion_rate")
+# The day report's bars: 24 characters wide, fewer when the terminal has no room for them.
+SPARK_WIDTH = 24
+
+
+def _report_value(column: str, value) -> str:
+    if value is None:
+        return "–"
+    if column in RATES:
+        return f"{value}%"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)
+
+
+def report_table(
+    result: reports.Report, title: str, columns: list[str], *, short: bool, width: int
+) -> Table:
+    """A report as a table whose numbers are never cut: each group's name (the label columns)
+    folds over lines when the terminal is narrow, and the day report's bars, after the unique
+    clicks, take the room left in `width` (none when there is too little)."""
+    table = _report_table(result, title, columns, short=short)
+    if result.by == "day":
+        natural = Measurement.get(stdout, stdout.options.update_width(10_000), table).maximum
+        room = width - natural - 2  # (the bars' column and its gap)
+        if room >= 6:
+            table = _report_table(result, title, columns, short=short, bars=min(room, SPARK_WIDTH))
+    return table
+
+
+def _report_table(
+    result: reports.Report, title: str, columns: list[str], *, short: bool, bars: int = 0
+) -> Table:
+    if result.by == "message":
+        labels = ["message_id", "phone"]
+    else:
+        labels = [result.key] if result.by != "variant" else ["campaign", "variant"]
+    bars_after = next((c for c in ("unique_clicks", *reversed(labels)) if c in columns), None)
+    table = Table(
+        title=title,
+        box=box.SIMPLE,
+        show_edge=False,
+        collapse_padding=True,
+        show_footer=True,
+        header_style="bold",
+        footer_style="bold",
+    )
+    for index, column in enumerate(labels + columns):
+        label = index < len(labels)
+        if index == 0:
+            footer = "Total"
+        else:
+            footer = "" if label else _report_value(column, result.totals.get(column))
+        table.add_column(
+            (SHORT_HEADERS.get(column, column) if short else column).replace("_", " "),
+            footer=footer,
+            justify="left" if label else "right",
+            no_wrap=not label,
+            overflow="fold",
+        )
+        if bars and column == bars_after:
+            table.add_column("", footer="", justify="left", style="blue", no_wrap=True)
+    drawn = reports.sparkline([r["unique_clicks"] for r in result.rows], bars) if bars else []
+    for position, row in enumerate(result.rows):
+        cells = []
+        for column in labels + columns:
+            cells.append(escape(_report_value(column, row.get(column))))
+            if bars and column == bars_after:
+                cells.append(drawn[position])
+        table.add_row(*cells)
+    return table
+
+
 # Set by every command's --force (see options.ForceOpt): whether a file it writes may replace one.
 _overwrite: ContextVar[bool] = ContextVar("trackly_overwrite", default=False)
 
@@ -213,8 +321,10 @@ def emit(
     totals: dict | None = None,
     empty: str = "Nothing to show.",
     right: Iterable[str] = (),
+    total: int | None = None,
 ) -> None:
-    """A listing or report as a Rich table, a JSON array or CSV, on stdout or into `output`."""
+    """A listing or report as a Rich table, a JSON array or CSV, on stdout or into `output`;
+    with `total` (the rows there are in all), a line on stderr says when these are fewer."""
     rows = [dict(r) for r in rows]
     if fmt is Format.json:
         _write(
@@ -235,10 +345,18 @@ def emit(
             info(empty)
     else:
         render(table(rows, columns, title=title, totals=totals, right=right), output)
+    if total is not None and total > len(rows):
+        showing(len(rows), total)
+
+
+def showing(shown: int, total: int) -> None:
+    """The line under a listing cut to its first rows: how to see the rest."""
+    info(f"showing {shown:,} of {total:,} — use --limit N or --all")
 
 
 def render(renderable: Any, output: Path | None = None) -> None:
     if output is None:
+        stdout.width = width()
         stdout.print(renderable)
         return
     buffer = io.StringIO()

@@ -9,7 +9,15 @@ from rich.markup import escape
 
 from trackly_cli import output, state
 from trackly_cli.core import accounts, deletions
-from trackly_cli.options import ForceOpt, FormatOpt, OutputOpt
+from trackly_cli.options import (
+    AccountArg,
+    AllOpt,
+    ForceOpt,
+    FormatOpt,
+    LimitOpt,
+    OutputOpt,
+    page_limit,
+)
 from trackly_cli.output import Format
 
 app = typer.Typer(
@@ -61,18 +69,21 @@ def create(
 @app.command("list")
 def list_command(
     ctx: typer.Context,
+    limit: LimitOpt = None,
+    every: AllOpt = False,
     fmt: FormatOpt = Format.table,
     out: OutputOpt = None,
     force: ForceOpt = False,
 ) -> None:
     """List accounts."""
-    output.emit(accounts.list_all(state.db(ctx)), fmt, out, empty="No accounts yet.")
+    found = accounts.list_all(state.db(ctx), page_limit(limit, every, fmt))
+    output.emit(found.rows, fmt, out, empty="No accounts yet.", total=found.total)
 
 
 @app.command("show")
 def show(
     ctx: typer.Context,
-    name: Annotated[str, typer.Argument(help="Account name or id.")],
+    name: AccountArg,
     fmt: FormatOpt = Format.table,
     out: OutputOpt = None,
     force: ForceOpt = False,
@@ -84,7 +95,7 @@ def show(
 @app.command("update")
 def update(
     ctx: typer.Context,
-    name: Annotated[str, typer.Argument(help="Account name or id.")],
+    name: AccountArg,
     new_name: Annotated[str | None, typer.Option("--name", help="Rename the account.")] = None,
     retention_days: RetentionOpt = None,
     anonymize_ips_after: AnonymizeOpt = None,

@@ -10,7 +10,15 @@ import typer
 
 from trackly_cli import output, state
 from trackly_cli.core import bots, filters, ipranges, rescan
-from trackly_cli.options import AccountOpt, ForceOpt, FormatOpt, OutputOpt
+from trackly_cli.options import (
+    AccountOpt,
+    AllOpt,
+    ForceOpt,
+    FormatOpt,
+    LimitOpt,
+    OutputOpt,
+    page_limit,
+)
 from trackly_cli.output import Format
 
 app = typer.Typer(
@@ -32,16 +40,21 @@ class Kind(StrEnum):
 @app.command("check")
 def check(
     ctx: typer.Context,
-    ua: Annotated[str, typer.Option("--ua", help="The user agent to judge.")],
-    ip: Annotated[str | None, typer.Option("--ip", help="The client IP address.")] = None,
-    method: Annotated[str, typer.Option("--method", help="The HTTP method.")] = "GET",
+    ua: Annotated[
+        str | None, typer.Option("--ua", metavar="TEXT", help="The user agent to judge.")
+    ] = None,
+    ip: Annotated[
+        str | None, typer.Option("--ip", metavar="IP", help="The client IP address.")
+    ] = None,
+    method: Annotated[
+        str, typer.Option("--method", metavar="METHOD", help="The HTTP method.")
+    ] = "GET",
     fmt: FormatOpt = Format.table,
 ) -> None:
-    """Judge a user agent (and IP) as the server would: the verdict and its reasons."""
+    """Judge a user agent (and IP) as the server would: the verdict and its reasons. With --ip
+    alone, what the IP says (deny list, datacenter ranges)."""
     db = state.db(ctx)
-    detector = bots.Detector(ipranges.load(db))
-    facts = bots.RequestFacts(method.upper(), ua, ip, accept_language=None, prefetch=None)
-    verdict = detector.classify(facts)
+    verdict = bots.check(bots.Detector(ipranges.load(db)), ua, ip, method)
     if fmt is Format.table:
         label = "[bold red]bot[/]" if verdict.is_bot else "[bold green]human[/]"
         output.stdout.print(label)
@@ -120,16 +133,25 @@ def ranges_remove(
 @ranges_app.command("list")
 def ranges_list(
     ctx: typer.Context,
+    cidrs: Annotated[
+        bool, typer.Option("--cidrs", help="List the ranges themselves, not a summary.")
+    ] = False,
+    limit: LimitOpt = None,
+    every: AllOpt = False,
     fmt: FormatOpt = Format.table,
     out: OutputOpt = None,
     force: ForceOpt = False,
 ) -> None:
-    """Summarise the IP ranges by kind and source."""
+    """Summarise the IP ranges by kind and source (or list them with --cidrs)."""
+    found = (ipranges.ranges if cidrs else ipranges.summary)(
+        state.db(ctx), page_limit(limit, every, fmt)
+    )
     output.emit(
-        ipranges.summary(state.db(ctx)),
+        found.rows,
         fmt,
         out,
         empty="No IP ranges yet: trackly bots ranges import FILE",
+        total=found.total,
     )
 
 

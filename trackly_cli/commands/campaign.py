@@ -9,29 +9,41 @@ import typer
 
 from trackly_cli import output, state
 from trackly_cli.core import campaigns
-from trackly_cli.options import AccountOpt, ForceOpt, FormatOpt, OutputOpt
+from trackly_cli.options import (
+    AccountOpt,
+    AllOpt,
+    CampaignArg,
+    ForceOpt,
+    FormatOpt,
+    LimitOpt,
+    OutputOpt,
+    page_limit,
+)
 from trackly_cli.output import Format
 
 app = typer.Typer(help="Campaigns: list, show, outbox, delete.", no_args_is_help=True)
-
-CampaignArg = Annotated[str, typer.Argument(help="Campaign name or id.")]
 
 
 @app.command("list")
 def list_command(
     ctx: typer.Context,
     account: AccountOpt = None,
+    limit: LimitOpt = None,
+    every: AllOpt = False,
     fmt: FormatOpt = Format.table,
     out: OutputOpt = None,
     force: ForceOpt = False,
 ) -> None:
-    """List the account's campaigns, newest first, with their report numbers."""
-    rows = campaigns.listing(state.db(ctx), account)
+    """List the account's campaigns, newest first, with their report numbers (a table: the
+    first 50; --limit N, --all)."""
+    found = campaigns.listing(state.db(ctx), account)
+    shown = page_limit(limit, every, fmt)
+    rows = found[:shown] if shown else found
     columns = None
     if fmt is Format.table and not any(r["delivered"] or r["undelivered"] for r in rows):
         # (no delivery report imported: the columns would say nothing)
         columns = [k for k in (rows[0] if rows else {}) if k not in ("delivered", "undelivered")]
-    output.emit(rows, fmt, out, columns=columns, empty="No campaigns yet.")
+    output.emit(rows, fmt, out, columns=columns, empty="No campaigns yet.", total=len(found))
 
 
 @app.command("show")

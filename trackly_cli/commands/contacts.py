@@ -9,21 +9,27 @@ import typer
 from rich.console import Group
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from trackly_cli import output, state
+from trackly_cli import completion, output, state
 from trackly_cli.core import accounts, contacts, erasure, exports
 from trackly_cli.options import (
     AccountOpt,
+    AllOpt,
     CountryOpt,
     ForceOpt,
     FormatOpt,
     LimitOpt,
+    ListArg,
     OutputOpt,
     StrictOpt,
+    page_limit,
 )
 from trackly_cli.output import Format
 
-app = typer.Typer(help="Contacts: import from CSV, list, erase.", no_args_is_help=True)
-contact_app = typer.Typer(help="One contact's journey; erasing a person.", no_args_is_help=True)
+app = typer.Typer(help="Contacts: import from CSV, list, show one, erase.", no_args_is_help=True)
+contact_app = typer.Typer(
+    help="One contact's journey (as `trackly contacts show`); erasing a person.",
+    no_args_is_help=True,
+)
 
 
 def _count_lines(path: Path) -> int:
@@ -34,7 +40,7 @@ def _count_lines(path: Path) -> int:
 @app.command("import")
 def import_command(
     ctx: typer.Context,
-    list_name: Annotated[str, typer.Argument(metavar="LIST", help="List name or id.")],
+    list_name: ListArg,
     file: Annotated[
         Path,
         typer.Argument(
@@ -97,19 +103,27 @@ def import_command(
 def list_command(
     ctx: typer.Context,
     list_name: Annotated[
-        str | None, typer.Option("--list", help="Only this list's members.")
+        str | None,
+        typer.Option(
+            "--list",
+            metavar="NAME",
+            help="Only this list's members.",
+            autocompletion=completion.lists,
+        ),
     ] = None,
     limit: LimitOpt = None,
+    every: AllOpt = False,
     account: AccountOpt = None,
     fmt: FormatOpt = Format.table,
     out: OutputOpt = None,
     force: ForceOpt = False,
 ) -> None:
     """List contacts with their merge fields."""
-    found = contacts.list_contacts(state.db(ctx), account, list_name, limit)
-    output.emit(found, fmt, out, empty="No contacts.")
+    found = contacts.list_contacts(state.db(ctx), account, list_name, page_limit(limit, every, fmt))
+    output.emit(found.rows, fmt, out, empty="No contacts.", total=found.total)
 
 
+@app.command("show")
 @contact_app.command("show")
 def show(
     ctx: typer.Context,

@@ -11,6 +11,7 @@ from trackly_cli import output, state
 from trackly_cli.core import conversions, filters
 from trackly_cli.options import (
     AccountOpt,
+    AllOpt,
     CampaignOpt,
     ForceOpt,
     FormatOpt,
@@ -20,6 +21,8 @@ from trackly_cli.options import (
     SinceOpt,
     StrictOpt,
     UntilOpt,
+    given_before,
+    page_limit,
 )
 from trackly_cli.output import Format
 
@@ -34,6 +37,29 @@ COLUMNS = [
 
 
 @app.callback(invoke_without_command=True)
+def conversions_command(
+    ctx: typer.Context,
+    campaign: CampaignOpt = None,
+    offer: OfferOpt = None,
+    since: SinceOpt = None,
+    until: UntilOpt = None,
+    limit: LimitOpt = None,
+    every: AllOpt = False,
+    account: AccountOpt = None,
+    fmt: FormatOpt = Format.table,
+    out: OutputOpt = None,
+    force: ForceOpt = False,
+) -> None:
+    """List conversions with their attribution (attributed, outside_window, no_click,
+    no_message), as `trackly conversions list` does. `trackly conversions import FILE` imports a
+    network's report."""
+    if ctx.invoked_subcommand:
+        given_before(ctx)
+        return
+    _list(ctx, campaign, offer, since, until, limit, every, account, fmt, out)
+
+
+@app.command("list")
 def list_command(
     ctx: typer.Context,
     campaign: CampaignOpt = None,
@@ -41,22 +67,26 @@ def list_command(
     since: SinceOpt = None,
     until: UntilOpt = None,
     limit: LimitOpt = None,
+    every: AllOpt = False,
     account: AccountOpt = None,
     fmt: FormatOpt = Format.table,
     out: OutputOpt = None,
     force: ForceOpt = False,
 ) -> None:
     """List conversions with their attribution (attributed, outside_window, no_click,
-    no_message). `trackly conversions import FILE` imports a network's report."""
-    if ctx.invoked_subcommand:
-        return
+    no_message)."""
+    _list(ctx, campaign, offer, since, until, limit, every, account, fmt, out)
+
+
+def _list(ctx, campaign, offer, since, until, limit, every, account, fmt, out) -> None:
+    rows_wanted = page_limit(limit, every, fmt)
     db = state.db(ctx)
     chosen = filters.resolve(
         db, account=account, campaign=campaign, offer=offer, since=since, until=until
     )
-    found = conversions.list_conversions(db, chosen, limit=limit)
+    found = conversions.list_conversions(db, chosen, limit=rows_wanted)
     columns = {Format.table: COLUMNS, Format.csv: conversions.LIST_COLUMNS}.get(fmt)
-    output.emit(found, fmt, out, columns=columns, empty="No conversions.")
+    output.emit(found.rows, fmt, out, columns=columns, empty="No conversions.", total=found.total)
 
 
 @app.command("import")

@@ -11,7 +11,15 @@ from rich.markup import escape
 from trackly_cli import output, state
 from trackly_cli.core import creatives, deletions
 from trackly_cli.core.errors import InvalidInput
-from trackly_cli.options import AccountOpt, ForceOpt, FormatOpt, OutputOpt
+from trackly_cli.options import (
+    AccountOpt,
+    AllOpt,
+    ForceOpt,
+    FormatOpt,
+    LimitOpt,
+    OutputOpt,
+    page_limit,
+)
 from trackly_cli.output import Format
 
 app = typer.Typer(
@@ -56,19 +64,23 @@ def add(
 def list_command(
     ctx: typer.Context,
     account: AccountOpt = None,
+    limit: LimitOpt = None,
+    every: AllOpt = False,
     fmt: FormatOpt = Format.table,
     out: OutputOpt = None,
     force: ForceOpt = False,
 ) -> None:
     """List the account's creatives."""
+    found = creatives.list_all(state.db(ctx), account, page_limit(limit, every, fmt))
     output.emit(
-        creatives.list_all(state.db(ctx), account),
+        found.rows,
         fmt,
         out,
         columns=["id", "name", "slots", "fields", "messages", "body"]
         if fmt is Format.table
         else None,
         empty="No creatives yet.",
+        total=found.total,
     )
 
 

@@ -8,7 +8,15 @@ import typer
 
 from trackly_cli import output, state
 from trackly_cli.core import accounts, domains
-from trackly_cli.options import AccountOpt, ForceOpt, FormatOpt, OutputOpt
+from trackly_cli.options import (
+    AccountOpt,
+    AllOpt,
+    ForceOpt,
+    FormatOpt,
+    LimitOpt,
+    OutputOpt,
+    page_limit,
+)
 from trackly_cli.output import Format
 
 app = typer.Typer(help="Tracking domains: add, list, remove (or delete).", no_args_is_help=True)
@@ -44,6 +52,8 @@ def add(
 def list_command(
     ctx: typer.Context,
     account: AccountOpt = None,
+    limit: LimitOpt = None,
+    every: AllOpt = False,
     fmt: FormatOpt = Format.table,
     out: OutputOpt = None,
     force: ForceOpt = False,
@@ -51,12 +61,14 @@ def list_command(
     """List tracking domains (of one account with --account)."""
     db = state.db(ctx)
     account_id = accounts.resolve(db, account)["id"] if account else None
+    found = domains.list_all(db, account_id, page_limit(limit, every, fmt))
     output.emit(
-        domains.list_all(db, account_id),
+        found.rows,
         fmt,
         out,
         columns=["hostname", "account", "scheme", "is_default", "campaigns", "created_at"],
         empty="No domains yet: add one with `trackly domain add HOST --account NAME`.",
+        total=found.total,
     )
 
 

@@ -11,10 +11,19 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from trackly_cli import output, state
+from trackly_cli import completion, output, state
 from trackly_cli.core import contacts, deletions, lists
 from trackly_cli.core.errors import InvalidInput
-from trackly_cli.options import AccountOpt, CountryOpt, ForceOpt, FormatOpt, OutputOpt
+from trackly_cli.options import (
+    AccountOpt,
+    AllOpt,
+    CountryOpt,
+    ForceOpt,
+    FormatOpt,
+    LimitOpt,
+    OutputOpt,
+    page_limit,
+)
 from trackly_cli.output import Format
 
 app = typer.Typer(
@@ -28,7 +37,9 @@ class BotFilter(StrEnum):
     confirm = "confirm"
 
 
-NameArg = Annotated[str, typer.Argument(help="List name or id.")]
+NameArg = Annotated[
+    str, typer.Argument(metavar="NAME", help="List name or id.", autocompletion=completion.lists)
+]
 BotFilterOpt = Annotated[
     BotFilter | None,
     typer.Option(
@@ -141,19 +152,23 @@ def show(
 def list_command(
     ctx: typer.Context,
     account: AccountOpt = None,
+    limit: LimitOpt = None,
+    every: AllOpt = False,
     fmt: FormatOpt = Format.table,
     out: OutputOpt = None,
     force: ForceOpt = False,
 ) -> None:
     """List the account's sending lists."""
+    found = lists.list_all(state.db(ctx), account, page_limit(limit, every, fmt))
     output.emit(
-        lists.list_all(state.db(ctx), account),
+        found.rows,
         fmt,
         out,
         columns=None
         if fmt is not Format.table
         else ["id", "name", "members", "bot_filter", "min_human_seconds", "interstitial_title"],
         empty="No lists yet: create one with `trackly list create NAME`.",
+        total=found.total,
     )
 
 

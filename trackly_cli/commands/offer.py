@@ -10,7 +10,17 @@ from rich.markup import escape
 
 from trackly_cli import output, state
 from trackly_cli.core import deletions, offers
-from trackly_cli.options import AccountOpt, ForceOpt, FormatOpt, MetaOpt, OutputOpt
+from trackly_cli.options import (
+    AccountOpt,
+    AllOpt,
+    ForceOpt,
+    FormatOpt,
+    LimitOpt,
+    MetaOpt,
+    OfferArg,
+    OutputOpt,
+    page_limit,
+)
 from trackly_cli.output import Format
 
 app = typer.Typer(
@@ -31,7 +41,7 @@ class BotFilter(StrEnum):
     confirm = "confirm"
 
 
-NameArg = Annotated[str, typer.Argument(help="Offer name or id.")]
+NameArg = OfferArg
 UrlOpt = Annotated[
     str,
     typer.Option(
@@ -162,12 +172,15 @@ def _shown(offer: dict) -> dict:
 def list_command(
     ctx: typer.Context,
     account: AccountOpt = None,
+    limit: LimitOpt = None,
+    every: AllOpt = False,
     fmt: FormatOpt = Format.table,
     out: OutputOpt = None,
     force: ForceOpt = False,
 ) -> None:
     """List the account's offers (secrets only with `offer show`)."""
-    found = offers.list_all(state.db(ctx), account)
+    page = offers.list_all(state.db(ctx), account, page_limit(limit, every, fmt))
+    found = page.rows
     columns = [
         "id",
         "name",
@@ -179,7 +192,7 @@ def list_command(
         "domain",
     ]
     if fmt is Format.table:
-        output.emit(found, fmt, out, columns=columns, empty="No offers yet.")
+        output.emit(found, fmt, out, columns=columns, empty="No offers yet.", total=page.total)
     else:
         output.emit(
             [

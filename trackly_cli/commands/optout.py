@@ -9,7 +9,16 @@ import typer
 
 from trackly_cli import output, state
 from trackly_cli.core import optouts
-from trackly_cli.options import AccountOpt, CountryOpt, ForceOpt, FormatOpt, OutputOpt
+from trackly_cli.options import (
+    AccountOpt,
+    AllOpt,
+    CountryOpt,
+    ForceOpt,
+    FormatOpt,
+    LimitOpt,
+    OutputOpt,
+    page_limit,
+)
 from trackly_cli.output import Format
 
 app = typer.Typer(
@@ -82,17 +91,21 @@ def import_command(
 def list_command(
     ctx: typer.Context,
     account: AccountOpt = None,
+    limit: LimitOpt = None,
+    every: AllOpt = False,
     fmt: FormatOpt = Format.table,
     out: OutputOpt = None,
     force: ForceOpt = False,
 ) -> None:
-    """List the account's opted-out numbers."""
+    """List the account's opted-out numbers (a table: the first 50; --limit N, --all)."""
+    page = optouts.list_optouts(state.db(ctx), account, page_limit(limit, every, fmt))
     output.emit(
-        optouts.list_optouts(state.db(ctx), account),
+        page.rows,
         fmt,
         out,
         columns=["phone", "keyword", "opted_out_at", "source", "created_at"],
         empty="No opt-outs.",
+        total=page.total,
     )
 
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import sys
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -14,14 +12,14 @@ from rich.table import Table
 from rich.text import Text
 
 from trackly_cli import html_report, output, state
-from trackly_cli.core import abtest, exports, filters, reports, segments, store
+from trackly_cli.core import abtest, filters, reports, segments, store
 from trackly_cli.core.errors import InvalidInput
 from trackly_cli.options import (
     AccountOpt,
+    CampaignArg,
     CampaignOpt,
     ForceOpt,
     FormatOpt,
-    LimitOpt,
     ListOpt,
     OfferOpt,
     OutputOpt,
@@ -49,8 +47,14 @@ TABLE_COLUMNS = [
     c for c in reports.COLUMNS if c not in ("converting_clicks", "unattributed_revenue")
 ]
 
+# What the table shows by default: what fits 80 columns. --wide shows TABLE_COLUMNS, --columns
+# picks; JSON and CSV always have every column.
+COMPACT = ["sent", "clicks", "bot_clicks", "unique_clicks", "click_rate", "conversions", "revenue"]
 
-# Shown in the table once a delivery report was imported (JSON and CSV always have them).
+# The names --columns takes besides the JSON keys: the table's short headers.
+ALIASES = {short.replace(" ", ""): column for column, short in output.SHORT_HEADERS.items()}
+
+# Shown in the wide table once a delivery report was imported (JSON and CSV always have them).
 DELIVERY = ("delivered", "undelivered")
 
 
@@ -58,47 +62,22 @@ def _has_receipts(result: reports.Report) -> bool:
     return any(result.totals.get(c) for c in DELIVERY)
 
 
-def _table_value(column: str, value):
-    if value is None:
-        return "–"
-    if column in ("bot_pct", "click_rate", "conversion_rate"):
-        return f"{value}%"
-    if isinstance(value, int):
-        return f"{value:,}"
-    return value
-
-
-def _rich_table(result: reports.Report, title: str) -> Table:
-    labels = [result.key] if result.by != "variant" else ["campaign", "variant"]
-    if result.by == "message":
-        labels = ["message_id", "phone"]
-    columns = labels + [c for c in TABLE_COLUMNS if c not in DELIVERY or _has_receipts(result)]
-    spark = result.by == "day"
-    table = Table(title=title, show_footer=True, header_style="bold", footer_style="bold")
-    for index, column in enumerate(columns):
-        footer = (
-            "Total"
-            if index == 0
-            else (
-                "" if index < len(labels) else str(_table_value(column, result.totals.get(column)))
+def pick_columns(text: str) -> list[str]:
+    """--columns a,b,c: report columns by JSON key or short header, in the order given."""
+    picked = []
+    for name in [n.strip().lower() for n in text.split(",") if n.strip()] or [""]:
+        column = name if name in reports.COLUMNS else ALIASES.get(name.replace(" ", ""))
+        if column is None:
+            valid = ", ".join(
+                output.SHORT_HEADERS.get(c, c).replace(" ", "") for c in reports.COLUMNS
             )
-        )
-        table.add_column(
-            column.replace("_", " "),
-            footer=footer,
-            justify="left" if index < len(labels) else "right",
-        )
-        if spark and column == "unique_clicks":
-            table.add_column("", footer="", justify="left", style="blue")
-    bars = reports.sparkline([r["unique_clicks"] for r in result.rows]) if spark else []
-    for position, row in enumerate(result.rows):
-        cells = []
-        for column in columns:
-            cells.append(str(_table_value(column, row.get(column))))
-            if spark and column == "unique_clicks":
-                cells.append(bars[position])
-        table.add_row(*cells)
-    return table
+            raise typer.BadParameter(
+                f"no column {name!r}: choose from {valid} (or their JSON names)",
+                param_hint="'--columns'",
+            )
+        if column not in picked:
+            picked.append(column)
+    return picked
 
 
 def report_command(
@@ -110,7 +89,21 @@ def report_command(
     since: SinceOpt = None,
     until: UntilOpt = None,
     tz: TzOpt = None,
-    limit: LimitOpt = None,
+    limit: Annotated[
+        int | None, typer.Option("--limit", min=1, max=10**9, metavar="N", help="At most N rows.")
+    ] = None,
+    wide: Annotated[
+        bool, typer.Option("--wide", help="Every column in the table (JSON and CSV have them all).")
+    ] = False,
+    columns: Annotated[
+        str | None,
+        typer.Option(
+            "--columns",
+            metavar="A,B,…",
+            help="The table's columns, e.g. sent,unique,rate,revenue,epc (names as in JSON or"
+            " the table's short headers).",
+        ),
+    ] = None,
     html: Annotated[
         Path | None,
         typer.Option(
@@ -124,6 +117,9 @@ def report_command(
 ) -> None:
     """Sent, raw / bot / unique clicks, click rate, conversions, revenue and payout, by
     campaign, message, offer, creative, list, variant, day or domain."""
+    if wide and columns is not None:
+        raise typer.BadParameter("--wide and --columns exclude each other", param_hint="'--wide'")
+    picked = pick_columns(columns) if columns is not None else None
     db = state.db(ctx)
     chosen = filters.resolve(
         db,
@@ -165,14 +161,27 @@ def report_command(
         if not result.rows:
             output.info("Nothing in this range.")
             return
-        output.render(_rich_table(result, f"{title} ({subtitle})"), out)
+        if picked:
+            shown = picked
+        elif wide:
+            shown = [c for c in TABLE_COLUMNS if c not in DELIVERY or _has_receipts(result)]
+        else:
+            shown = COMPACT
+        table = output.report_table(
+            result,
+            f"{title} ({subtitle})",
+            shown,
+            short=not wide,
+            width=200 if out else output.width(),
+        )
+        output.render(table, out)
     else:
         output.emit(result.rows, fmt, out, columns=reports.columns(by.value))
 
 
 def ab_command(
     ctx: typer.Context,
-    campaign: Annotated[str, typer.Argument(help="Campaign name or id.")],
+    campaign: CampaignArg,
     account: AccountOpt = None,
     fmt: FormatOpt = Format.table,
     out: OutputOpt = None,
@@ -236,7 +245,7 @@ class Audience(StrEnum):
 
 def segment_command(
     ctx: typer.Context,
-    campaign: Annotated[str, typer.Argument(help="Campaign name or id.")],
+    campaign: CampaignArg,
     clicked: Annotated[bool, typer.Option("--clicked", help="Contacts who clicked.")] = False,
     not_clicked: Annotated[bool, typer.Option("--not-clicked", help="Who did not click.")] = False,
     converted: Annotated[bool, typer.Option("--converted", help="Who converted.")] = False,
@@ -295,96 +304,3 @@ def segment_command(
     )
     if not saved:
         output.info(f"{len(rows):,} contacts.")
-
-
-def clicks_command(
-    ctx: typer.Context,
-    campaign: CampaignOpt = None,
-    offer: OfferOpt = None,
-    since: SinceOpt = None,
-    until: UntilOpt = None,
-    bots: Annotated[bool, typer.Option("--bots", help="Only clicks flagged as bots.")] = False,
-    humans: Annotated[bool, typer.Option("--humans", help="Only clicks not flagged.")] = False,
-    limit: LimitOpt = None,
-    account: AccountOpt = None,
-    fmt: FormatOpt = Format.csv,
-    out: OutputOpt = None,
-    force: ForceOpt = False,
-) -> None:
-    """Export raw clicks (every hit, repeats and bots included) with the bot verdict and its
-    reasons."""
-    if bots and humans:
-        raise InvalidInput("--bots and --humans exclude each other")
-    db = state.db(ctx)
-    chosen = filters.resolve(
-        db, account=account, campaign=campaign, offer=offer, since=since, until=until
-    )
-    rows = exports.list_clicks(
-        db, chosen, bots=True if bots else False if humans else None, limit=limit
-    )
-    if fmt is Format.csv:
-        _stream_csv(rows, out)
-    else:
-        output.emit(
-            list(rows),
-            fmt,
-            out,
-            empty="No clicks.",
-            columns=[
-                "clicked_at",
-                "link_id",
-                "phone",
-                "offer",
-                "ip",
-                "is_bot",
-                "bot_reasons",
-            ]
-            if fmt is Format.table
-            else None,
-        )
-
-
-def _stream_csv(rows, out: Path | None) -> None:
-    """CSV row by row, so that a large export needs no memory."""
-    if out:
-        output.writable(out)
-    try:
-        handle = out.open("w", newline="", encoding="utf-8") if out else sys.stdout
-    except OSError as e:
-        raise InvalidInput(f"cannot write {out}: {e.strerror or e}") from e
-    try:
-        writer = None
-        count = 0
-        for row in rows:
-            if writer is None:
-                writer = csv.DictWriter(handle, fieldnames=list(row), lineterminator="\n")
-                writer.writeheader()
-            writer.writerow({k: output.csv_cell(v) for k, v in row.items()})
-            count += 1
-        if writer is None:
-            handle.write(",".join(CLICK_COLUMNS) + "\n")
-    finally:
-        if out:
-            handle.close()
-            output.info(f"Wrote {count:,} clicks to {out}")
-
-
-CLICK_COLUMNS = [
-    "id",
-    "clicked_at",
-    "link_id",
-    "slot",
-    "message_id",
-    "phone",
-    "offer",
-    "campaign",
-    "variant",
-    "method",
-    "ip",
-    "user_agent",
-    "referer",
-    "accept_language",
-    "is_bot",
-    "bot_reasons",
-    "message_click",
-]

@@ -10,7 +10,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from trackly_cli import output, state
+from trackly_cli import completion, output, state
 from trackly_cli.commands.creative import read_template
 from trackly_cli.core import accounts, lookup, shorten
 from trackly_cli.options import AccountOpt, CountryOpt, ForceOpt, FormatOpt
@@ -54,7 +54,13 @@ def shorten_command(
         ),
     ] = None,
     list_name: Annotated[
-        str | None, typer.Option("--list", help="Send to this list: one message per member.")
+        str | None,
+        typer.Option(
+            "--list",
+            metavar="NAME",
+            help="Send to this list: one message per member.",
+            autocompletion=completion.lists,
+        ),
     ] = None,
     campaign: Annotated[
         str | None,

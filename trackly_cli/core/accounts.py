@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from trackly_cli.core import clock, lookup, store, validate
+from trackly_cli.core import clock, lookup, paging, store, validate
 from trackly_cli.core.errors import Conflict, InvalidInput, NotFound
 
 DEFAULT_RETENTION_DAYS = 90
@@ -76,8 +76,8 @@ def _check_settings(retention_days: int, anonymize_ips_after_days: int | None) -
         raise InvalidInput(f"--anonymize-ips-after must be between 0 (at once) and {MAX_DAYS:,}")
 
 
-def list_all(db: store.Store) -> list[dict]:
-    return store.rows(
+def list_all(db: store.Store, limit: int | None = None) -> paging.Page:
+    return paging.fetch(
         db,
         """
         SELECT a.id, a.name, a.retention_days, a.anonymize_ips_after_days,
@@ -87,14 +87,16 @@ def list_all(db: store.Store) -> list[dict]:
                (SELECT count(*) FROM offers o WHERE o.account_id = a.id) AS offers,
                (SELECT count(*) FROM lists l WHERE l.account_id = a.id) AS lists,
                a.created_at
-        FROM accounts a ORDER BY a.id
+        FROM accounts a
         """,
+        "ORDER BY a.id",
+        limit=limit,
     )
 
 
 def show(db: store.Store, ref: str | int) -> dict:
     account = lookup.find(db, "accounts", ref)
-    return next(a for a in list_all(db) if a["id"] == account["id"])
+    return next(a for a in list_all(db).rows if a["id"] == account["id"])
 
 
 def resolve(conn: store.Store, ref: str | None) -> dict:

@@ -29,6 +29,7 @@ from crawlerdetect.providers.crawlers import data as CRAWLER_PATTERNS
 from crawlerdetect.providers.exclusions import data as EXCLUDED_PATTERNS
 
 from trackly_cli.core import ipranges
+from trackly_cli.core.errors import InvalidInput
 from trackly_cli.core.ipranges import RangeSet
 
 MAX_USER_AGENT = 1024
@@ -299,3 +300,23 @@ class Detector:
         if not strong and not weak:
             return HUMAN
         return Verdict(bool(strong) or len(weak) >= 2, tuple(strong + weak))
+
+
+def check(
+    detector: Detector, user_agent: str | None, ip: str | None, method: str = "GET"
+) -> Verdict:
+    """`trackly bots check`: the verdict the server would give a request with this user agent
+    (and IP), or, without a user agent, what the IP alone says (deny list, datacenter ranges)."""
+    if ip is not None and ipranges.parse_address(ip) is None:
+        raise InvalidInput(f"--ip {ip!r} is not an IP address such as 203.0.113.7 or 2001:db8::1")
+    if user_agent is None and ip is None:
+        raise InvalidInput("give --ua, --ip, or both")
+    method = method.upper()
+    if user_agent is not None:
+        facts = RequestFacts(method, user_agent, ip, accept_language=None, prefetch=None)
+        return detector.classify(facts)
+    allowed, reasons = detector.ip_reasons(ip)
+    strong = [f"{method} request"] if method in ("HEAD", "OPTIONS") else []
+    if not allowed:
+        strong.extend(reasons)
+    return Verdict(bool(strong), tuple(strong))

@@ -12,7 +12,7 @@ from typing import BinaryIO
 
 import phonenumbers
 
-from trackly_cli.core import accounts, clock, dialect, lookup, store, validate
+from trackly_cli.core import accounts, clock, dialect, lookup, paging, store, validate
 from trackly_cli.core.errors import Interrupted, InvalidInput, NotFound
 
 BATCH = 5000
@@ -305,7 +305,8 @@ def _flush(
 
 def list_contacts(
     db: store.Store, account_ref: str | None, list_ref: str | None = None, limit: int | None = None
-) -> list[dict]:
+) -> paging.Page:
+    """The account's contacts (or a list's), oldest first: the first `limit` and how many in all."""
     account = accounts.resolve(db, account_ref)
     params: list = [account["id"]]
     join = ""
@@ -313,15 +314,15 @@ def list_contacts(
         target = lookup.find(db, "lists", list_ref, account["id"])
         join = "JOIN list_members m ON m.contact_id = c.id AND m.list_id = ?"
         params.insert(0, target["id"])
-    sql = (
+    found = paging.fetch(
+        db,
         f"SELECT c.id, c.phone, c.fields, c.created_at FROM contacts c {join}"
-        " WHERE c.account_id = ? ORDER BY c.id"
+        " WHERE c.account_id = ?",
+        "ORDER BY c.id",
+        tuple(params),
+        limit,
     )
-    if limit:
-        sql += " LIMIT ?"
-        params.append(limit)
-    found = store.rows(db, sql, tuple(params))
-    for item in found:
+    for item in found.rows:
         item["fields"] = json.loads(item["fields"])
     return found
 

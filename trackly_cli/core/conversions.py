@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import BinaryIO
 
-from trackly_cli.core import accounts, clicks, clock, links, lookup, money, store
+from trackly_cli.core import accounts, clicks, clock, links, lookup, money, paging, store
 from trackly_cli.core.clicks import LinkInfo, OfferInfo
 from trackly_cli.core.contacts import CsvLines, csv_rows
 from trackly_cli.core.errors import Forbidden, Interrupted, InvalidInput, NotFound, TooMany
@@ -684,23 +684,21 @@ LIST_COLUMNS = [
 ]
 
 
-def list_conversions(conn: store.Store, chosen: Filters, limit: int | None = None) -> list[dict]:
-    """The conversions the filters select, oldest first, with their attribution."""
+def list_conversions(conn: store.Store, chosen: Filters, limit: int | None = None) -> paging.Page:
+    """The conversions the filters select, oldest first, with their attribution: the first
+    `limit` and how many in all."""
     clauses, params = chosen.where("c.", "converted_at")
-    sql = (
+    select = (
         "SELECT c.id, c.converted_at, c.event, c.revenue_micros, c.payout_micros, c.txn_id,"
         " o.name AS offer, k.name AS campaign, c.variant, c.link_id, c.message_id,"
         " ct.phone, c.attribution, c.source, c.message_click_id"
         " FROM conversions c LEFT JOIN offers o ON o.id = c.offer_id"
         " LEFT JOIN campaigns k ON k.id = c.campaign_id"
         " LEFT JOIN contacts ct ON ct.id = c.contact_id"
-        f" WHERE {' AND '.join(clauses)} ORDER BY c.converted_at, c.id"
+        f" WHERE {' AND '.join(clauses)}"
     )
-    if limit:
-        sql += " LIMIT ?"
-        params.append(limit)
-    found = store.rows(conn, sql, tuple(params))
-    for item in found:
+    found = paging.fetch(conn, select, "ORDER BY c.converted_at, c.id", tuple(params), limit)
+    for item in found.rows:
         item["revenue"] = money.format_amount(item.pop("revenue_micros"))
         item["payout"] = money.format_amount(item.pop("payout_micros"))
-    return [{k: item[k] for k in LIST_COLUMNS} for item in found]
+    return paging.Page([{k: item[k] for k in LIST_COLUMNS} for item in found.rows], found.total)

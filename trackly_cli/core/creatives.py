@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from trackly_cli.core import accounts, clock, lookup, store, templates, validate
+from trackly_cli.core import accounts, clock, lookup, paging, store, templates, validate
 from trackly_cli.core.errors import Conflict
 
 
@@ -86,12 +86,13 @@ def show(db: store.Store, account_ref: str | None, ref: str) -> dict:
     return describe(get(db, lookup.find(db, "creatives", ref, account["id"])["id"]))
 
 
-def list_all(db: store.Store, account_ref: str | None) -> list[dict]:
+def list_all(db: store.Store, account_ref: str | None, limit: int | None = None) -> paging.Page:
     account = accounts.resolve(db, account_ref)
-    ids = [
-        r[0]
-        for r in db.execute(
-            "SELECT id FROM creatives WHERE account_id = ? ORDER BY name", (account["id"],)
-        )
-    ]
-    return [describe(get(db, i)) for i in ids]
+    found = paging.fetch(
+        db,
+        "SELECT id FROM creatives WHERE account_id = ?",
+        "ORDER BY name",
+        (account["id"],),
+        limit,
+    )
+    return paging.Page([describe(get(db, r["id"])) for r in found.rows], found.total)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from trackly_cli.core import accounts, clock, store, validate
+from trackly_cli.core import accounts, clock, paging, store, validate
 from trackly_cli.core.errors import Conflict, InvalidInput, NotFound
 
 NO_DOMAIN = (
@@ -49,14 +49,13 @@ def add(
     return get(db, hostname)
 
 
-def _select(where: str = "") -> str:
+def _select(where: str = "", order: str = " ORDER BY a.name, d.hostname") -> str:
     return (
         "SELECT d.id, d.hostname, a.name AS account, d.account_id, d.scheme,"
         " d.is_default, d.created_at,"
         " (SELECT count(*) FROM campaigns c WHERE c.domain_id = d.id"
         "  AND coalesce(c.deleted, '') <> 'removed') AS campaigns"
-        f" FROM domains d JOIN accounts a ON a.id = d.account_id {where}"
-        " ORDER BY a.name, d.hostname"
+        f" FROM domains d JOIN accounts a ON a.id = d.account_id {where}{order}"
     )
 
 
@@ -68,10 +67,12 @@ def get(conn: store.Store, host: str) -> dict:
     return _present(found)
 
 
-def list_all(db: store.Store, account_id: int | None = None) -> list[dict]:
-    if account_id is None:
-        return [_present(r) for r in store.rows(db, _select())]
-    return [_present(r) for r in store.rows(db, _select("WHERE d.account_id = ?"), (account_id,))]
+def list_all(
+    db: store.Store, account_id: int | None = None, limit: int | None = None
+) -> paging.Page:
+    where, params = ("", ()) if account_id is None else ("WHERE d.account_id = ?", (account_id,))
+    found = paging.fetch(db, _select(where, order=""), "ORDER BY a.name, d.hostname", params, limit)
+    return paging.Page([_present(r) for r in found.rows], found.total)
 
 
 def _present(found: dict) -> dict:

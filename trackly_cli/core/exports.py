@@ -11,10 +11,7 @@ def list_clicks(
 ):
     """Raw clicks (MessageShortLinkClicks) with the bot verdict and reasons, oldest first; an
     iterator, so that a large export streams."""
-    clauses, params = chosen.where("c.", "clicked_at")
-    if bots is not None:
-        clauses.append("c.is_bot = ?")
-        params.append(int(bots))
+    clauses, params = _click_filters(chosen, bots)
     sql = (
         "SELECT c.id, c.clicked_at, c.link_id, l.slot, c.message_id, ct.phone, o.name AS offer,"
         " k.name AS campaign, c.variant, c.method, c.ip, c.user_agent, c.referer,"
@@ -40,6 +37,26 @@ def list_clicks(
             yield item
     finally:
         cursor.close()
+
+
+def count_clicks(conn: store.Store, chosen: Filters, *, bots: bool | None = None) -> int:
+    """How many raw clicks `list_clicks` selects without a limit."""
+    clauses, params = _click_filters(chosen, bots)
+    return store.scalar(
+        conn,
+        "SELECT count(*) FROM message_short_link_clicks c"
+        " JOIN short_links l ON l.id = c.link_id"
+        f" WHERE {' AND '.join(clauses)}",
+        tuple(params),
+    )
+
+
+def _click_filters(chosen: Filters, bots: bool | None) -> tuple[list[str], list]:
+    clauses, params = chosen.where("c.", "clicked_at")
+    if bots is not None:
+        clauses.append("c.is_bot = ?")
+        params.append(int(bots))
+    return clauses, params
 
 
 def journey(conn: store.Store, contact: dict) -> dict:

@@ -10,7 +10,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from trackly_cli.core import clock, store, validate
+from trackly_cli.core import clock, paging, store, validate
 from trackly_cli.core.errors import InvalidInput, NotFound
 
 KINDS = ("deny", "allow", "datacenter")
@@ -181,11 +181,24 @@ def remove(
     return count
 
 
-def summary(db: store.Store) -> list[dict]:
-    return store.rows(
+def summary(db: store.Store, limit: int | None = None) -> paging.Page:
+    """The ranges by kind and source: how many each, since when."""
+    return paging.fetch(
         db,
         "SELECT kind, source, count(*) AS ranges, min(created_at) AS imported_at"
-        " FROM ip_ranges GROUP BY kind, source ORDER BY kind, source",
+        " FROM ip_ranges GROUP BY kind, source",
+        "ORDER BY kind, source",
+        limit=limit,
+    )
+
+
+def ranges(db: store.Store, limit: int | None = None) -> paging.Page:
+    """The ranges themselves (what `--cidrs` lists), by kind, source and range."""
+    return paging.fetch(
+        db,
+        "SELECT kind, source, cidr, created_at AS imported_at FROM ip_ranges",
+        "ORDER BY kind, source, cidr",
+        limit=limit,
     )
 
 

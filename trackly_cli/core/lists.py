@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from trackly_cli.core import accounts, clock, lookup, store, validate
+from trackly_cli.core import accounts, clock, lookup, paging, store, validate
 from trackly_cli.core.errors import Conflict, InvalidInput
 
 BOT_FILTERS = ("off", "flag", "confirm")
@@ -118,9 +118,11 @@ def show(db: store.Store, account_ref: str | None, ref: str) -> dict:
     return get(db, lookup.find(db, "lists", ref, account["id"])["id"])
 
 
-def list_all(db: store.Store, account_ref: str | None) -> list[dict]:
+def list_all(db: store.Store, account_ref: str | None, limit: int | None = None) -> paging.Page:
     account = accounts.resolve(db, account_ref)
-    found = store.rows(db, _SELECT + " WHERE l.account_id = ? ORDER BY l.name", (account["id"],))
-    for item in found:
+    found = paging.fetch(
+        db, _SELECT + " WHERE l.account_id = ?", "ORDER BY l.name", (account["id"],), limit
+    )
+    for item in found.rows:
         item["interstitial_meta"] = json.loads(item["interstitial_meta"])
     return found

@@ -37,3 +37,20 @@ def find(conn: store.Store, table: str, ref: str | int, account_id: int | None =
             + f" (see `{listing}`)"
         )
     return found
+
+
+def names(
+    conn: store.Store, table: str, prefix: str = "", account: str | None = None, limit: int = 100
+) -> list[str]:
+    """Names in `table` (of the account named `account`, when given) that start with `prefix`
+    (any case), in order: what shell completion offers."""
+    _KINDS[table]  # (only the tables users name)
+    scope, params = "WHERE 1 = 1", []
+    if account and table != "accounts":
+        owner = find(conn, "accounts", account)
+        scope, params = "WHERE account_id = ?", [owner["id"]]
+    if table == "campaigns":
+        scope += " AND building_pid IS NULL"
+    found = store.rows(conn, f"SELECT name FROM {table} {scope} ORDER BY name", tuple(params))
+    wanted = prefix.casefold()
+    return [r["name"] for r in found if r["name"].casefold().startswith(wanted)][:limit]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import secrets
 
-from trackly_cli.core import accounts, clock, lookup, money, store, validate
+from trackly_cli.core import accounts, clock, lookup, money, paging, store, validate
 from trackly_cli.core.errors import Conflict, InvalidInput
 
 INTERSTITIAL_MODES = ("none", "custom", "list_default")
@@ -198,10 +198,12 @@ def show(db: store.Store, account_ref: str | None, ref: str) -> dict:
     return get(db, lookup.find(db, "offers", ref, account["id"])["id"])
 
 
-def list_all(db: store.Store, account_ref: str | None) -> list[dict]:
+def list_all(db: store.Store, account_ref: str | None, limit: int | None = None) -> paging.Page:
     account = accounts.resolve(db, account_ref)
-    found = store.rows(db, _SELECT + " WHERE o.account_id = ? ORDER BY o.id", (account["id"],))
-    return [present(o) for o in found]
+    found = paging.fetch(
+        db, _SELECT + " WHERE o.account_id = ?", "ORDER BY o.id", (account["id"],), limit
+    )
+    return paging.Page([present(o) for o in found.rows], found.total)
 
 
 def present(offer: dict) -> dict:

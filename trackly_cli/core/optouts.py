@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
-from trackly_cli.core import accounts, clock, store
+from trackly_cli.core import accounts, clock, paging, store
 from trackly_cli.core.contacts import CsvLines, check_country, csv_rows, normalise_phone
 from trackly_cli.core.errors import InvalidInput, NotFound
 from trackly_cli.core.receipts import column_key, parse_time
@@ -269,13 +269,16 @@ def _bad(result: ImportResult, line: int, value: str, reason: str) -> None:
         result.invalid.append((line, value, reason))
 
 
-def list_optouts(db: store.Store, account_ref: str | None) -> list[dict]:
+def list_optouts(db: store.Store, account_ref: str | None, limit: int | None = None) -> paging.Page:
+    """The account's opted-out numbers, oldest first: the first `limit` of them."""
     owner = accounts.resolve(db, account_ref)
-    return store.rows(
+    return paging.fetch(
         db,
-        "SELECT phone, keyword, opted_out_at, source, created_at FROM optouts"
-        " WHERE account_id = ? ORDER BY opted_out_at, id",
+        "SELECT phone, keyword, opted_out_at, source, created_at, id FROM optouts"
+        " WHERE account_id = ?",
+        "ORDER BY opted_out_at, id",
         (owner["id"],),
+        limit,
     )
 
 
