@@ -1,7 +1,8 @@
-"""A database written by the previous release (main at 3ef9e97, schema 0001 only: account acme,
-campaign `spring` to 3 contacts, 3 clicks of which 1 bot, 1 conversion) opens under this code:
-its migrations apply in place, its data and reports are unchanged, and its server takes clicks
-through the journal. The reports it printed then are kept beside it."""
+"""Databases written by earlier releases open under this code: their migrations apply in place,
+their data and reports are unchanged, and their servers take clicks through the journal. The
+reports each printed then are kept beside it. The oldest (main at 3ef9e97, schema 0001 only:
+account acme, campaign `spring` to 3 contacts, 3 clicks of which 1 bot, 1 conversion), and the
+release before this one (main at f762d01, schema 0007: see below)."""
 
 from __future__ import annotations
 
@@ -66,3 +67,56 @@ def test_the_previous_release_serves_its_links_through_the_journal(cli, old_db, 
         assert conn.execute("PRAGMA foreign_key_check").fetchall() == []
     finally:
         conn.close()
+
+
+# --- the release before this one: main at f762d01, schema 0007 ----------------------------------
+# Made by that code (account acme, campaign june to Ann, Bob and Cy; Ann's link clicked by her
+# and by a link preview, Bob's by him; Ann's click brought a lead and a sale, Bob's a sale; a
+# delivery report: 2 delivered, 1 failed). Its reports, as that release printed them, beside it.
+F762D01 = DATA / "release-f762d01.db"
+
+
+@pytest.fixture
+def f762d01_db(db_path: Path) -> Path:
+    shutil.copy(F762D01, db_path)
+    return db_path
+
+
+def test_the_release_before_keeps_its_reports_through_the_new_migrations(cli, f762d01_db):
+    for by in ("campaign", "offer", "day", "list"):
+        expected = json.loads((DATA / f"release-f762d01-report-{by}.json").read_text())
+        rows = cli.json("report", "--by", by)
+        assert sum(r["conversions"] for r in rows) == 3
+        for row, then in zip(rows, expected, strict=True):
+            if then["conversions"]:
+                # One change, on purpose (#14): the conversion rate counts clicks that
+                # converted, so Ann's lead and sale are one converting click: 2 of 2, not 3.
+                assert (then["conversion_rate"], row["conversion_rate"]) == ("150.00", "100.00")
+                assert (row["conversions"], row["converting_clicks"]) == (3, 2), by
+                then = then | {"conversion_rate": "100.00"}
+            assert {k: row[k] for k in then} == then, by
+    applied = [m["name"] for m in cli.json("db", "migrate", "--list")]
+    assert applied == sorted(p.name for p in (ROOT / "migrations" / "sqlite").glob("*.sql"))
+    assert cli.json("db", "check")["ok"] is True
+    # Its report counters are one shard, shard 0 (SQLite's only one).
+    assert query(f762d01_db, "SELECT DISTINCT shard FROM report_rollups") == [{"shard": 0}]
+
+
+def test_the_release_before_takes_the_new_workflow(cli, f762d01_db, tmp_path, webapp):
+    """What this change added works on the upgraded database: opt-outs, the campaign noun and
+    its outbox, the refusals of deletes, an erase; and its links still answer."""
+    cli("optout", "add", "+12025550145")
+    assert [r["phone"] for r in cli.json("optout", "list")] == ["+12025550145"]
+    (june,) = cli.json("campaign", "list")
+    assert (june["name"], june["sent"], june["clicks"]) == ("june", 3, 3)
+    cli("campaign", "outbox", "june", "--output", tmp_path / "again.csv")
+    assert (tmp_path / "again.csv").read_text().count("go.acme.test/") == 3
+    assert "has 3 clicks" in cli.error("campaign", "delete", "june")
+    assert "links" in cli.error("offer", "delete", "Sale")
+    before = cli.json("report", "--by", "offer")
+    cli("contacts", "erase", "+12025550144", "--yes")
+    assert cli.json("report", "--by", "offer") == before
+    link = query(f762d01_db, "SELECT id FROM short_links ORDER BY message_id LIMIT 1")[0]["id"]
+    assert webapp().get(f"/{link}", headers=HUMAN_HEADERS).status_int == 302
+    (after,) = cli.json("report", "--by", "offer")
+    assert after["clicks"] == before[0]["clicks"] + 1
