@@ -7,8 +7,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import query
+import webtest
+from conftest import HUMAN_HEADERS, query
 from history import ANN, BOB, build, everything, reports
+
+from trackly_cli.server import Tracker, create_app
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -40,8 +43,8 @@ def test_every_refusal_names_the_reason_and_changes_nothing(cli, target):
     assert refused(cli, target, "offer", "delete", "Summer Sale") == (
         "Error: offer 'Summer Sale' has 3 links, 4 clicks and 1 conversion: deleting it would"
         " break its live links (they redirect to its URL and take its postbacks) and its report"
-        " rows, so it stays; leave it out of new campaigns (`trackly offer update` can change"
-        " its URL)"
+        " rows, so it stays: `trackly offer archive Summer Sale` takes it out of `offer list`"
+        " and new messages instead"
     )
     used = query(
         target,
@@ -196,3 +199,49 @@ def test_an_account_that_sent_nothing_is_deleted_outright(cli, target):
     assert "Deleted account fresh (id 2): 4 rows." in done.stderr
     assert [a["name"] for a in cli.json("account", "list")] == ["acme"]
     assert not query(target, "SELECT 1 FROM domains WHERE hostname = 'go.fresh.test'")
+
+
+def test_an_offer_in_use_is_archived_instead(cli, target, tmp_path: Path):
+    """The alternative the refusal names: an archived offer leaves `offer list` and new
+    messages, while its links redirect, its postbacks count and its reports stay."""
+    before = reports(cli)
+    assert cli("offer", "archive", "Summer Sale").stderr.startswith("Archived offer Summer Sale")
+    assert [o["name"] for o in cli.json("offer", "list")] == ["Spare"]
+    listed = cli.json("offer", "list", "--archived")
+    assert [(o["name"], o["archived_at"] is not None) for o in listed] == [
+        ("Summer Sale", True),
+        ("Spare", False),
+    ]
+    assert reports(cli) == before
+    # its links answer, and its postbacks count
+    link = query(target, "SELECT id FROM short_links WHERE offer_id = 1 LIMIT 1")[0]["id"]
+    tracker = Tracker(target, journal=tmp_path / "journal")
+    try:
+        app = webtest.TestApp(
+            create_app(target, tracker=tracker),
+            extra_environ={"HTTP_HOST": "go.acme.test", "REMOTE_ADDR": "198.51.100.7"},
+        )
+        response = app.get(f"/{link}", headers=HUMAN_HEADERS)
+        assert response.status_int == 302
+        assert response.location.startswith("https://shop.example/s?sub=")
+        answer = app.get(f"/conv?link_id={link}&revenue=5&txn_id=ARCHIVED-1").json
+        assert answer["status"] == "recorded"
+        tracker.sync()
+    finally:
+        tracker.close()
+    assert query(target, "SELECT count(*) AS n FROM conversions WHERE txn_id = 'ARCHIVED-1'") == [
+        {"n": 1}
+    ]
+    (tmp_path / "new.txt").write_text("New {{link1}}", encoding="utf-8")
+    message = refused(cli, target, "shorten", tmp_path / "new.txt", "--list", "vip",
+                      "--link", "link1=Summer Sale", "--campaign", "july")  # fmt: skip
+    assert message == (
+        "Error: --link link1: offer 'Summer Sale' is archived: its links still work, new messages"
+        " cannot use it (`trackly offer unarchive Summer Sale`)"
+    )
+    assert "archived already" in refused(cli, target, "offer", "archive", "Summer Sale")
+    cli("offer", "unarchive", "Summer Sale")
+    assert "in use already" in refused(cli, target, "offer", "unarchive", "Summer Sale")
+    cli("shorten", tmp_path / "new.txt", "--list", "vip", "--link", "link1=Summer Sale",
+        "--campaign", "july")  # fmt: skip
+    assert [o["name"] for o in cli.json("offer", "list")] == ["Summer Sale", "Spare"]

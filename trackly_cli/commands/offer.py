@@ -24,7 +24,8 @@ from trackly_cli.options import (
 from trackly_cli.output import Format
 
 app = typer.Typer(
-    help="Offers: create, list, show, update, rotate-secret, delete.", no_args_is_help=True
+    help="Offers: create, list, show, update, rotate-secret, archive, unarchive, delete.",
+    no_args_is_help=True,
 )
 
 
@@ -165,21 +166,28 @@ def create(
 
 
 def _shown(offer: dict) -> dict:
-    return {k: v for k, v in offer.items() if k not in ("created_at", "updated_at")}
+    return {
+        k: v
+        for k, v in offer.items()
+        if k not in ("created_at", "updated_at") and (k != "archived_at" or v is not None)
+    }
 
 
 @app.command("list")
 def list_command(
     ctx: typer.Context,
     account: AccountOpt = None,
+    archived: Annotated[
+        bool, typer.Option("--archived", help="Archived offers too (`offer archive`).")
+    ] = False,
     limit: LimitOpt = None,
     every: AllOpt = False,
     fmt: FormatOpt = Format.table,
     out: OutputOpt = None,
     force: ForceOpt = False,
 ) -> None:
-    """List the account's offers (secrets only with `offer show`)."""
-    page = offers.list_all(state.db(ctx), account, page_limit(limit, every, fmt))
+    """List the account's offers in use (secrets only with `offer show`)."""
+    page = offers.list_all(state.db(ctx), account, page_limit(limit, every, fmt), archived)
     found = page.rows
     columns = [
         "id",
@@ -190,7 +198,7 @@ def list_command(
         "interstitial",
         "bot_filter",
         "domain",
-    ]
+    ] + (["archived_at"] if archived else [])
     if fmt is Format.table:
         output.emit(found, fmt, out, columns=columns, empty="No offers yet.", total=page.total)
     else:
@@ -280,6 +288,24 @@ def rotate_secret(
         },
         fmt,
     )
+
+
+@app.command("archive")
+def archive(ctx: typer.Context, name: NameArg, account: AccountOpt = None) -> None:
+    """Retire an offer that links use: out of `offer list` and new messages, while its links
+    keep redirecting, its postbacks keep counting and its report rows stay."""
+    offer = offers.archive(state.db(ctx), account, name)
+    output.info(
+        f"Archived offer {escape(offer['name'])} (id {offer['id']}): its links and postbacks"
+        " work on; new messages cannot use it (`trackly offer unarchive` brings it back)."
+    )
+
+
+@app.command("unarchive")
+def unarchive(ctx: typer.Context, name: NameArg, account: AccountOpt = None) -> None:
+    """Bring an archived offer back into `offer list` and new messages."""
+    offer = offers.archive(state.db(ctx), account, name, archived=False)
+    output.info(f"Offer {escape(offer['name'])} (id {offer['id']}) is in use again.")
 
 
 @app.command("delete")

@@ -8,7 +8,7 @@ that no delete breaks a live link or a report row silently:
   and campaigns keep their report rows (under "(deleted list N)"); their later clicks,
   conversions and receipts count under "(no list)", and are judged with the default bot filter;
 - an offer with links: its links redirect to its URL and carry its postbacks, so it is never
-  deleted alone (leave it out of new campaigns; `offer update` can point it elsewhere);
+  deleted alone (`offer archive` takes it out of listings and new messages instead);
 - a creative that campaigns used: their A/B variants name it, so it stays;
 - an account: `--force` deletes every row of it, in every table, in one transaction.
 
@@ -135,8 +135,8 @@ def delete_offer(db: store.Store, account_ref: str | None, ref: str) -> dict:
                 f"offer {found['name']!r} has {_plural(links, 'link')},"
                 f" {_plural(clicks, 'click')} and {_plural(conversions + waiting, 'conversion')}:"
                 " deleting it would break its live links (they redirect to its URL and take its"
-                " postbacks) and its report rows, so it stays; leave it out of new campaigns"
-                " (`trackly offer update` can change its URL)"
+                " postbacks) and its report rows, so it stays: `trackly offer archive"
+                f" {found['name']}` takes it out of `offer list` and new messages instead"
             )
         conn.execute("DELETE FROM offers WHERE id = ?", (found["id"],))
     return {"offer": found["name"], "id": found["id"]}

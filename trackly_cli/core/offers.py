@@ -198,12 +198,31 @@ def show(db: store.Store, account_ref: str | None, ref: str) -> dict:
     return get(db, lookup.find(db, "offers", ref, account["id"])["id"])
 
 
-def list_all(db: store.Store, account_ref: str | None, limit: int | None = None) -> paging.Page:
+def list_all(
+    db: store.Store, account_ref: str | None, limit: int | None = None, archived: bool = False
+) -> paging.Page:
+    """The account's offers in use (and the archived ones too with `archived`)."""
     account = accounts.resolve(db, account_ref)
-    found = paging.fetch(
-        db, _SELECT + " WHERE o.account_id = ?", "ORDER BY o.id", (account["id"],), limit
-    )
+    where = " WHERE o.account_id = ?" + ("" if archived else " AND o.archived_at IS NULL")
+    found = paging.fetch(db, _SELECT + where, "ORDER BY o.id", (account["id"],), limit)
     return paging.Page([present(o) for o in found.rows], found.total)
+
+
+def archive(db: store.Store, account_ref: str | None, ref: str, archived: bool = True) -> dict:
+    """Archive an offer (out of `offer list` and new messages; its links, postbacks and reports
+    go on), or bring it back."""
+    with store.write(db) as conn:
+        account = accounts.resolve(conn, account_ref)
+        offer = lookup.find(conn, "offers", ref, account["id"])
+        if (offer["archived_at"] is not None) == archived:
+            state = "archived" if archived else "in use"
+            raise Conflict(f"offer {offer['name']!r} is {state} already")
+        now = clock.now_text()
+        conn.execute(
+            "UPDATE offers SET archived_at = ?, updated_at = ? WHERE id = ?",
+            (now if archived else None, now, offer["id"]),
+        )
+    return get(db, offer["id"])
 
 
 def present(offer: dict) -> dict:
@@ -223,6 +242,7 @@ def present(offer: dict) -> dict:
         "meta": json.loads(offer["meta"]),
         "bot_filter": offer["bot_filter"],
         "domain": base.split("://", 1)[1] if base else None,
+        "archived_at": offer["archived_at"],
         "postback_secret": offer["postback_secret"],
         "postback_ips": json.loads(offer["postback_ips"]),
         "require_secret": bool(offer["require_secret"]),

@@ -351,6 +351,12 @@ def _bindings(
         except NotFound as e:
             problems.append(f"--link {slot}: {e.message}")
             continue
+        if offer["archived_at"] is not None:
+            problems.append(
+                f"--link {slot}: offer {offer['name']!r} is archived: its links still work, new"
+                f" messages cannot use it (`trackly offer unarchive {offer['name']}`)"
+            )
+            continue
         targets[slot] = Target(slot, offer["id"], offer["name"], offer["url"])
     return targets, bound
 
