@@ -15,6 +15,7 @@ from trackly_cli.commands import (
     contacts,
     conversions,
     creative,
+    dashboard,
     db,
     demo,
     domain,
@@ -24,6 +25,7 @@ from trackly_cli.commands import (
     report,
     serve,
     shorten,
+    user,
 )
 from trackly_cli.commands import lists as list_commands
 from trackly_cli.config import resolve_db_path
@@ -104,6 +106,7 @@ app.add_typer(creative.app, name="creative")
 app.add_typer(bots.app, name="bots")
 app.add_typer(conversions.app, name="conversions")
 app.add_typer(receipts.app, name="receipts")
+app.add_typer(user.app, name="user")
 app.command("shorten")(shorten.shorten_command)
 app.command("serve")(serve.serve_command)
 app.command("demo")(demo.demo_command)
@@ -112,6 +115,7 @@ app.command("ab")(report.ab_command)
 app.command("segment")(report.segment_command)
 app.command("clicks")(report.clicks_command)
 app.command("prune")(prune.prune_command)
+app.command("dashboard")(dashboard.dashboard_command)
 
 
 def main() -> None:

@@ -41,6 +41,8 @@ TABLES = (
     "message_rollups",
     "journal_state",
     "pending_reversals",
+    "users",
+    "user_accounts",
 )
 # Tables the migrations fill (one row each): the source's rows replace them.
 REPLACED = ("settings", "config_version")
