@@ -86,7 +86,10 @@ def overview(req):
         "Overview",
         [
             views.cards(result.totals),
-            views.chart(points, f"Clicks and revenue per {step}"),
+            views.chart(
+                views.filled(points, step, 24 if step == "hour" else 14),
+                f"Clicks and revenue per {step}",
+            ),
             totals,
             Table("timeline", TIMELINE, points, title=f"Per {step}"),
         ],
@@ -124,9 +127,10 @@ def campaign_page(req, campaign_id: int):
     parts.append(views.cards(summary.totals))
     age = clock.utcnow() - clock.from_text(found["created_at"])
     step = "hour" if age <= timedelta(days=3) or req.view.range_key == "today" else "day"
-    parts.append(
-        views.chart(reports.timeline(req.conn, chosen, step), f"Clicks since sending, per {step}")
+    points = views.filled(
+        reports.timeline(req.conn, chosen, step), step, 24 if step == "hour" else 14
     )
+    parts.append(views.chart(points, f"Clicks since sending, per {step}"))
     parts.append(report_table(req, "variant", chosen=chosen, name="variants", title="Variants"))
     try:
         verdict = abtest.ab(req.conn, found)

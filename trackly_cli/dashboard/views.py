@@ -9,6 +9,7 @@ the live page's script are static files.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from decimal import Decimal
 from html import escape
 from urllib.parse import urlencode
@@ -171,8 +172,31 @@ def cards(totals: dict) -> str:
     return f'<section class="cards">{items}</section>'
 
 
+def filled(points: list[dict], step: str, minimum: int) -> list[dict]:
+    """The chart's steps with the empty ones between (and, for at least `minimum` steps, before)
+    the ones that have clicks, so that time runs evenly along the axis."""
+    if not points:
+        return points
+    unit = timedelta(hours=1) if step == "hour" else timedelta(days=1)
+    shape = "%Y-%m-%d %H:00" if step == "hour" else "%Y-%m-%d"
+    found = {p["at"]: p for p in points}
+    last = datetime.strptime(points[-1]["at"], shape)
+    first = min(datetime.strptime(points[0]["at"], shape), last - unit * (minimum - 1))
+    if (last - first) / unit > 400:  # (a long range: only the steps that have clicks)
+        return points
+    result, moment = [], first
+    while moment <= last:
+        label = moment.strftime(shape)
+        result.append(
+            found.get(label)
+            or {"at": label, "clicks": 0, "human_clicks": 0, "bot_clicks": 0, "revenue": "0.00"}
+        )
+        moment += unit
+    return result
+
+
 def chart(points: list[dict], title: str = "Clicks over time") -> str:
-    """Stacked bars (people, bots) per step and a revenue line, as inline SVG."""
+    """Stacked bars (people, bots) per step and revenue (a line with dots), as inline SVG."""
     if not points:
         return (
             f'<section class="chart"><h2>{e(title)}</h2>'
@@ -183,14 +207,13 @@ def chart(points: list[dict], title: str = "Clicks over time") -> str:
     money = [float(p["revenue"]) for p in points]
     top_money = max(money) or 1.0
     step = (width - 2 * pad) / len(points)
-    bar = max(step * 0.7, 1.0)
-    parts = []
-    line = []
+    bar = min(max(step * 0.7, 1.0), 40.0)
+    base, tall = height - pad, height - 2 * pad
+    parts, line = [], []
     for index, point in enumerate(points):
         x = pad + index * step + (step - bar) / 2
-        human_h = (height - 2 * pad) * point["human_clicks"] / top
-        bot_h = (height - 2 * pad) * point["bot_clicks"] / top
-        base = height - pad
+        human_h = tall * point["human_clicks"] / top
+        bot_h = tall * point["bot_clicks"] / top
         label = (
             f"{point['at']}: {point['human_clicks']} people, {point['bot_clicks']} bots,"
             f" revenue {point['revenue']}"
@@ -202,14 +225,31 @@ def chart(points: list[dict], title: str = "Clicks over time") -> str:
             f'<rect class="bot" x="{x:.1f}" y="{base - human_h - bot_h:.1f}" width="{bar:.1f}"'
             f' height="{bot_h:.1f}"/></g>'
         )
-        y = base - (height - 2 * pad) * money[index] / top_money
-        line.append(f"{x + bar / 2:.1f},{y:.1f}")
-    revenue = f'<polyline class="revenue" points="{" ".join(line)}"/>' if any(money) else ""
+        line.append((x + bar / 2, base - tall * money[index] / top_money))
+    revenue = ""
+    if any(money):
+        revenue = (
+            f'<polyline class="revenue" points="{" ".join(f"{x:.1f},{y:.1f}" for x, y in line)}"/>'
+        )
+        revenue += "".join(
+            f'<circle class="revenue" cx="{x:.1f}" cy="{y:.1f}" r="3.5"/>'
+            for (x, y), amount in zip(line, money, strict=True)
+            if amount
+        )
+        revenue += (
+            f'<text x="{width - pad}" y="{pad - 8}" class="axis end">'
+            f"{e(_money_label(top_money))} revenue</text>"
+        )
     axis = (
+        f'<line class="base" x1="{pad}" y1="{base}" x2="{width - pad}" y2="{base}"/>'
         f'<text x="{pad}" y="{pad - 8}" class="axis">{e(top)} clicks</text>'
         f'<text x="{pad}" y="{height - 8}" class="axis">{e(points[0]["at"])}</text>'
-        f'<text x="{width - pad}" y="{height - 8}" class="axis end">{e(points[-1]["at"])}</text>'
     )
+    if len(points) > 1:
+        axis += (
+            f'<text x="{width - pad}" y="{height - 8}" class="axis end">'
+            f"{e(points[-1]['at'])}</text>"
+        )
     legend = (
         '<p class="legend"><span class="key human"></span>people '
         '<span class="key bot"></span>bots <span class="key revenue"></span>revenue</p>'
@@ -219,6 +259,10 @@ def chart(points: list[dict], title: str = "Clicks over time") -> str:
         f'<svg viewBox="0 0 {width} {height}" role="img" aria-label="{e(title)}">'
         f"{''.join(parts)}{revenue}{axis}</svg></section>"
     )
+
+
+def _money_label(amount: float) -> str:
+    return f"{amount:,.2f}"
 
 
 def layout(view: View | None, title: str, body: str, status_line: str = "") -> str:
