@@ -72,8 +72,9 @@ def built(cli, target: str, tmp_path: Path) -> dict:
     cli("contacts", "import", "vip", tmp_path / "c.csv", "--account", "acme")
     (tmp_path / "a.txt").write_text("Hi {{first_name}} {{link1}}", encoding="utf-8")
     (tmp_path / "b.txt").write_text("Hey {{first_name}}: {{link1}}", encoding="utf-8")
+    # (seed s1 gives contacts 1-3 both variants, so that there is an A/B verdict)
     cli("shorten", "a.txt", "b.txt", "--list", "vip", "--link", "link1=Summer Sale",
-        "--campaign", "spring", "--account", "acme")  # fmt: skip
+        "--campaign", "spring", "--account", "acme", "--seed", "s1")  # fmt: skip
     cli("account", "create", "other")
     cli("domain", "add", "go.other.test", "--account", "other")
     cli("list", "create", "quiet", "--account", "other")
@@ -236,7 +237,7 @@ def test_login_sets_a_safe_cookie_and_logout_ends_the_session(built):
     answer = app.post(
         "/login", {"username": "admin", "password": PASSWORD}, headers=ORIGIN, status=303
     )
-    assert answer.headers["Location"] == "http://dash.test/"
+    assert answer.headers["Location"] == "/"
     cookie = answer.headers["Set-Cookie"]
     assert cookie.startswith("trackly_session=")
     flags = {part.strip().lower() for part in cookie.split(";")}
@@ -246,7 +247,10 @@ def test_login_sets_a_safe_cookie_and_logout_ends_the_session(built):
     [session] = query(target, "SELECT token_hash FROM user_sessions")
     assert token not in session["token_hash"] and len(session["token_hash"]) == 64
     assert app.get("/").status_int == 200
-    assert app.get("/login", status=303).headers["Location"] == "http://dash.test/"
+    assert app.get("/login", status=303).headers["Location"] == "/"
+    # (a forged X-Forwarded-Host moves no redirect elsewhere)
+    forged = app.get("/login", headers={"X-Forwarded-Host": "evil.example"}, status=303)
+    assert forged.headers["Location"] == "/"
 
     app.post("/logout", headers=ORIGIN, status=303)
     assert query(target, "SELECT token_hash FROM user_sessions") == []
@@ -263,6 +267,19 @@ def test_the_cookie_is_secure_over_https(built):
         status=303,
     )
     assert "secure" in {p.strip().lower() for p in answer.headers["Set-Cookie"].split(";")}
+
+
+def test_a_forged_x_forwarded_proto_makes_no_secure_cookie(built):
+    """Only the WSGI server's scheme counts (waitress believes X-Forwarded-Proto only from a
+    --trusted-proxy)."""
+    app = dashboard(built["target"])
+    answer = app.post(
+        "/login",
+        {"username": "admin", "password": PASSWORD},
+        headers={**ORIGIN, "X-Forwarded-Proto": "https"},
+        status=303,
+    )
+    assert "secure" not in {p.strip().lower() for p in answer.headers["Set-Cookie"].split(";")}
 
 
 def test_a_wrong_password_shows_the_form_again(built):
@@ -511,3 +528,66 @@ def test_dashboard_needs_an_existing_database(cli, tmp_path):
     error = cli.error("--db", tmp_path / "typo.db", "dashboard")
     assert "no database at" in error
     assert not (tmp_path / "typo.db").exists()
+
+
+def _wait_port(proc, port: int, log: Path) -> None:
+    import socket
+    import time
+
+    deadline = time.monotonic() + 20
+    while True:
+        if proc.poll() is not None:
+            raise AssertionError(log.read_text())
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.05)
+
+
+@pytest.mark.slow
+def test_the_quick_start_trackly_demo_then_trackly_dashboard_demo(tmp_path, monkeypatch):
+    """The README's quick start: `trackly demo`, then `trackly dashboard --demo` shows the
+    demo's campaign in a browser on this machine (no user yet: no login from loopback)."""
+    import http.client
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from conftest import free_port
+
+    env = dict(os.environ, XDG_CONFIG_HOME=str(tmp_path / "config"))
+    env.pop("TRACKLY_DB", None)
+    procs = []
+    try:
+        for args in (("demo", "--port", str(free_port())), ("dashboard", "--demo")):
+            port = int(args[-1]) if args[0] == "demo" else free_port()
+            command = [*args] if args[0] == "demo" else [*args, "--port", str(port)]
+            log = tmp_path / f"{args[0]}.log"
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "trackly_cli", *command],
+                env=env,
+                stdout=log.open("wb"),
+                stderr=subprocess.STDOUT,
+            )
+            procs.append(proc)
+            _wait_port(proc, port, log)
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        conn.request("GET", "/campaigns")
+        answer = conn.getresponse()
+        page = answer.read().decode()
+        assert answer.status == 200, page
+        assert re.search(r">demo-\d{8}-\d{6}<", page), page
+        assert "No dashboard user exists yet" in page
+        log = (tmp_path / "dashboard.log").read_text()
+        assert str(tmp_path / "config" / "trackly" / "demo.db") in log
+        # (localhost is the demo's tracking domain: the dashboard does not answer there)
+        conn.request("GET", "/", headers={"Host": f"localhost:{port}"})
+        assert conn.getresponse().status == 404
+        conn.close()
+    finally:
+        for proc in procs:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(30)

@@ -74,8 +74,9 @@ def shop(acme, tmp_path: Path, live_server):
     acme("contacts", "import", "vip", tmp_path / "c.csv")
     (tmp_path / "a.txt").write_text("Hi {{first_name}}, 20% off: {{link1}}", encoding="utf-8")
     (tmp_path / "b.txt").write_text("{{first_name}}, summer deals {{link1}}", encoding="utf-8")
+    # (seed s1 gives contacts 1-4 both variants, so that there is an A/B verdict)
     acme("shorten", "a.txt", "b.txt", "--list", "vip", "--link", "link1=Summer Sale",
-         "--campaign", "spring", "--domain", "localhost")  # fmt: skip
+         "--campaign", "spring", "--domain", "localhost", "--seed", "s1")  # fmt: skip
     acme("user", "add", "admin", "--admin", "--password-stdin", input=PASSWORD + "\n")
     db_path = tmp_path / "trackly.db"
     # sent long ago: no click is too fast to be a person's

@@ -27,11 +27,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from bottle import Bottle, HTTPResponse, redirect, request, response, static_file
+from bottle import Bottle, HTTPResponse, request, response, static_file
 
 from trackly_cli.core import domains, filters, store, users
 from trackly_cli.core.errors import InvalidInput, NotFound, TracklyError
 from trackly_cli.dashboard import views
+from trackly_cli.dashboard.answers import scheme, see_other
 from trackly_cli.dashboard.views import Page, Table
 from trackly_cli.output import csv_cell
 
@@ -170,7 +171,7 @@ def create_app(target: str | Path, *, open_local: bool = True) -> DashboardApp:
         if not source or source == "null":
             return False
         parts = urlsplit(source)
-        mine = _netloc(request.urlparts.scheme, request.get_header("Host", ""))
+        mine = _netloc(scheme(), request.get_header("Host", ""))
         return _netloc(parts.scheme, parts.netloc) == mine and parts.scheme in ("http", "https")
 
     def current_user(conn: store.Store) -> tuple[dict | None, bool]:
@@ -239,7 +240,7 @@ def create_app(target: str | Path, *, open_local: bool = True) -> DashboardApp:
                     check_host(conn)
                     user, open_ = current_user(conn)
                     if user is None:
-                        redirect("/login", 303)
+                        see_other("/login")
                     req = resolve(conn, user, open_, request.path)
                     result = handler(req, **kwargs)
                     if isinstance(result, str):  # (JSON, or an answer of its own)
@@ -282,7 +283,7 @@ def create_app(target: str | Path, *, open_local: bool = True) -> DashboardApp:
             check_host(conn)
             user, _ = current_user(conn)
         if user is not None:
-            redirect("/", 303)
+            see_other("/")
         return views.login_page()
 
     @app.post("/login")
@@ -313,10 +314,10 @@ def create_app(target: str | Path, *, open_local: bool = True) -> DashboardApp:
             path="/",
             httponly=True,
             samesite="lax",
-            secure=request.urlparts.scheme == "https",
+            secure=scheme() == "https",
             max_age=int(users.SESSION_LIFETIME.total_seconds()),
         )
-        redirect("/", 303)
+        see_other("/")
 
     @app.post("/logout")
     def logout():
@@ -328,7 +329,7 @@ def create_app(target: str | Path, *, open_local: bool = True) -> DashboardApp:
             if token:
                 users.end_session(conn, token)
         response.delete_cookie(COOKIE, path="/")
-        redirect("/login", 303)
+        see_other("/login")
 
     @app.get("/static/<name>")
     def static(name: str):

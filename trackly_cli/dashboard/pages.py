@@ -8,11 +8,12 @@ import json
 import shlex
 from datetime import timedelta
 
-from bottle import redirect, request, response
+from bottle import request, response
 
 from trackly_cli.core import abtest, activity, clock, contacts, exports, lists, lookup, reports
 from trackly_cli.core.errors import InvalidInput
 from trackly_cli.dashboard import views
+from trackly_cli.dashboard.answers import see_other
 from trackly_cli.dashboard.views import Page, Table, e
 
 # The columns a report table shows (CSV has every column of `trackly report --format json`).
@@ -284,7 +285,7 @@ def contact_search(req):
     phone = request.query.get("phone", "").strip()
     if phone:
         found = contacts.find_contact(req.conn, req.view.account["id"], phone)
-        redirect(req.view.href(f"/contacts/{found['id']}"), 303)
+        see_other(req.view.href(f"/contacts/{found['id']}"))
     form = (
         '<form class="search" method="get" action="/contacts">'
         f'<input type="hidden" name="account" value="{e(req.view.account["id"])}">'
