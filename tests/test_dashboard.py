@@ -478,6 +478,12 @@ def test_campaign_page_shows_variants_verdict_links_and_bot_reasons(built):
     for part in ("A/B test", "not significant yet", "Summer Sale", "link1", "<svg",
                  "Top bot reasons"):  # fmt: skip
         assert part in page, part
+    listed = app.get("/campaigns")
+    assert f'<a href="/campaigns/{built["campaigns"]["spring"]}?account=' in listed
+    assert (
+        listed.click(linkid=None, href=f"/campaigns/{built['campaigns']['spring']}").status_int
+        == 200
+    )
     sorted_page = app.get("/campaigns", {"sort": "clicks", "dir": "asc"})
     assert "clicks ▲" in sorted_page
     app.get("/campaigns", {"sort": "nonsense"}, status=400)
@@ -591,3 +597,29 @@ def test_the_quick_start_trackly_demo_then_trackly_dashboard_demo(tmp_path, monk
         for proc in procs:
             proc.send_signal(signal.SIGTERM)
             proc.wait(30)
+
+
+def test_a_new_password_or_a_removed_user_ends_the_sessions(built, cli):
+    target = built["target"]
+    admin, bob = logged_in(target, "admin"), logged_in(target, "bob")
+    cli("user", "passwd", "bob", "--password-stdin", input="a-new-password\n")
+    assert bob.get("/", status=303).headers["Location"] == "/login"
+    assert admin.get("/").status_int == 200  # (another user's session is not touched)
+    bob.post("/login", {"username": "bob", "password": PASSWORD}, headers=ORIGIN, status=401)
+    bob.post("/login", {"username": "bob", "password": "a-new-password"}, headers=ORIGIN,
+             status=303)  # fmt: skip
+    cli("user", "remove", "admin")
+    assert admin.get("/", status=303).headers["Location"] == "/login"
+    assert [r["name"] for r in query(target, "SELECT name FROM users")] == ["bob"]
+
+
+def test_a_bad_range_is_one_line_and_status_400(built):
+    app = logged_in(built["target"])
+    for params, message in (
+        ({"range": "year"}, "range must be one of"),
+        ({"range": "custom", "since": "yesterday"}, "is not a date or time"),
+        ({"range": "custom", "since": "2026-02-01", "until": "2026-01-01"}, "is not before"),
+    ):
+        answer = app.get("/campaigns", params, status=400)
+        assert message in answer.text
+        assert answer.headers["Content-Security-Policy"] == CONTENT_SECURITY_POLICY

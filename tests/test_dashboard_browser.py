@@ -168,6 +168,12 @@ def test_chromium_logs_in_and_sees_every_page_and_live_clicks(shop, acme, db_pat
             browser.save_screenshot(str(SCREENSHOTS / f"{name}.png"))
         browser.get(dashboard.url + "/campaigns")
         assert [r[0] for r in _rows(browser, "campaign")] == ["spring"]
+        browser.find_element(By.LINK_TEXT, "spring").click()
+        _wait_for(
+            lambda: browser.find_element(By.TAG_NAME, "h1").text == "Campaign spring",
+            10,
+            "the campaign's page",
+        )
 
         # Live: a click made now shows within 3 s, and a user agent of HTML stays text
         browser.get(dashboard.url + "/live")

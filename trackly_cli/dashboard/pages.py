@@ -72,6 +72,7 @@ def report_table(req, by: str, *, chosen=None, name: str | None = None, title: s
         title=title,
     )
     if by == "campaign":
+        table.links["campaign"] = "the campaign's page"
         for row in result.rows:
             if row.get("campaign_id"):
                 row["_href_campaign"] = req.view.href(f"/campaigns/{row['campaign_id']}")
@@ -99,7 +100,7 @@ def overview(req):
 
 
 def campaigns_page(req):
-    table = report_table(req, "campaign")
+    table = report_table(req, "campaign", title="By campaign")
     sort = request.query.get("sort", "")
     if sort:
         if sort not in table.columns:
@@ -181,7 +182,7 @@ def campaign_page(req, campaign_id: int):
 
 def simple_report(by: str, title: str):
     def handler(req):
-        return Page(title, [report_table(req, by)], _range_label(req))
+        return Page(title, [report_table(req, by, title=f"By {by}")], _range_label(req))
 
     return handler
 
@@ -214,7 +215,7 @@ def lists_page(req):
     return Page(
         "Lists",
         [
-            report_table(req, "list"),
+            report_table(req, "list", title="By list"),
             Table(
                 "bot_settings",
                 ["list", "members", "bot_filter", "min_human_seconds", "command"],
@@ -337,7 +338,7 @@ def contact_page(req, contact_id: int):
                 title="Conversions",
             ),
         ],
-        _range_label(req),
+        f"{req.view.account['name']} · the contact's whole history · times in UTC",
     )
 
 

@@ -102,32 +102,39 @@ class View:
 
 
 def table(view: View, item: Table, numeric_from: int = 1) -> str:
-    head = "".join(f"<th>{_heading_cell(view, item, c)}</th>" for c in item.columns)
+    rows = item.rows + ([item.totals] if item.totals else [])
+    numeric = {
+        column
+        for index, column in enumerate(item.columns)
+        if index >= numeric_from
+        and any(r.get(column) is not None for r in rows)
+        and all(_numeric(r.get(column)) for r in rows if r.get(column) is not None)
+    }
+
+    def kind(column: str) -> str:
+        return ' class="num"' if column in numeric else ""
+
+    head = "".join(f"<th{kind(c)}>{_heading_cell(view, item, c)}</th>" for c in item.columns)
     body = []
     for row in item.rows:
         cells = []
-        for index, column in enumerate(item.columns):
-            value = row.get(column)
-            text = e(number(column, value))
-            href = item.links.get(column)
-            if href and row.get("_href_" + column):
+        for column in item.columns:
+            text = e(number(column, row.get(column)))
+            if column in item.links and row.get("_href_" + column):
                 text = f'<a href="{e(row["_href_" + column])}">{text}</a>'
-            kind = ' class="num"' if index >= numeric_from and _numeric(value) else ""
-            cells.append(f"<td{kind}>{text}</td>")
+            cells.append(f"<td{kind(column)}>{text}</td>")
         body.append("<tr>" + "".join(cells) + "</tr>")
     foot = ""
     if item.totals is not None:
-        cells = []
-        for index, column in enumerate(item.columns):
-            value = item.totals.get(column) if index else "Total"
-            kind = ' class="num"' if index and _numeric(value) else ""
-            cells.append(f"<td{kind}>{e(number(column, value)) if index else 'Total'}</td>")
+        cells = [
+            f"<td{kind(c)}>{e(number(c, item.totals.get(c))) if i else 'Total'}</td>"
+            for i, c in enumerate(item.columns)
+        ]
         foot = "<tfoot><tr>" + "".join(cells) + "</tr></tfoot>"
     empty = "" if item.rows else '<p class="empty">Nothing in this range.</p>'
-    title = f"<h2>{e(item.title)}</h2>" if item.title else ""
     download = f'<a class="csv" href="{e(view.href(view.path, csv=item.name))}">CSV</a>'
     return (
-        f'<section class="table">{title}<div class="tools">{download}</div>'
+        f'<section class="table"><div class="head"><h2>{e(item.title)}</h2>{download}</div>'
         f'<div class="scroll"><table id="{e(item.name)}"><thead><tr>{head}</tr></thead>'
         f"<tbody>{''.join(body)}</tbody>{foot}</table></div>{empty}</section>"
     )
@@ -277,8 +284,9 @@ def layout(view: View | None, title: str, body: str, status_line: str = "") -> s
             f"{e(a['name'])}</option>"
             for a in view.accounts
         )
+        section = view.path.rsplit("/", 1)[0] if view.path.count("/") > 1 else view.path
         switcher = (
-            f'<form class="switch" method="get" action="{e(view.path)}">'
+            f'<form class="switch" method="get" action="{e(section)}">'
             f'<label>Account <select name="account">{options}</select></label>'
             f'<input type="hidden" name="range" value="{e(view.range_key)}">'
             '<button type="submit">Go</button></form>'
