@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import webtest
-from conftest import HUMAN_HEADERS, query, snapshot
+from conftest import HUMAN_HEADERS, execute, query, snapshot
 
 from trackly_cli.core import store
 from trackly_cli.dashboard.app import CONTENT_SECURITY_POLICY, create_app
@@ -623,3 +623,27 @@ def test_a_bad_range_is_one_line_and_status_400(built):
         answer = app.get("/campaigns", params, status=400)
         assert message in answer.text
         assert answer.headers["Content-Security-Policy"] == CONTENT_SECURITY_POLICY
+
+
+def test_sessions_expire_when_idle_and_after_a_week(built):
+    from trackly_cli.core import clock
+
+    target = built["target"]
+    app = logged_in(target)
+    assert app.get("/").status_int == 200
+    execute(target, "UPDATE user_sessions SET seen_at = ?", clock.days_ago_text(13 / 24))
+    assert app.get("/", status=303).headers["Location"] == "/login"
+    assert query(target, "SELECT * FROM user_sessions") == []  # (an expired one is deleted)
+    app = logged_in(target)
+    execute(target, "UPDATE user_sessions SET expires_at = ?", clock.days_ago_text(1 / 24))
+    assert app.get("/", status=303).headers["Location"] == "/login"
+
+
+def test_a_stored_password_is_checked_in_its_own_format_only():
+    from trackly_cli.core import users
+
+    stored = users.hash_password("good-password")
+    assert users.verify_password("good-password", stored)
+    assert not users.verify_password("good-passwore", stored)
+    for broken in ("", "plain", stored.replace("scrypt", "md5"), stored[:-2] + "zz", "a$b$c$d$e$f"):
+        assert not users.verify_password("good-password", broken), broken

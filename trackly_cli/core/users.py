@@ -55,10 +55,11 @@ def verify_password(password: str, stored: str) -> bool:
         scheme, n, r, p, salt, digest = stored.split("$")
         if scheme != "scrypt":
             return False
+        expected = bytes.fromhex(digest)
         found = _scrypt(password[:MAX_PASSWORD], bytes.fromhex(salt), int(n), int(r), int(p))
-    except ValueError:
+    except ValueError:  # (not a hash this code made)
         return False
-    return hmac.compare_digest(found, bytes.fromhex(digest))
+    return hmac.compare_digest(found, expected)
 
 
 # A hash to check a password against when the name is unknown: a login takes as long either way.
@@ -226,7 +227,7 @@ def session_user(db: store.Store, token: str) -> dict | None:
     now = clock.utcnow()
     found = store.row(
         db,
-        "SELECT s.seen_at, s.expires_at, u.* FROM user_sessions s"
+        "SELECT s.seen_at, s.expires_at, u.id, u.name, u.is_admin FROM user_sessions s"
         " JOIN users u ON u.id = s.user_id WHERE s.token_hash = ?",
         (_token_hash(token),),
     )

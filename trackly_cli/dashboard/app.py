@@ -31,7 +31,7 @@ from bottle import Bottle, HTTPResponse, request, response, static_file
 
 from trackly_cli.core import domains, filters, store, users
 from trackly_cli.core.errors import InvalidInput, NotFound, TracklyError
-from trackly_cli.dashboard import views
+from trackly_cli.dashboard import pages, views
 from trackly_cli.dashboard.answers import scheme, see_other
 from trackly_cli.dashboard.views import Page, Table
 from trackly_cli.output import csv_cell
@@ -138,33 +138,40 @@ class DashboardApp(Bottle):
         return super().__call__(environ, secured)
 
 
-def create_app(target: str | Path, *, open_local: bool = True) -> DashboardApp:
-    """The dashboard over the database `target` (a SQLite path or a PostgreSQL URL).
-    `open_local`: while no user exists, answer requests from this machine without a login."""
-    target = store.location(target)
-    store.open_db(target).close()  # migrated before the first request
-    app = DashboardApp()
-    limiter = LoginLimiter()
-    app.config["trackly.limiter"] = limiter
+class Dashboard:
+    """What the dashboard holds between requests (the database it shows, the failed logins),
+    and its request handlers; `create_app` routes to them."""
+
+    def __init__(self, target: str | Path, *, open_local: bool = True) -> None:
+        self.target = store.location(target)
+        self.open_local = open_local
+        self.limiter = LoginLimiter()
 
     @contextlib.contextmanager
-    def connection() -> Iterator[store.Store]:
-        conn = store.connect(target)
+    def connection(self) -> Iterator[store.Store]:
+        """A connection of this request's own, closed after it."""
+        conn = store.connect(self.target)
         try:
             yield conn
         finally:
             conn.close()
 
-    def check_host(conn: store.Store) -> None:
+    # -- who is asking ---------------------------------------------------------------------------
+
+    def check_host(self, conn: store.Store) -> None:
+        """Nothing answers on a tracking domain: 404, as the tracking server does for a
+        stranger's host."""
         if domains.is_tracking(conn, _hostname(request.get_header("Host", ""))):
             raise HTTPResponse(views.message_page("Not found", "Not found."), 404)
 
-    def local_request() -> bool:
-        if not open_local or any(request.environ.get(h) for h in _FORWARDED):
+    def local_request(self) -> bool:
+        """From this machine, straight (not through a proxy), to a loopback host name."""
+        if not self.open_local or any(request.environ.get(h) for h in _FORWARDED):
             return False
         host = _hostname(request.get_header("Host", ""))
         return _is_loopback(request.environ.get("REMOTE_ADDR", "")) and _is_loopback(host)
 
+    @staticmethod
     def same_origin() -> bool:
         """The CSRF check of every POST: the browser says where the form was."""
         source = request.get_header("Origin") or request.get_header("Referer")
@@ -174,17 +181,19 @@ def create_app(target: str | Path, *, open_local: bool = True) -> DashboardApp:
         mine = _netloc(scheme(), request.get_header("Host", ""))
         return _netloc(parts.scheme, parts.netloc) == mine and parts.scheme in ("http", "https")
 
-    def current_user(conn: store.Store) -> tuple[dict | None, bool]:
+    def current_user(self, conn: store.Store) -> tuple[dict | None, bool]:
         """(user, open): the session's user; or, on this machine while no user exists, an
         admin nobody logged in as."""
         user = users.session_user(conn, request.get_cookie(COOKIE) or "")
         if user is not None:
             return user, False
-        if local_request() and not users.exist(conn):
+        if self.local_request() and not users.exist(conn):
             return {"id": None, "name": "(this machine)", "is_admin": 1}, True
         return None, False
 
+    @staticmethod
     def resolve(conn: store.Store, user: dict, open_: bool, path: str) -> Request:
+        """The account (one the user may see), the date range and the filters of a page."""
         allowed = users.allowed_accounts(conn, user)
         if not allowed:
             raise NotFound(
@@ -225,23 +234,19 @@ def create_app(target: str | Path, *, open_local: bool = True) -> DashboardApp:
         )
         return Request(conn, view, chosen, user)
 
-    def error_page(err: TracklyError) -> HTTPResponse:
-        title = {404: "Not found", 403: "Forbidden", 429: "Too many"}.get(
-            err.http_status, "Cannot show this"
-        )
-        return HTTPResponse(views.message_page(title, err.message), err.http_status)
+    # -- pages -----------------------------------------------------------------------------------
 
-    def page(handler: Callable[..., Page | str]) -> Callable:
+    def page(self, handler: Callable[..., Page | str]) -> Callable:
         """A page that needs a login: its tables also download as CSV (?csv=NAME)."""
 
         def run(**kwargs):
             try:
-                with connection() as conn:
-                    check_host(conn)
-                    user, open_ = current_user(conn)
+                with self.connection() as conn:
+                    self.check_host(conn)
+                    user, open_ = self.current_user(conn)
                     if user is None:
                         see_other("/login")
-                    req = resolve(conn, user, open_, request.path)
+                    req = self.resolve(conn, user, open_, request.path)
                     result = handler(req, **kwargs)
                     if isinstance(result, str):  # (JSON, or an answer of its own)
                         return result
@@ -254,46 +259,23 @@ def create_app(target: str | Path, *, open_local: bool = True) -> DashboardApp:
 
         return run
 
-    def render(view: views.View, result: Page) -> str:
-        body = "".join(
-            views.table(view, part) if isinstance(part, Table) else part for part in result.parts
-        )
-        return views.layout(view, result.title, body, result.status_line)
-
-    def csv_download(result: Page, name: str) -> str:
-        tables = {t.name: t for t in result.parts if isinstance(t, Table)}
-        if name not in tables:
-            raise NotFound(f"no table {name!r} on this page")
-        found = tables[name]
-        buffer = io.StringIO()
-        writer = csv.writer(buffer, lineterminator="\n")
-        columns = found.csv_columns or found.columns
-        writer.writerow(columns)
-        for row in found.rows:
-            writer.writerow([csv_cell(row.get(c)) for c in columns])
-        response.content_type = "text/csv; charset=utf-8"
-        response.set_header("Content-Disposition", f'attachment; filename="{name}.csv"')
-        return buffer.getvalue()
-
     # -- logging in and out ----------------------------------------------------------------------
 
-    @app.get("/login")
-    def login_form():
-        with connection() as conn:
-            check_host(conn)
-            user, _ = current_user(conn)
+    def login_form(self):
+        with self.connection() as conn:
+            self.check_host(conn)
+            user, _ = self.current_user(conn)
         if user is not None:
             see_other("/")
         return views.login_page()
 
-    @app.post("/login")
-    def login():
+    def login(self):
         ip = request.environ.get("REMOTE_ADDR", "")
-        with connection() as conn:
-            check_host(conn)
-            if not same_origin():
+        with self.connection() as conn:
+            self.check_host(conn)
+            if not self.same_origin():
                 return HTTPResponse(views.login_page("This form must be sent from this page."), 403)
-            wait = limiter.retry_after(ip)
+            wait = self.limiter.retry_after(ip)
             if wait:
                 return HTTPResponse(
                     views.login_page(f"Too many failed logins: try again in {wait} s."),
@@ -304,9 +286,9 @@ def create_app(target: str | Path, *, open_local: bool = True) -> DashboardApp:
             password = request.forms.getunicode("password", default="") or ""
             user = users.authenticate(conn, name, password)
             if user is None:
-                limiter.failed(ip)
+                self.limiter.failed(ip)
                 return HTTPResponse(views.login_page("Wrong user or password.", name), 401)
-            limiter.succeeded(ip)
+            self.limiter.succeeded(ip)
             token = users.start_session(conn, user["id"])
         response.set_cookie(
             COOKIE,
@@ -319,11 +301,10 @@ def create_app(target: str | Path, *, open_local: bool = True) -> DashboardApp:
         )
         see_other("/")
 
-    @app.post("/logout")
-    def logout():
-        with connection() as conn:
-            check_host(conn)
-            if not same_origin():
+    def logout(self):
+        with self.connection() as conn:
+            self.check_host(conn)
+            if not self.same_origin():
                 return HTTPResponse(views.message_page("Forbidden", "Cross-site request."), 403)
             token = request.get_cookie(COOKIE)
             if token:
@@ -331,26 +312,59 @@ def create_app(target: str | Path, *, open_local: bool = True) -> DashboardApp:
         response.delete_cookie(COOKIE, path="/")
         see_other("/login")
 
-    @app.get("/static/<name>")
-    def static(name: str):
-        with connection() as conn:
-            check_host(conn)
+    def static(self, name: str):
+        with self.connection() as conn:
+            self.check_host(conn)
         if name not in STATIC_FILES:
             return HTTPResponse("Not found", 404)
         return static_file(name, root=str(STATIC))
 
-    from trackly_cli.dashboard import pages  # (the pages register themselves on the app)
 
-    pages.register(app, page)
+def render(view: views.View, result: Page) -> str:
+    body = "".join(
+        views.table(view, part) if isinstance(part, Table) else part for part in result.parts
+    )
+    return views.layout(view, result.title, body, result.status_line)
 
-    @app.error(404)
-    def not_found(error):
-        return views.message_page("Not found", "Not found.")
 
-    @app.error(405)
-    def not_allowed(error):
-        return views.message_page("Not allowed", "Method not allowed.")
+def csv_download(result: Page, name: str) -> str:
+    """One table of the page as CSV (cells that a spreadsheet would run as formulas defused)."""
+    tables = {t.name: t for t in result.parts if isinstance(t, Table)}
+    if name not in tables:
+        raise NotFound(f"no table {name!r} on this page")
+    found = tables[name]
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    columns = found.csv_columns or found.columns
+    writer.writerow(columns)
+    for row in found.rows:
+        writer.writerow([csv_cell(row.get(c)) for c in columns])
+    response.content_type = "text/csv; charset=utf-8"
+    response.set_header("Content-Disposition", f'attachment; filename="{name}.csv"')
+    return buffer.getvalue()
 
+
+def error_page(err: TracklyError) -> HTTPResponse:
+    title = {404: "Not found", 403: "Forbidden", 429: "Too many"}.get(
+        err.http_status, "Cannot show this"
+    )
+    return HTTPResponse(views.message_page(title, err.message), err.http_status)
+
+
+def create_app(target: str | Path, *, open_local: bool = True) -> DashboardApp:
+    """The dashboard over the database `target` (a SQLite path or a PostgreSQL URL): routes
+    only. `open_local`: while no user exists, answer requests from this machine without a
+    login."""
+    store.open_db(target).close()  # migrated before the first request
+    dashboard = Dashboard(target, open_local=open_local)
+    app = DashboardApp()
+    app.get("/login")(dashboard.login_form)
+    app.post("/login")(dashboard.login)
+    app.post("/logout")(dashboard.logout)
+    app.get("/static/<name>")(dashboard.static)
+    pages.register(app, dashboard.page)
+    app.error(404)(lambda error: views.message_page("Not found", "Not found."))
+    app.error(405)(lambda error: views.message_page("Not allowed", "Method not allowed."))
     return app
 
 
