@@ -202,6 +202,30 @@ def test_chromium_logs_in_and_sees_every_page_and_live_clicks(shop, acme, db_pat
         with pytest.raises(NoAlertPresentException):
             browser.switch_to.alert.text  # noqa: B018
 
+        # light and dark, and a phone's width without sideways scrolling of the page
+        browser.get(dashboard.url + "/")
+        light = browser.execute_script("return getComputedStyle(document.body).backgroundColor")
+        browser.execute_cdp_cmd(
+            "Emulation.setEmulatedMedia",
+            {"features": [{"name": "prefers-color-scheme", "value": "dark"}]},
+        )
+        dark = browser.execute_script("return getComputedStyle(document.body).backgroundColor")
+        assert light != dark
+        browser.save_screenshot(str(SCREENSHOTS / "overview-dark.png"))
+        browser.execute_cdp_cmd(
+            "Emulation.setDeviceMetricsOverride",
+            {"width": 390, "height": 844, "deviceScaleFactor": 1, "mobile": True},
+        )
+        for path in ("/", "/campaigns", "/live"):
+            browser.get(dashboard.url + path)
+            wide = browser.execute_script(
+                "return document.documentElement.scrollWidth - window.innerWidth"
+            )
+            assert wide <= 1, f"{path} is {wide} px too wide for a phone"
+        browser.get(dashboard.url + "/")
+        browser.save_screenshot(str(SCREENSHOTS / "overview-phone.png"))
+        browser.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
+
         # logging out ends the session
         browser.find_element(By.CSS_SELECTOR, "form.logout button").click()
         _wait_for(lambda: browser.current_url == dashboard.url + "/login", 10, "the login")
