@@ -235,3 +235,64 @@ def test_chromium_logs_in_and_sees_every_page_and_live_clicks(shop, acme, db_pat
         browser.quit()
         assert dashboard.stop() in (0, -15), dashboard.log.read_text()
     assert not re.search(r"Traceback", dashboard.log.read_text())
+
+
+@pytest.mark.slow
+def test_the_quick_start_in_chromium(tmp_path):
+    """The README's quick start as a person runs it: `trackly demo` in one terminal, `trackly
+    dashboard --demo` in another, the printed address in a browser: the demo's campaign, its
+    click, without a login (no user yet, this machine)."""
+    import os
+    import signal
+
+    chromium, driver = browser_or_skip()
+    from selenium.webdriver.common.by import By
+
+    env = dict(os.environ, XDG_CONFIG_HOME=str(tmp_path / "config"))
+    env.pop("TRACKLY_DB", None)
+    demo_port, port = free_port(), free_port()
+    procs = []
+    browser = None
+    try:
+        for args, listening in (
+            (["demo", "--port", str(demo_port)], demo_port),
+            (["dashboard", "--demo", "--port", str(port)], port),
+        ):
+            log = tmp_path / f"{args[0]}.log"
+            procs.append(
+                subprocess.Popen(
+                    [sys.executable, "-m", "trackly_cli", *args],
+                    env=env,
+                    stdout=log.open("wb"),
+                    stderr=subprocess.STDOUT,
+                )
+            )
+            _wait_for(lambda p=listening: _listening(p), 20, f"{args[0]} to listen")
+        printed = (tmp_path / "demo.log").read_text()
+        link = re.search(r"http://localhost:\d+/\w{7}", printed).group(0)
+        browser = chrome(chromium, driver, tmp_path / "chrome-profile")
+        browser.set_window_size(1280, 900)
+        browser.get(link)  # (a person's click on the demo's link)
+        browser.get(f"http://127.0.0.1:{port}/campaigns")
+        assert "No dashboard user exists yet" in browser.find_element(By.CLASS_NAME, "banner").text
+        [row] = _rows(browser, "campaign")
+        assert re.fullmatch(r"demo-\d{8}-\d{6}", row[0])
+        browser.get(f"http://127.0.0.1:{port}/live")
+        _wait_for(lambda: _rows(browser, "clicks"), 5, "the demo's click on the Live page")
+        browser.save_screenshot(str(SCREENSHOTS / "demo-live.png"))
+    finally:
+        if browser is not None:
+            browser.quit()
+        for proc in procs:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(30)
+
+
+def _listening(port: int) -> bool:
+    import socket
+
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+            return True
+    except OSError:
+        return False

@@ -51,6 +51,7 @@ CONVERSION_COLUMNS = [
     "event",
     "revenue",
     "attribution",
+    "ip",
 ]
 
 
@@ -249,17 +250,25 @@ def live_page(req):
         [
             '<p class="live" id="live-status" data-source="'
             f'{e(req.view.href("/live.json"))}">Updated every 1.5 s.</p>',
-            Table("clicks", CLICK_COLUMNS, found["clicks"], links=links, title="Newest clicks"),
+            Table(
+                "clicks",
+                CLICK_COLUMNS,
+                found["clicks"],
+                links=links,
+                title="Newest clicks",
+                empty="No clicks yet.",
+            ),
             Table(
                 "conversions",
                 CONVERSION_COLUMNS,
                 found["conversions"],
                 links=links,
                 title="Newest conversions",
+                empty="No conversions yet.",
             ),
             '<script src="/static/live.js"></script>',
         ],
-        _range_label(req).replace(" · all time", "").replace("times in UTC", "newest first"),
+        f"{req.view.account['name']} · newest first · times in UTC",
     )
 
 

@@ -63,6 +63,7 @@ class Table:
     title: str = ""
     csv_columns: list[str] | None = None  # (default: the columns shown)
     sortable: bool = False
+    empty: str = "Nothing in this range."
 
 
 @dataclass
@@ -131,7 +132,7 @@ def table(view: View, item: Table, numeric_from: int = 1) -> str:
             for i, c in enumerate(item.columns)
         ]
         foot = "<tfoot><tr>" + "".join(cells) + "</tr></tfoot>"
-    empty = "" if item.rows else '<p class="empty">Nothing in this range.</p>'
+    empty = f'<p class="empty"{"" if not item.rows else " hidden"}>{e(item.empty)}</p>'
     download = f'<a class="csv" href="{e(view.href(view.path, csv=item.name))}">CSV</a>'
     return (
         f'<section class="table"><div class="head"><h2>{e(item.title)}</h2>{download}</div>'
@@ -297,14 +298,18 @@ def layout(view: View | None, title: str, body: str, status_line: str = "") -> s
             for key, label in RANGES
         )
         ranges = (
-            f'<div class="ranges">{links}'
-            f'<form method="get" action="{e(view.path)}">'
-            f'<input type="hidden" name="account" value="{e(view.account["id"])}">'
-            '<input type="hidden" name="range" value="custom">'
-            f'<input type="date" name="since" value="{e(view.since)}" aria-label="from">'
-            f'<input type="date" name="until" value="{e(view.until)}" aria-label="to">'
-            f'<button type="submit"{here(view.range_key == "custom")}>'
-            "Custom</button></form></div>"
+            ""
+            if not _ranged(view.path)
+            else (
+                f'<div class="ranges">{links}'
+                f'<form method="get" action="{e(view.path)}">'
+                f'<input type="hidden" name="account" value="{e(view.account["id"])}">'
+                '<input type="hidden" name="range" value="custom">'
+                f'<input type="date" name="since" value="{e(view.since)}" aria-label="from">'
+                f'<input type="date" name="until" value="{e(view.until)}" aria-label="to">'
+                f'<button type="submit"{here(view.range_key == "custom")}>'
+                "Custom</button></form></div>"
+            )
         )
         if view.open_local:
             banner = (
@@ -341,6 +346,12 @@ def layout(view: View | None, title: str, body: str, status_line: str = "") -> s
 
 def _in_section(current: str, path: str) -> bool:
     return current == path or (path != "/" and current.startswith(path + "/"))
+
+
+def _ranged(path: str) -> bool:
+    """Whether the page's figures depend on the date range (not the live page, nor a contact's
+    whole history)."""
+    return not (path == "/live" or path.startswith("/contacts"))
 
 
 def here(yes: bool) -> str:

@@ -10,7 +10,7 @@
     clicks: ["clicked_at", "link_id", "campaign", "offer", "phone", "verdict", "reasons", "ip",
       "user_agent"],
     conversions: ["converted_at", "link_id", "campaign", "offer", "phone", "event", "revenue",
-      "attribution"]
+      "attribution", "ip"]
   };
   function text(value) { return value === null || value === undefined ? "" : String(value); }
   function redraw(kind, rows) {
@@ -35,6 +35,8 @@
       body.appendChild(tr);
     });
     table.replaceChild(body, table.tBodies[0]);
+    var empty = table.closest("section").querySelector(".empty");
+    if (empty) { empty.hidden = rows.length > 0; }
   }
   function poll() {
     fetch(source, { credentials: "same-origin", cache: "no-store" })
