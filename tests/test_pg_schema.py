@@ -41,6 +41,7 @@ FLAGS = {
     ("message_short_link_clicks", "headers_cut"),
     ("conversions", "is_reversal"),
     ("offers", "require_secret"),
+    ("users", "is_admin"),
 }
 
 

@@ -18,6 +18,7 @@ from trackly_cli.commands import (
     contacts,
     conversions,
     creative,
+    dashboard,
     db,
     demo,
     domain,
@@ -28,6 +29,7 @@ from trackly_cli.commands import (
     report,
     serve,
     shorten,
+    user,
 )
 from trackly_cli.commands import lists as list_commands
 from trackly_cli.config import resolve_db_path
@@ -213,6 +215,7 @@ app.add_typer(bots.app, name="bots")
 app.add_typer(conversions.app, name="conversions")
 app.add_typer(clicks.app, name="clicks")
 app.add_typer(receipts.app, name="receipts")
+app.add_typer(user.app, name="user")
 app.command("shorten")(shorten.shorten_command)
 app.command("serve")(serve.serve_command)
 app.command("demo")(demo.demo_command)
@@ -220,6 +223,7 @@ app.command("report")(report.report_command)
 app.command("ab")(report.ab_command)
 app.command("segment")(report.segment_command)
 app.command("prune")(prune.prune_command)
+app.command("dashboard")(dashboard.dashboard_command)
 
 
 def main() -> None:

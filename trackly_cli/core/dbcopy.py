@@ -42,6 +42,8 @@ TABLES = (
     "journal_state",
     "pending_reversals",
     "optouts",
+    "users",
+    "user_accounts",
 )
 # Tables the migrations fill (one row each): the source's rows replace them.
 REPLACED = ("settings", "config_version")

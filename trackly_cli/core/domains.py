@@ -132,3 +132,9 @@ def for_sending(conn: store.Store, account: dict, host: str | None = None) -> di
     if not found:
         raise InvalidInput(NO_DOMAIN.format(account=account["name"]))
     return _present(found)
+
+
+def is_tracking(conn: store.Store, hostname: str) -> bool:
+    """Whether a hostname is one of the tracking domains (of any account)."""
+    found = store.scalar(conn, "SELECT count(*) FROM domains WHERE hostname = ?", (hostname,))
+    return bool(found)

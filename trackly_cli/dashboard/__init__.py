@@ -1,0 +1,1 @@
+"""The operator's dashboard: a Bottle app of its own, served by `trackly dashboard`."""
