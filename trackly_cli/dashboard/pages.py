@@ -191,7 +191,7 @@ def simple_report(by: str, title: str):
 def lists_page(req):
     account = req.view.account
     settings = []
-    for item in lists.list_all(req.conn, str(account["id"])):
+    for item in lists.list_all(req.conn, str(account["id"])).rows:
         command = [
             "trackly",
             "list",
