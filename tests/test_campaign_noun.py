@@ -518,3 +518,22 @@ def test_a_campaign_touched_while_being_removed_is_retired_instead(sent, server,
     assert july == before | {"unattributed_conversions": 1, "unattributed_revenue": "5.00"}
     assert query(target, "SELECT count(*) AS n FROM short_links WHERE id = ?", link) == [{"n": 1}]
     assert [c["name"] for c in sent.json("campaign", "list")] == ["june"]
+
+
+def test_names_that_look_like_markup_are_printed_as_written(cli, tmp_path):
+    """A campaign, list or account named like Rich markup ('[/]boom') is text: no traceback
+    after the command did its work."""
+    cli("account", "create", "[b]acme")
+    cli("domain", "add", "go.acme.test", "--account", "[b]acme")
+    cli("offer", "create", "S", "--url", "https://shop.example/")
+    created = cli("list", "create", "[/]vip").stderr
+    assert "[/]vip" in created
+    (tmp_path / "c.csv").write_text("phone\n+12025550143\n", encoding="utf-8")
+    cli("contacts", "import", "[/]vip", tmp_path / "c.csv")
+    (tmp_path / "m.txt").write_text("Hi {{link1}}", encoding="utf-8")
+    cli("shorten", tmp_path / "m.txt", "--list", "[/]vip", "--link", "link1=S",
+        "--campaign", "[/]boom", "-o", tmp_path / "out.csv")  # fmt: skip
+    assert "Campaign [/]boom" in cli("campaign", "show", "[/]boom").stdout
+    written = cli("campaign", "outbox", "[/]boom", "-o", tmp_path / "again.csv").stderr
+    assert "messages of [/]boom" in written
+    assert "Deleted campaign [/]boom" in cli("campaign", "delete", "[/]boom").stderr

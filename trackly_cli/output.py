@@ -21,6 +21,7 @@ from typing import Any, BinaryIO, NoReturn
 import typer
 from rich import box
 from rich.console import Console, Group
+from rich.errors import MarkupError
 from rich.markup import escape
 from rich.measure import Measurement
 from rich.table import Table
@@ -60,7 +61,13 @@ def fail(message: str, code: int = 1) -> NoReturn:
 
 
 def info(message: str) -> None:
-    stderr.print(message)
+    """A message on stderr, in Rich markup: callers escape the names they put in it. Should one
+    slip through unescaped and not parse ('[/]boom'), the message is printed as plain text
+    rather than failing a command that has done its work."""
+    try:
+        stderr.print(message)
+    except MarkupError:
+        stderr.print(message, markup=False)
 
 
 def warn(message: str) -> None:

@@ -59,8 +59,8 @@ def create(
     )
     if fmt is Format.table:
         output.info(
-            f"Created account [bold]{account['name']}[/] (id {account['id']}). "
-            f"Next: trackly domain add HOST --account {account['name']}"
+            f"Created account [bold]{escape(account['name'])}[/] (id {account['id']}). "
+            f"Next: trackly domain add HOST --account {escape(account['name'])}"
         )
     else:
         output.emit_record(account, fmt)

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from trackly_cli import output, state
 from trackly_cli.core import campaigns
@@ -75,7 +76,7 @@ def show(
     sections = [("Variants", variants)]
     if messages:
         sections.append((f"First {len(messages)} messages", messages))
-    output.emit_sections(record, sections, out, title=f"Campaign {record['name']}")
+    output.emit_sections(record, sections, out, title=f"Campaign {escape(record['name'])}")
 
 
 @app.command("outbox")
@@ -95,7 +96,8 @@ def outbox(
     (same rows, texts and links)."""
     written = campaigns.write_outbox(state.db(ctx), account, name, output.writable(out))
     output.info(
-        f"Wrote {written['outbox']}: {written['messages']:,} messages of {written['campaign']}."
+        f"Wrote {escape(written['outbox'])}: {written['messages']:,} messages of"
+        f" {escape(written['campaign'])}."
     )
 
 
@@ -123,11 +125,11 @@ def delete(
         output.emit_record(done, fmt)
     elif done["deleted"] == "removed":
         output.info(
-            f"Deleted campaign [bold]{done['campaign']}[/]:"
+            f"Deleted campaign [bold]{escape(done['campaign'])}[/]:"
             f" {done['messages_removed']:,} messages and their links."
         )
     else:
         output.info(
-            f"Retired campaign [bold]{done['campaign']}[/]: its links no longer answer; its"
+            f"Retired campaign [bold]{escape(done['campaign'])}[/]: its links no longer answer; its"
             f" {done['clicks']:,} clicks and {done['conversions']:,} conversions stay in reports."
         )

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Group
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from trackly_cli import completion, output, state
@@ -92,7 +93,7 @@ def import_command(
     if fmt is Format.table:
         output.info(
             f"Imported {result.imported:,} of {result.rows:,} rows into list "
-            f"[bold]{result.list_name}[/]: {result.new_contacts:,} new contacts, "
+            f"[bold]{escape(result.list_name)}[/]: {result.new_contacts:,} new contacts, "
             f"{result.added_to_list:,} added to the list, {result.invalid_count:,} invalid."
         )
     else:

@@ -55,7 +55,8 @@ def add(
     creative = creatives.add(state.db(ctx), account, name, read_template(file))
     if fmt is Format.table:
         slots = ", ".join(creative["slots"]) or "no link slots"
-        output.info(f"Added creative [bold]{creative['name']}[/] (id {creative['id']}): {slots}.")
+        name = escape(creative["name"])
+        output.info(f"Added creative [bold]{name}[/] (id {creative['id']}): {slots}.")
     else:
         output.emit_record(creative, fmt)
 

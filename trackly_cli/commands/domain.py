@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from trackly_cli import output, state
 from trackly_cli.core import accounts, domains
@@ -76,13 +77,13 @@ def list_command(
 def default(ctx: typer.Context, host: HostArg) -> None:
     """Make a domain its account's default for new links."""
     domain = domains.set_default(state.db(ctx), host)
-    output.info(f"{domain['hostname']} is now the default domain of {domain['account']}.")
+    output.info(f"{domain['hostname']} is now the default domain of {escape(domain['account'])}.")
 
 
 def remove(ctx: typer.Context, host: HostArg) -> None:
     """Remove a domain that no message uses (one that carries links stays: they are on it)."""
     domain = domains.remove(state.db(ctx), host)
-    output.info(f"Removed {domain['hostname']} from account {domain['account']}.")
+    output.info(f"Removed {domain['hostname']} from account {escape(domain['account'])}.")
 
 
 app.command("remove")(remove)

@@ -98,8 +98,8 @@ def create(
     )
     if fmt is Format.table:
         output.info(
-            f"Created list [bold]{created['name']}[/] (id {created['id']}). Next: "
-            f"trackly contacts import {created['name']} contacts.csv"
+            f"Created list [bold]{escape(created['name'])}[/] (id {created['id']}). Next: "
+            f"trackly contacts import {escape(created['name'])} contacts.csv"
         )
     else:
         output.emit_record(created, fmt)

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from trackly_cli import output, state
 from trackly_cli.core import optouts
@@ -49,7 +50,7 @@ def add(
         return
     output.info(
         f"Added {len(result.added):,} number(s) to the opt-out list of account"
-        f" {result.account}; {len(result.already):,} already opted out."
+        f" {escape(result.account)}; {len(result.already):,} already opted out."
     )
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -205,5 +206,5 @@ def _campaign_table(summary: shorten.Summary) -> None:
                 )
             )
     for key, value in rows:
-        grid.add_row(key, str(value))
+        grid.add_row(key, escape(str(value)))  # (names are text, not Rich markup)
     output.render(grid)
