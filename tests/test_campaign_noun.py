@@ -405,6 +405,15 @@ def test_delivery_columns_appear_in_the_table_once_receipts_were_imported(sent, 
     shown = sent.json("campaign", "show", "june")
     assert (shown["delivered"], shown["undelivered"]) == (1, 1)
     assert [m["delivery"] for m in shown["messages"][:3]] == ["delivered", "failed", None]
+    # Receipts say it was sent: deleting it is refused like one with clicks (its sent and
+    # delivered counts would leave every report).
+    before = everything(target)
+    assert sent.error("campaign", "delete", "june") == (
+        "Error: campaign 'june' has 0 clicks and 0 conversions but 2 delivery receipts: it was"
+        " sent; its links are live: add --force to retire it (its links stop answering, its"
+        " report history stays)"
+    )
+    assert everything(target) == before
 
 
 @pytest.mark.slow  # (a removal waits campaigns.GRACE_SECONDS)

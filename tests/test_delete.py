@@ -245,3 +245,18 @@ def test_an_offer_in_use_is_archived_instead(cli, target, tmp_path: Path):
     cli("shorten", tmp_path / "new.txt", "--list", "vip", "--link", "link1=Summer Sale",
         "--campaign", "july")  # fmt: skip
     assert [o["name"] for o in cli.json("offer", "list")] == ["Summer Sale", "Spare"]
+
+
+def test_an_account_that_keeps_only_opt_outs_is_not_deleted_without_force(cli, target, tmp_path):
+    """The opt-out list is history too: deleting it would let a later import message people
+    who said STOP."""
+    cli("account", "create", "quiet")
+    cli("optout", "add", "+12025550199", "--account", "quiet")
+    assert refused(cli, target, "account", "delete", "quiet") == (
+        "Error: account 'quiet' has 0 messages, 0 clicks, 0 conversions, 1 opt-out and 0"
+        " contacts: --force deletes all of it, its live links and reports too (back it up"
+        " first: `trackly db backup`)"
+    )
+    cli("account", "delete", "quiet", "--force", "--yes")
+    assert query(target, "SELECT count(*) AS n FROM optouts WHERE account_id NOT IN"
+                 " (SELECT id FROM accounts)") == [{"n": 0}]  # fmt: skip

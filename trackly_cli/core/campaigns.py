@@ -299,14 +299,16 @@ _HISTORY = (
     "SELECT coalesce(sum(clicks), 0) AS clicks,"
     " coalesce(sum(conversions + unattributed_conversions), 0) AS conversions,"
     " coalesce(sum(abs(revenue_micros) + abs(payout_micros) + abs(unattributed_revenue_micros)"
-    "  + unique_clicks + bot_clicks), 0) AS other"
+    "  + unique_clicks + bot_clicks), 0) AS other,"
+    " coalesce(sum(delivered + undelivered), 0) AS receipts"
     " FROM report_rollups WHERE campaign_id = ?"
 )
 
 
 def history(conn: store.Store, campaign_id: int) -> dict:
-    """What refers to a campaign beyond its sending: clicks and conversions (the report
-    counters, which outlive pruned raw clicks), and refunds waiting for a sale of its links."""
+    """What refers to a campaign beyond its making: clicks and conversions (the report
+    counters, which outlive pruned raw clicks), a gateway's delivery receipts (it was sent), and
+    refunds waiting for a sale of its links."""
     found = {k: int(v) for k, v in store.row(conn, _HISTORY, (campaign_id,)).items()}
     found["waiting"] = store.scalar(
         conn,
@@ -349,6 +351,8 @@ def delete(
             reason = f"{found['clicks']:,} clicks and {found['conversions']:,} conversions"
             if found["waiting"]:
                 reason += f" ({found['waiting']:,} refunds waiting for their sale)"
+            elif found["receipts"] and not found["clicks"] and not found["conversions"]:
+                reason += f" but {found['receipts']:,} delivery receipts: it was sent"
             elif not found["clicks"] and not found["conversions"]:
                 reason += " (but refunds or chargebacks)"
             raise Conflict(
@@ -383,7 +387,13 @@ def delete(
 
 
 def _used(found: dict) -> bool:
-    return bool(found["clicks"] or found["conversions"] or found["other"] or found["waiting"])
+    return bool(
+        found["clicks"]
+        or found["conversions"]
+        or found["other"]
+        or found["waiting"]
+        or found["receipts"]
+    )
 
 
 def _remove(conn: store.Store, campaign: dict) -> int:

@@ -185,6 +185,7 @@ _HISTORY = (
     ("clicks", "message_short_link_clicks"),
     ("conversions", "conversions"),
     ("contacts", "contacts"),
+    ("optouts", "optouts"),
 )
 
 
@@ -212,8 +213,9 @@ def delete_account(db: store.Store, ref: str, force: bool = False) -> dict:
                 raise Conflict(
                     f"account {account['name']!r} has {_plural(counts['messages'], 'message')},"
                     f" {_plural(counts['clicks'], 'click')},"
-                    f" {_plural(counts['conversions'], 'conversion')} and"
-                    f" {_plural(counts['contacts'], 'contact')}: --force deletes all of it,"
+                    f" {_plural(counts['conversions'], 'conversion')}"
+                    + (f", {_plural(counts['optouts'], 'opt-out')}" if counts["optouts"] else "")
+                    + f" and {_plural(counts['contacts'], 'contact')}: --force deletes all of it,"
                     " its live links and reports too (back it up first: `trackly db backup`)"
                 )
             deleted = _delete_everything(conn, account["id"])
