@@ -6,6 +6,7 @@ nothing."""
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 
 import pytest
@@ -168,6 +169,25 @@ def test_a_big_send_in_many_chunks_is_written_again_the_same(target, cli, tmp_pa
     original = (tmp_path / "huge.csv").read_bytes()
     assert original.count(b"\r\n") == 3001 and b'"No 7, ""x"": https://go.acme.test/' in original
     assert (tmp_path / "again.csv").read_bytes() == original
+
+
+def test_the_outbox_again_leaves_out_who_opted_out_or_was_erased_since(sent, tmp_path):
+    """Writing an outbox again is for sending it: a number that said STOP since, or a person
+    erased since, is left out (and counted), every other row is as shorten wrote it."""
+
+    def rows(name: str) -> list[list[str]]:
+        with (tmp_path / name).open(encoding="utf-8", newline="") as f:
+            return list(csv.reader(f))
+
+    sent("optout", "add", "+12025550144")
+    sent("contacts", "erase", "+447911123456", "--yes")
+    done = sent("campaign", "outbox", "june", "-o", tmp_path / "again.csv").stderr
+    assert "2 messages of june (left out: 1 opted out since and 1 erased)" in done
+    original = rows("june.csv")
+    assert len(original) == 5  # the header and four messages
+    assert rows("again.csv") == [
+        r for r in original if r[0] not in ("+12025550144", "+447911123456")
+    ]
 
 
 def test_an_existing_file_is_replaced_only_with_force(sent, tmp_path):

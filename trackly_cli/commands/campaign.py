@@ -93,11 +93,16 @@ def outbox(
     force: ForceOpt = False,
 ) -> None:
     """Write a campaign's outbox CSV again: the same file `trackly shorten --output` wrote
-    (same rows, texts and links)."""
+    (same rows, texts and links), less the numbers that opted out and the people erased since."""
     written = campaigns.write_outbox(state.db(ctx), account, name, output.writable(out))
+    left_out = [
+        f"{written['skipped_optouts']:,} opted out since" if written["skipped_optouts"] else "",
+        f"{written['skipped_erased']:,} erased" if written["skipped_erased"] else "",
+    ]
+    why = " and ".join(part for part in left_out if part)
     output.info(
         f"Wrote {escape(written['outbox'])}: {written['messages']:,} messages of"
-        f" {escape(written['campaign'])}."
+        f" {escape(written['campaign'])}" + (f" (left out: {why})." if why else ".")
     )
 
 

@@ -292,7 +292,13 @@ def write_outbox(conn: store.Store, account_ref: str | None, ref: str, path: Pat
     if campaign["building_pid"] is not None:
         raise Conflict(_incomplete(campaign))
     written = outbox.write_campaign(conn, campaign["id"], path)
-    return {"campaign": campaign["name"], "messages": written, "outbox": str(path)}
+    return {
+        "campaign": campaign["name"],
+        "messages": written.messages,
+        "skipped_optouts": written.opted_out,
+        "skipped_erased": written.erased,
+        "outbox": str(path),
+    }
 
 
 _HISTORY = (

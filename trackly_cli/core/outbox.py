@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 from trackly_cli.core import dialect, store
@@ -32,27 +33,44 @@ def line(phone: str | None, message_id: int, text: str, segments: int, encoding:
     return f"{phone or ''},{message_id},{cell(text)},{segments},{encoding}\r\n"
 
 
-# A campaign's messages in the order shorten wrote them (message ids follow the list's contacts).
+# A campaign's messages in the order shorten wrote them (message ids follow the list's contacts),
+# each with why it must not be sent again: its number opted out since, or its person was erased
+# (`trackly contacts erase` leaves the text "(erased)" and no contact).
 _CAMPAIGN_ROWS = (
-    "SELECT c.phone, m.id, m.body, m.segments, m.encoding FROM messages m"
-    " LEFT JOIN contacts c ON c.id = m.contact_id WHERE m.campaign_id = ? ORDER BY m.id"
+    "SELECT c.phone, m.id, m.body, m.segments, m.encoding,"
+    " CASE WHEN EXISTS (SELECT 1 FROM optouts o WHERE o.account_id = m.account_id"
+    "  AND o.phone = c.phone) THEN 'optout'"
+    "  WHEN m.contact_id IS NULL AND m.body = '(erased)' THEN 'erased' ELSE '' END"
+    " FROM messages m LEFT JOIN contacts c ON c.id = m.contact_id"
+    " WHERE m.campaign_id = ? ORDER BY m.id"
 )
 
 
-def write_campaign(conn: store.Store, campaign_id: int, path: Path) -> int:
+@dataclass
+class Written:
+    messages: int = 0
+    opted_out: int = 0  # messages left out: their number opted out since
+    erased: int = 0  # messages left out: their person was erased
+
+
+def write_campaign(conn: store.Store, campaign_id: int, path: Path) -> Written:
     """Write the outbox of a complete campaign to `path` again, streaming its messages (a
-    million of them take no more memory than one); returns the messages written. The file
-    appears only once it is complete."""
+    million of them take no more memory than one), the same rows as shorten wrote but for the
+    numbers that opted out since and the people erased since, which are left out (and
+    counted): the file is for sending. It appears only once it is complete."""
     pending = PendingFile(path)
-    written = 0
+    written = Written()
     try:
         cursor = dialect.stream(conn, _CAMPAIGN_ROWS, (campaign_id,))
         try:
             handle = pending.handle
             handle.write(HEADER)
             while rows := cursor.fetchmany(2000):
-                handle.write("".join(line(*row) for row in rows))
-                written += len(rows)
+                kept = [row[:5] for row in rows if not row[5]]
+                handle.write("".join(line(*row) for row in kept))
+                written.messages += len(kept)
+                written.opted_out += sum(1 for row in rows if row[5] == "optout")
+                written.erased += sum(1 for row in rows if row[5] == "erased")
         finally:
             cursor.close()
         try:
