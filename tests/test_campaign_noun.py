@@ -566,3 +566,24 @@ def test_names_that_look_like_markup_are_printed_as_written(cli, tmp_path):
     written = cli("campaign", "outbox", "[/]boom", "-o", tmp_path / "again.csv").stderr
     assert "messages of [/]boom" in written
     assert "Deleted campaign [/]boom" in cli("campaign", "delete", "[/]boom").stderr
+
+
+@pytest.mark.slow  # (a removal waits campaigns.GRACE_SECONDS)
+def test_a_removed_campaigns_message_ids_are_never_given_again(sent, target, tmp_path):
+    """A gateway's delivery report or a postback naming a removed campaign's message must not
+    land on a newer one: the next campaign's messages are numbered above the removed ones."""
+    newest = query(target, "SELECT max(id) AS id FROM messages")[0]["id"]
+    assert sent.json("campaign", "delete", "july")["messages_removed"] == 4
+    sent(*("shorten", "a.txt", "--list", "vip", "--campaign", "august"),
+         *("--link", "link1=Summer Sale", "--link", "link2=TVs", "-o", "august.csv"))  # fmt: skip
+    (first,) = query(target, "SELECT min(m.id) AS id FROM messages m JOIN campaigns c"
+                     " ON c.id = m.campaign_id WHERE c.name = 'august'")  # fmt: skip
+    assert first["id"] == newest + 1
+    # a report for july's messages finds none of them
+    (tmp_path / "dlr.csv").write_text(
+        f"message_id,delivered_at,status\n{newest},2026-11-30T09:00:00Z,undelivered\n",
+        encoding="utf-8",
+    )
+    sent("receipts", "import", "dlr.csv")
+    (august,) = [r for r in sent.json("report") if r["campaign"] == "august"]
+    assert (august["delivered"], august["undelivered"]) == (0, 0)

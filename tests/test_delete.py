@@ -260,3 +260,14 @@ def test_an_account_that_keeps_only_opt_outs_is_not_deleted_without_force(cli, t
     cli("account", "delete", "quiet", "--force", "--yes")
     assert query(target, "SELECT count(*) AS n FROM optouts WHERE account_id NOT IN"
                  " (SELECT id FROM accounts)") == [{"n": 0}]  # fmt: skip
+
+
+def test_a_deleted_lists_id_and_report_rows_never_go_to_a_new_list(cli, target):
+    cli("list", "delete", "vip", "--force")
+    created = cli.json("list", "create", "newlist")
+    assert created["id"] == 2  # not 1, vip's
+    rows = cli.json("report", "--by", "list")
+    assert [r["list"] for r in rows] == ["(deleted list 1)"]
+    assert "Nothing in this range" in cli("report", "--list", "newlist").stderr
+    cli("segment", "spring", "--clicked", "--into-list", "clickers")
+    assert cli.json("list", "show", "clickers")["id"] == 3

@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from trackly_cli.core import accounts, clock, dialect, outbox, reports, store, validate
+from trackly_cli.core import accounts, clock, dialect, ids, outbox, reports, store, validate
 from trackly_cli.core.errors import Conflict, NotFound
 from trackly_cli.core.filters import Filters
 
@@ -406,9 +406,10 @@ def _remove(conn: store.Store, campaign: dict) -> int:
     """Remove a retired campaign that nothing refers to: its messages, links, variants and
     report counters (only what it sent is in them: checked by the caller), leaving its row;
     returns the messages removed."""
-    messages = store.scalar(
-        conn, "SELECT count(*) FROM messages WHERE campaign_id = ?", (campaign["id"],)
-    )
+    messages, largest = conn.execute(
+        "SELECT count(*), max(id) FROM messages WHERE campaign_id = ?", (campaign["id"],)
+    ).fetchone()
+    ids.raise_floor(conn, "messages", largest)  # (their ids are never given again)
     conn.execute(
         "DELETE FROM short_links WHERE message_id IN"
         " (SELECT id FROM messages WHERE campaign_id = ?)",

@@ -44,6 +44,7 @@ TABLES = (
     "optouts",
     "users",
     "user_accounts",
+    "id_floors",
 )
 # Tables the migrations fill (one row each): the source's rows replace them.
 REPLACED = ("settings", "config_version")

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from trackly_cli.core import accounts, contacts, dialect, lookup, store
+from trackly_cli.core import accounts, contacts, dialect, ids, lookup, store
 from trackly_cli.core.errors import Conflict, InvalidInput
 
 
@@ -99,6 +99,7 @@ def delete_list(db: store.Store, account_ref: str | None, ref: str, force: bool 
             "DELETE FROM list_members WHERE list_id = ?", (found["id"],)
         ).rowcount
         conn.execute("DELETE FROM lists WHERE id = ?", (found["id"],))
+        ids.raise_floor(conn, "lists", found["id"])  # (its report rows keep its id)
     return {
         "list": found["name"],
         "id": found["id"],

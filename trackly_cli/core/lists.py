@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from trackly_cli.core import accounts, clock, lookup, paging, store, validate
+from trackly_cli.core import accounts, clock, ids, lookup, paging, store, validate
 from trackly_cli.core.errors import Conflict, InvalidInput
 
 BOT_FILTERS = ("off", "flag", "confirm")
@@ -41,6 +41,9 @@ def create(
             "created_at": now,
             "updated_at": now,
         }
+        explicit = ids.explicit_id(conn, "lists")  # (never the id of a deleted list)
+        if explicit is not None:
+            values["id"] = explicit
         list_id = store.insert(db, "lists", values)
     return get(db, list_id)
 

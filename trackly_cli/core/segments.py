@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 
-from trackly_cli.core import clock, lookup, store, validate
+from trackly_cli.core import clock, ids, lookup, store, validate
 from trackly_cli.core.bots import IP_WINDOW_SECONDS
 from trackly_cli.core.errors import Conflict, InvalidInput
 
@@ -94,13 +94,17 @@ def into_list(conn: store.Store, account_id: int, name: str, contacts: list[dict
     ):
         raise Conflict(f"list {name!r} already exists: choose a new name for the segment")
     now = clock.now_text()
-    list_id = store.returned_id(
-        conn.execute(
-            "INSERT INTO lists (account_id, name, name_key, created_at, updated_at)"
-            " VALUES (?, ?, ?, ?, ?) RETURNING id",
-            (account_id, name, validate.key(name), now, now),
-        )
-    )
+    values = {
+        "account_id": account_id,
+        "name": name,
+        "name_key": validate.key(name),
+        "created_at": now,
+        "updated_at": now,
+    }
+    explicit = ids.explicit_id(conn, "lists")  # (never the id of a deleted list)
+    if explicit is not None:
+        values["id"] = explicit
+    list_id = store.insert(conn, "lists", values)
     conn.executemany(
         "INSERT INTO list_members (list_id, contact_id, added_at) VALUES (?, ?, ?)",
         [(list_id, c["id"], now) for c in contacts],

@@ -43,6 +43,7 @@ from trackly_cli.core import (
     templates,
     validate,
 )
+from trackly_cli.core import ids as row_ids
 from trackly_cli.core import outbox as outbox_csv
 from trackly_cli.core.errors import Conflict, InvalidInput, NotFound, Problems
 
@@ -730,7 +731,7 @@ class _Send:
         # since the last one (on PostgreSQL, whose writers do not wait for each other's
         # transactions, they wait for this one's to number theirs).
         dialect.lock_explicit_ids(conn, "messages")
-        next_id = store.scalar(conn, "SELECT coalesce(max(id), 0) + 1 FROM messages")
+        next_id = row_ids.next_id(conn, "messages")  # (above any removed campaign's)
         for first in range(0, len(recipients), BATCH):
             batch = recipients[first : first + BATCH]
             if len(variants) == 1:
