@@ -403,14 +403,16 @@ def test_the_same_tables_columns_constraints_indexes_and_triggers(stores: Stores
         pg, lite = pg_columns(stores.pg, table), lite_columns(stores.lite, table)
         pg_keys, lite_keys = pg_constraints(stores.pg, table), lite_constraints(stores.lite, table)
         if table == "report_rollups":
-            assert pg[-1] == SHARD and lite[-1] == Column("shard", "bigint", True, "0", False)
-            pg, lite = pg[:-1], lite[:-1]
+            (pg_shard,) = [c for c in pg if c.name == "shard"]
+            (lite_shard,) = [c for c in lite if c.name == "shard"]
+            assert pg_shard == SHARD and lite_shard == Column("shard", "bigint", True, "0", False)
+            pg, lite = [c for c in pg if c != pg_shard], [c for c in lite if c != lite_shard]
             assert pg_keys["primary key"] == (*lite_keys["primary key"], "shard")
             pg_keys["primary key"] = lite_keys["primary key"]
         assert pg == lite, table
         assert pg_keys == lite_keys, table
     triggers = lite_triggers(stores.lite)
-    assert len(triggers) == 23  # (0010 added campaigns_deleted_config)
+    assert len(triggers) == 27  # (0010: campaigns_deleted_config; 0014: conversions_converting_*)
     assert pg_triggers(stores.pg) == triggers
 
 
@@ -686,7 +688,10 @@ def conversion(
         at,
         None,
     )
-    return Step(sql, values, ("conversions_rollup_insert",) if new else ())
+    fires = ("conversions_rollup_insert",) if new else ()
+    if new and attribution == "attributed" and message_click_id is not None and not reversal:
+        fires += ("conversions_converting_insert",)  # (its click converts, if not already)
+    return Step(sql, values, fires)
 
 
 def offer_values(name: str, **changes) -> tuple:
@@ -924,8 +929,10 @@ def script() -> list[Step]:
         conversion("Dddddd1", revenue=1_000_000, message_click_id=3),
         # trackly bots rescan: verdicts change, MessageClicks move, conversions follow
         Step(SET_VERDICT, (1, "later: a burst", 2), ("msl_clicks_rollup_verdict",)),
-        Step(  # its conversions keep no MessageClick (ON DELETE SET NULL)
-            "DELETE FROM message_clicks WHERE id = ?", (1,), ("message_clicks_rollup_delete",)
+        Step(  # its conversions keep no MessageClick (ON DELETE SET NULL): it converts no more
+            "DELETE FROM message_clicks WHERE id = ?",
+            (1,),
+            ("message_clicks_rollup_delete", "conversions_converting_old"),
         ),
         message_click(
             "Aaaaaa1",
@@ -934,7 +941,8 @@ def script() -> list[Step]:
             source="rescan",
             reason="bots rescan: the first click that is not a bot",
         ),  # 5
-        Step(REATTRIBUTE, (5, "attributed", 1)),  # (the counters stay: attributed before too)
+        # attributed before too: its conversion counts again, its click converts
+        Step(REATTRIBUTE, (5, "attributed", 1), ("conversions_converting_new",)),
         Step(SET_VERDICT, (0, "", 6), ("msl_clicks_rollup_verdict",)),
         message_click("Cccccc1", 6, "2026-03-01T10:44:59.000000Z", source="rescan"),  # 6
         Step(REATTRIBUTE, (6, "attributed", 4), ("conversions_rollup_update",)),
@@ -961,7 +969,9 @@ def script() -> list[Step]:
             ("conversions_rollup_update",),
         ),
         Step(  # a campaign's conversions go (trackly campaign remove): the counters follow
-            "DELETE FROM conversions WHERE id IN (?, ?)", (2, 8), ("conversions_rollup_delete",)
+            "DELETE FROM conversions WHERE id IN (?, ?)",
+            (2, 8),
+            ("conversions_rollup_delete", "conversions_converting_delete"),
         ),
         # trackly prune: old raw clicks go, counters stay; IP addresses are anonymised
         Step(

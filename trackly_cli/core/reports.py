@@ -10,7 +10,6 @@ conversions by when they converted.
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
@@ -144,6 +143,7 @@ def _sums(sent: str) -> str:
         f" sum({of}undelivered) AS undelivered, sum(clicks) AS clicks,"
         " sum(bot_clicks) AS bot_clicks,"
         " sum(unique_clicks) AS unique_clicks, sum(conversions) AS conversions,"
+        " sum(converting_clicks) AS converting_clicks,"
         " sum(revenue_micros) AS revenue_micros, sum(payout_micros) AS payout_micros,"
         " sum(unattributed_conversions) AS unattributed_conversions,"
         " sum(unattributed_revenue_micros) AS unattributed_revenue_micros"
@@ -184,7 +184,6 @@ def report(
         tuple(params),
     )
     totals = {k: v or 0 for k, v in totals.items()}
-    totals["converting_clicks"] = sum(_converting(conn, chosen, []).values())
     if by == "day":
         rows = _by_day(conn, chosen, where, params, sent)
         key = "day"
@@ -196,9 +195,6 @@ def report(
             " ORDER BY campaign_id, variant",
             tuple(params),
         )
-        converting = _converting(conn, chosen, ["campaign_id", "variant"])
-        for r in found:
-            r["converting_clicks"] = converting.get((r["campaign_id"], r["variant"]), 0)
         names = _names(conn, "campaign", {r["campaign_id"] for r in found})
         rows = [
             {"campaign": names[r.pop("campaign_id")], "variant": r.pop("variant") or "-"} | r
@@ -214,9 +210,6 @@ def report(
             f" WHERE {where} GROUP BY {column} ORDER BY {column}",
             tuple(params),
         )
-        converting = _converting(conn, chosen, [column])
-        for r in found:
-            r["converting_clicks"] = converting.get((r["id"],), 0)
         names = _names(conn, by, {r["id"] for r in found})
         rows = [
             {by: names[r["id"]], f"{by}_id": r["id"] or None}
@@ -257,61 +250,10 @@ def _by_day(conn: store.Store, chosen: Filters, where: str, params: list, sent: 
     for row in found:
         label = day_of(row.pop("bucket_at"))
         if label not in days:
-            days[label] = {"day": label} | {k: 0 for k in row} | {"converting_clicks": 0}
+            days[label] = {"day": label} | {k: 0 for k in row}
         for k, v in row.items():
             days[label][k] += v or 0
-    # a click converts on the day of its first conversion in the range (so days add up)
-    converting: Counter = Counter()
-    for (bucket,), count in _converting(conn, chosen, [], first_bucket=True).items():
-        converting[day_of(bucket)] += count
-    for label, count in converting.items():
-        if label in days:
-            days[label]["converting_clicks"] = count
     return [r for r in days.values() if _nonzero(r)]
-
-
-def _converting(
-    conn: store.Store, chosen: Filters, group: list[str], first_bucket: bool = False
-) -> dict[tuple, int]:
-    """{group: count} of the unique clicks with an attributed conversion in the range: the
-    clicks that converted, which a conversion rate counts (a lead and a sale on one click are
-    two conversions but one converting click). Counted by the database (a set per group would
-    hold every converting click in memory). A report group is 0 (or '') where the row's is
-    NULL, as in the counters. `first_bucket`: by the quarter hour of each click's first
-    conversion in the range instead (a click counts once, on one day)."""
-    clauses, params = chosen.where(time_column="converted_at")
-    where = (
-        f"{' AND '.join(clauses)} AND attribution = 'attributed' AND is_reversal = 0"
-        " AND message_click_id IS NOT NULL"
-    )
-    if first_bucket:
-        sql = (
-            f"SELECT {_BUCKET.format(t='f.first')} AS k, count(*) FROM"
-            f" (SELECT min(converted_at) AS first FROM conversions WHERE {where}"
-            " GROUP BY message_click_id) f GROUP BY k"
-        )
-    else:
-        keys = [f"coalesce({column}, {_ZERO[column]})" for column in group]
-        listed = ", ".join(keys)
-        sql = (
-            f"SELECT {listed + ', ' if keys else ''}count(DISTINCT message_click_id)"
-            f" FROM conversions WHERE {where}" + (f" GROUP BY {listed}" if keys else "")
-        )
-    found = conn.execute(sql, tuple(params)).fetchall()
-    return {tuple(row[:-1]) if group or first_bucket else (): row[-1] for row in found}
-
-
-# The quarter hour of a stored time, as the counters' bucket_at (see migrations 0001).
-_BUCKET = (
-    "substr({t}, 1, 14) || substr('00153045', (CAST(substr({t}, 15, 2) AS INTEGER) / 15) * 2"
-    " + 1, 2) || ':00Z'"
-)
-
-
-# what the counters keep for a NULL group
-_ZERO = {"variant": "''"} | {
-    column: "0" for column in ("campaign_id", "offer_id", "creative_id", "list_id", "domain_id")
-}
 
 
 def _by_message(conn: store.Store, chosen: Filters, limit: int | None) -> Report:
