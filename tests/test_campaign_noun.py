@@ -379,6 +379,11 @@ def test_force_retires_a_campaign_and_keeps_its_history(sent, server, target):
         *("--link", "link1=Summer Sale", "--link", "link2=TVs"),
     )
     assert "campaign 'june' was deleted with --force" in message
+    # And its history stays reachable by name: its report, A/B test and audiences.
+    (row,) = sent.json("report", "--campaign", "june")
+    assert (row["campaign"], row["clicks"], row["conversions"]) == ("june", 1, 1)
+    assert sent.json("ab", "june")["campaign"] == "june"
+    assert sent("segment", "june", "--converted").stdout.count("+") == 1
 
 
 def test_a_campaign_being_written_is_not_deleted(sent, target):

@@ -70,7 +70,11 @@ def resolve(
         raise InvalidInput(f"--since {since} is not before --until {until}")
     return Filters(
         account=owner,
-        campaign=lookup.find(conn, "campaigns", campaign, owner["id"]) if campaign else None,
+        campaign=(  # (a retired campaign's history stays reportable)
+            lookup.find(conn, "campaigns", campaign, owner["id"], retired=True)
+            if campaign
+            else None
+        ),
         offer=lookup.find(conn, "offers", offer, owner["id"]) if offer else None,
         sending_list=lookup.find(conn, "lists", sending_list, owner["id"])
         if sending_list

@@ -15,13 +15,24 @@ _KINDS = {
 }
 
 
-def find(conn: store.Store, table: str, ref: str | int, account_id: int | None = None):
-    """The row of `table` whose id or (case-insensitive) name is `ref`, in `account_id`."""
+def find(
+    conn: store.Store,
+    table: str,
+    ref: str | int,
+    account_id: int | None = None,
+    retired: bool = False,
+):
+    """The row of `table` whose id or (case-insensitive) name is `ref`, in `account_id`. A
+    campaign retired with `campaign delete --force` only with `retired` (reports and audiences
+    of its history), never one removed."""
     what, listing = _KINDS[table]
     text = str(ref).strip()
     scope, params = ("", ()) if account_id is None else (" AND account_id = ?", (account_id,))
     if table == "campaigns":  # one that `trackly shorten` is still writing is not there yet,
-        scope += " AND building_pid IS NULL AND deleted IS NULL"  # nor one deleted
+        scope += " AND building_pid IS NULL"  # nor one deleted
+        scope += (
+            " AND (deleted IS NULL OR deleted = 'retired')" if retired else " AND deleted IS NULL"
+        )
     if text.isascii() and text.isdigit() and not validate.is_id(text):
         raise NotFound(f"no {what} {text[:20]!r}…" + f" (see `{listing}`)")
     if validate.is_id(text):

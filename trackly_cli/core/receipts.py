@@ -289,7 +289,9 @@ def import_csv(
     country = check_country(country)
     owner = accounts.resolve(conn, account_ref)
     campaign_id = (
-        lookup.find(conn, "campaigns", campaign_ref, owner["id"])["id"] if campaign_ref else None
+        lookup.find(conn, "campaigns", campaign_ref, owner["id"], retired=True)["id"]
+        if campaign_ref
+        else None
     )
     lines = CsvLines(stream)
     reader = csv.DictReader(lines, strict=True)

@@ -71,7 +71,7 @@ def segment(
 ) -> list[dict]:
     if kind not in KINDS:
         raise InvalidInput(f"choose one of --{', --'.join(k.replace('_', '-') for k in KINDS)}")
-    campaign = lookup.find(conn, "campaigns", campaign_ref, account_id)
+    campaign = lookup.find(conn, "campaigns", campaign_ref, account_id, retired=True)
     offer = lookup.find(conn, "offers", offer_ref, account_id) if offer_ref else None
     params = {
         "campaign": campaign["id"],

@@ -123,7 +123,9 @@ def _sort_key(value):
 
 
 def campaign_page(req, campaign_id: int):
-    found = lookup.find(req.conn, "campaigns", str(campaign_id), req.view.account["id"])
+    found = lookup.find(
+        req.conn, "campaigns", str(campaign_id), req.view.account["id"], retired=True
+    )
     chosen = dataclasses.replace(req.chosen, campaign=found)
     parts: list = []
     summary = reports.report(req.conn, chosen, "campaign")
