@@ -78,7 +78,10 @@ def test_erase_leaves_reports_identical_and_no_row_naming_the_person(cli, target
     assert len(erased) == 4
     assert {tuple(r.values()) for r in erased} == {(None, None, None, None, None, "erased")}
     assert query(target, "SELECT count(*) AS n FROM messages WHERE body = '(erased)'")[0]["n"] == 1
-    assert not query(target, "SELECT 1 FROM message_clicks WHERE visitor LIKE 'c:%' AND ip IS NULL")
+    # (a MessageClick keeps its visitor 'c:<id>', the id of no one now: see below)
+    assert not query(
+        target, "SELECT 1 FROM message_clicks WHERE contact_id IS NULL AND ip IS NOT NULL"
+    )
     # Bob's data is his own, untouched
     assert query(target, "SELECT * FROM message_short_link_clicks WHERE ip = ?", BOB_IP) == (
         bob_before
@@ -160,6 +163,42 @@ def test_an_erased_persons_link_still_answers(cli, target, db_path):
     finally:
         conn.close()
     assert link is not None and link.contact_id is None
+
+
+def test_a_server_holding_the_link_counts_no_second_unique_click(cli, target, tmp_path):
+    """A running server may hold the erased person's link in memory, with the contact id it
+    had: a click on it then is that visitor's again, not a second unique click."""
+    import webtest
+    from conftest import HUMAN_HEADERS
+
+    from trackly_cli.server import Tracker, create_app
+
+    link_id = query(
+        target,
+        "SELECT l.id FROM short_links l JOIN contacts c ON c.id = l.contact_id"
+        " JOIN message_clicks mc ON mc.message_id = l.message_id"
+        " WHERE c.phone = ? AND l.slot = 'link1'",
+        ANN,
+    )[0]["id"]
+    tracker = Tracker(target, journal=tmp_path / "journal")
+    try:
+        app = webtest.TestApp(
+            create_app(target, tracker=tracker),
+            extra_environ={"HTTP_HOST": "go.acme.test", "REMOTE_ADDR": "198.51.100.77"},
+        )
+        assert tracker.link(link_id).contact_id is not None  # held, as before the erase
+        before = reports(cli)
+        cli("contacts", "erase", ANN, "--yes")
+        assert app.get(f"/{link_id}", headers=HUMAN_HEADERS).status_int == 302
+        tracker.sync()
+    finally:
+        tracker.close()
+    after = reports(cli)
+    for by in ("campaign", "offer", "list"):
+        assert [r["unique_clicks"] for r in after[by]] == [
+            r["unique_clicks"] for r in before[by]
+        ], by
+        assert sum(r["clicks"] for r in after[by]) == sum(r["clicks"] for r in before[by]) + 1
 
 
 def test_a_reader_in_the_way_is_told_and_the_wal_goes_when_it_closes(

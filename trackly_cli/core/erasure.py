@@ -91,9 +91,13 @@ def _erase(conn: store.Store, contact: dict) -> Erased:
     )
     result.message_clicks = _count(
         conn.executemany(
+            # A contact's visitor ('c:<id>', the id of no one once the contact goes) stays: a
+            # server that still holds the person's link in memory makes its next click that
+            # visitor's again, which is no second unique click. A hashed one (IP and user
+            # agent) goes.
             "UPDATE message_clicks SET ip = NULL, user_agent = NULL, contact_id = NULL,"
-            " visitor = ? || CAST(id AS TEXT), ip_anonymized_at = coalesce(ip_anonymized_at, ?)"
-            " WHERE message_id = ?",
+            " visitor = CASE WHEN visitor LIKE 'c:%' THEN visitor ELSE ? || CAST(id AS TEXT) END,"
+            " ip_anonymized_at = coalesce(ip_anonymized_at, ?) WHERE message_id = ?",
             [(clicks.ERASED_VISITOR + ":", now, *m) for m in messages],
         )
     )
