@@ -148,3 +148,22 @@ def test_a_copy_to_sqlite_sums_the_shards_into_one_row(cli, pg_url, tmp_path):
     (june,) = cli.json("--db", str(copy), "report", "--by", "campaign", "--format", "json")
     assert (june["clicks"], june["bot_clicks"], june["unique_clicks"]) == (3, 1, 1)
     assert {r["shard"] for r in query(copy, "SELECT shard FROM report_rollups")} == {0}
+
+
+def test_a_drain_locks_the_rows_of_messages_in_one_order_across_quarter_hours(
+    cli, pg_url, tmp_path
+):
+    """With the counters in shards, what two drains share are a message's rows (its
+    message_rollups rows, its MessageClicks): each batch takes them in message order, also when
+    its clicks straddle a quarter hour (sorted by quarter hour first, the bench's two nodes
+    deadlocked at 05:30 on message_clicks and stored 8,493 of 33,675 clicks)."""
+    ids = build(cli, pg_url, tmp_path)
+    (conn,) = writers(pg_url, 1)
+    try:
+        ann, bob = clicks.load_link(conn, ids[ANN]), clicks.load_link(conn, ids[BOB])
+    finally:
+        conn.close()
+    late, early = ("2026-03-01T10:15:01.000000Z", "2026-03-01T10:14:59.000000Z")
+    batch = [make_click(bob)._replace(clicked_at=early), make_click(ann)._replace(clicked_at=late)]
+    ordered = sorted(batch, key=clicks._lock_order)
+    assert [c.link.message_id for c in ordered] == sorted(c.link.message_id for c in batch)

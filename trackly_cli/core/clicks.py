@@ -424,10 +424,11 @@ def _record_many_elsewhere(conn: store.Store, batch: list[Click]) -> None:
     the table's own sequence (RETURNING gives them in the order of the rows), and the hits that
     count become MessageClicks, in order, the first per message and visitor winning.
 
-    The hits go in the order of the report counters they add to (the rollup rows' keys, then
-    the message): every node's drain then locks those rows in one order, so two drains storing
-    hits of one campaign at once wait for each other in turn instead of deadlocking. (The sort
-    is stable: a message's hits keep their order.)"""
+    The hits go in the order of their messages: every node's drain then locks the rows of a
+    message (its message_rollups rows, its MessageClicks) in one order, so two drains storing
+    hits of the same messages at once wait for each other in turn instead of deadlocking. The
+    report counters need no order: each drain adds to rows of its own shard (migration 0008,
+    dialect.claim_rollup_shard). (The sort is stable: a message's hits keep their order.)"""
     now = clock.now_text()
     batch = sorted(batch, key=_lock_order)
     for start in range(0, len(batch), MAX_CLICKS_PER_STATEMENT):
@@ -440,19 +441,9 @@ def _record_many_elsewhere(conn: store.Store, batch: list[Click]) -> None:
 
 
 def _lock_order(c: Click) -> tuple:
-    """A hit's report_rollups key (its primary key's order) and its message_rollups key."""
+    """A hit's message_rollups key, in its primary key's order (message, bucket, offer)."""
     link = c.link
-    return (
-        link.account_id,
-        clock.bucket_of(c.clicked_at),
-        link.campaign_id or 0,
-        link.creative_id or 0,
-        link.list_id or 0,
-        link.variant or "",
-        link.domain_id or 0,
-        link.offer_id or 0,
-        link.message_id,
-    )
+    return (link.message_id, clock.bucket_of(c.clicked_at), link.offer_id or 0)
 
 
 def _stored(c: Click) -> tuple:
