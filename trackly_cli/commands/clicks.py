@@ -61,25 +61,12 @@ def clicks_command(
     _export(ctx, campaign, offer, since, until, bots, humans, limit, every, account, fmt, out)
 
 
-@app.command("list")
-def list_command(
-    ctx: typer.Context,
-    campaign: CampaignOpt = None,
-    offer: OfferOpt = None,
-    since: SinceOpt = None,
-    until: UntilOpt = None,
-    bots: BotsOpt = False,
-    humans: HumansOpt = False,
-    limit: LimitOpt = None,
-    every: AllOpt = False,
-    account: AccountOpt = None,
-    fmt: FormatOpt = Format.csv,
-    out: OutputOpt = None,
-    force: ForceOpt = False,
-) -> None:
-    """Export raw clicks (every hit, repeats and bots included) with the bot verdict and its
-    reasons: CSV by default, a table of the first 50 with --format table."""
-    _export(ctx, campaign, offer, since, until, bots, humans, limit, every, account, fmt, out)
+# `list` is the same command as the bare noun, options and all.
+app.command(
+    "list",
+    help="Export raw clicks (every hit, repeats and bots included) with the bot verdict and its"
+    " reasons: CSV by default, a table of the first 50 with --format table.",
+)(clicks_command)
 
 
 def _export(ctx, campaign, offer, since, until, bots, humans, limit, every, account, fmt, out):

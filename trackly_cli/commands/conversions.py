@@ -59,23 +59,12 @@ def conversions_command(
     _list(ctx, campaign, offer, since, until, limit, every, account, fmt, out)
 
 
-@app.command("list")
-def list_command(
-    ctx: typer.Context,
-    campaign: CampaignOpt = None,
-    offer: OfferOpt = None,
-    since: SinceOpt = None,
-    until: UntilOpt = None,
-    limit: LimitOpt = None,
-    every: AllOpt = False,
-    account: AccountOpt = None,
-    fmt: FormatOpt = Format.table,
-    out: OutputOpt = None,
-    force: ForceOpt = False,
-) -> None:
-    """List conversions with their attribution (attributed, outside_window, no_click,
-    no_message)."""
-    _list(ctx, campaign, offer, since, until, limit, every, account, fmt, out)
+# `list` is the same command as the bare noun, options and all.
+app.command(
+    "list",
+    help="List conversions with their attribution (attributed, outside_window, no_click,"
+    " no_message).",
+)(conversions_command)
 
 
 def _list(ctx, campaign, offer, since, until, limit, every, account, fmt, out) -> None:
