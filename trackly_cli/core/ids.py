@@ -37,7 +37,14 @@ def floor(conn: store.Store, table: str) -> int:
     return found or 0
 
 
-def explicit_id(conn: store.Store, table: str) -> int | None:
+def insert(conn: store.Store, table: str, values: dict) -> int:
+    """store.insert for a table whose deletes raise its floor: the new row's id is never one
+    a deleted row had."""
+    explicit = _explicit_id(conn, table)
+    return store.insert(conn, table, values if explicit is None else {"id": explicit, **values})
+
+
+def _explicit_id(conn: store.Store, table: str) -> int | None:
     """The id to give a new row of `table` that would otherwise take the default one: on
     SQLite, above the floor when a delete freed the largest ids; None where the default is
     never a used id (PostgreSQL's sequences, or no floor above the rows)."""

@@ -41,10 +41,7 @@ def create(
             "created_at": now,
             "updated_at": now,
         }
-        explicit = ids.explicit_id(conn, "lists")  # (never the id of a deleted list)
-        if explicit is not None:
-            values["id"] = explicit
-        list_id = store.insert(db, "lists", values)
+        list_id = ids.insert(conn, "lists", values)  # (never the id of a deleted list)
     return get(db, list_id)
 
 

@@ -101,10 +101,7 @@ def into_list(conn: store.Store, account_id: int, name: str, contacts: list[dict
         "created_at": now,
         "updated_at": now,
     }
-    explicit = ids.explicit_id(conn, "lists")  # (never the id of a deleted list)
-    if explicit is not None:
-        values["id"] = explicit
-    list_id = store.insert(conn, "lists", values)
+    list_id = ids.insert(conn, "lists", values)  # (never the id of a deleted list)
     conn.executemany(
         "INSERT INTO list_members (list_id, contact_id, added_at) VALUES (?, ?, ?)",
         [(list_id, c["id"], now) for c in contacts],
