@@ -731,6 +731,19 @@ class _RateLimitedLog:
 _refusals = _RateLimitedLog()
 
 
+def listen(app, options: dict, host: str, port: int):
+    """waitress's server for `app` (bound, not yet running); what stops it from listening as
+    one-line errors. The tracking server and the dashboard both start this way."""
+    import waitress.server
+
+    try:
+        return waitress.server.create_server(app, **options)
+    except OSError as e:
+        raise InvalidInput(f"cannot listen on {host}:{port}: {e.strerror or e}") from e
+    except ValueError as e:
+        raise InvalidInput(f"bad server option: {e}") from e
+
+
 def serve(
     db_path: str | Path,
     *,
@@ -750,7 +763,6 @@ def serve(
 ) -> None:
     """Serve until SIGTERM or Ctrl-C; then finish what is in flight, commit what is queued, and
     return. `sockets`: listen on these (bound already) rather than on host and port."""
-    import waitress.server  # the server stands on waitress; the app alone does not
 
     logging.basicConfig(
         level=logging.INFO,
@@ -793,12 +805,7 @@ def serve(
     previous = signal.signal(signal.SIGTERM, stop)
     server = pruner = None
     try:
-        try:
-            server = waitress.server.create_server(wsgi, **options)
-        except OSError as e:
-            raise InvalidInput(f"cannot listen on {host}:{port}: {e.strerror or e}") from e
-        except ValueError as e:
-            raise InvalidInput(f"bad server option: {e}") from e
+        server = listen(wsgi, options, host, port)
         pruner = Pruner(store.location(db_path)) if prune else None
         # What is loaded by now (modules, settings) lives as long as the server: move it out
         # of the collector's way, so that collections triggered by requests only walk their

@@ -385,7 +385,7 @@ def serve(
     """Serve until SIGTERM or Ctrl-C (waitress)."""
     import signal
 
-    import waitress.server
+    from trackly_cli.server import listen
 
     options: dict = {"host": host, "port": port, "threads": threads, "ident": "trackly"}
     if trusted_proxy:
@@ -402,12 +402,7 @@ def serve(
     previous = signal.signal(signal.SIGTERM, stop)
     server = None
     try:
-        try:
-            server = waitress.server.create_server(app, **options)
-        except OSError as e:
-            raise InvalidInput(f"cannot listen on {host}:{port}: {e.strerror or e}") from e
-        except ValueError as e:
-            raise InvalidInput(f"bad server option: {e}") from e
+        server = listen(app, options, host, port)  # (as `trackly serve` listens)
         if announce:
             announce(f"http://{server.effective_host}:{server.effective_port}")
         with contextlib.suppress(KeyboardInterrupt):
