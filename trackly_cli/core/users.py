@@ -8,6 +8,7 @@ keeps only its SHA-256, with an idle and an absolute expiry.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import secrets
@@ -62,8 +63,17 @@ def verify_password(password: str, stored: str) -> bool:
     return hmac.compare_digest(found, expected)
 
 
-# A hash to check a password against when the name is unknown: a login takes as long either way.
-_NOBODY = hash_password(secrets.token_urlsafe(16))
+@functools.cache
+def _nobody() -> str:
+    """A hash to check a password against when the name is unknown, so that a login takes as
+    long either way (made on first use: every CLI command imports this module)."""
+    return hash_password(secrets.token_urlsafe(16))
+
+
+def prepare_logins() -> None:
+    """Make the unknown name's hash now (a server, before its first login), so that even the
+    first login with an unknown name takes as long as one with a known name."""
+    _nobody()
 
 
 # -- users ---------------------------------------------------------------------------------------
@@ -173,7 +183,7 @@ def authenticate(conn: store.Store, name: str, password: str) -> dict | None:
     if name.strip() and len(name) <= 100:
         user = store.row(conn, "SELECT * FROM users WHERE name_key = ?", (validate.key(name),))
     if user is None:
-        verify_password(password, _NOBODY)
+        verify_password(password, _nobody())
         return None
     return user if verify_password(password, user["password_hash"]) else None
 

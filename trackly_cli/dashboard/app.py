@@ -387,6 +387,7 @@ def serve(
 
     from trackly_cli.server import listen
 
+    users.prepare_logins()
     options: dict = {"host": host, "port": port, "threads": threads, "ident": "trackly"}
     if trusted_proxy:
         options |= {
