@@ -233,13 +233,14 @@ def campaign(acme: Cli, tmp_path: Path) -> dict:
 
 @pytest.fixture
 def webapp(db_path: Path):
-    """make(**create_app options) -> a WebTest TestApp over the real app and database, whose
-    requests come from 198.51.100.7 for go.acme.test unless they say otherwise. After each
-    request it waits until the server's drain has stored what the request put in the click
-    journal, so that a test reads the rows the request made (`app.tracker` is the server)."""
+    """make(**create_app options) -> a WebTest TestApp over the real app (behind its click lane,
+    as waitress runs it) and database, whose requests come from 198.51.100.7 for go.acme.test
+    unless they say otherwise. After each request it waits until the server's drain has stored
+    what the request put in the click journal, so that a test reads the rows the request made
+    (`app.tracker` is the server)."""
     import webtest
 
-    from trackly_cli.server import Tracker, create_app
+    from trackly_cli.server import ClickLane, Tracker, create_app
 
     class SyncedApp(webtest.TestApp):
         def do_request(self, *args, **kwargs):
@@ -255,7 +256,7 @@ def webapp(db_path: Path):
         tracker = Tracker(db_path, **options)
         trackers.append(tracker)
         app = SyncedApp(
-            create_app(db_path, tracker=tracker),
+            ClickLane(create_app(db_path, tracker=tracker)),  # (as `trackly serve` runs it)
             extra_environ={"HTTP_HOST": "go.acme.test", "REMOTE_ADDR": "198.51.100.7"},
         )
         app.tracker = tracker

@@ -379,12 +379,11 @@ def create_app(
     postback_refusals = _RateLimitedLog()
     app.config["trackly.tracker"] = tracker
 
-    def visit(link_id: str) -> Visit | None:
+    def visit(environ: dict, link_id: str) -> Visit | None:
         """The link a request asks for, if it is one of the Host's account, with what the
         request tells about its sender."""
         if len(link_id) != 7:
             return None
-        environ = request.environ
         routed = tracker.route(environ.get("HTTP_HOST"))
         if routed is None:
             return None
@@ -412,7 +411,7 @@ def create_app(
             link.account_id in snapshot.anonymize_at_once,
         )
 
-    def judge(seen: Visit, now: float | None = None) -> bots.Verdict:
+    def judge(seen: Visit, environ: dict, now: float | None = None) -> bots.Verdict:
         """The bot verdict on a visit; with `now`, the timing signals count too."""
         if seen.mode == "off":
             return bots.HUMAN
@@ -421,7 +420,7 @@ def create_app(
             seen.user_agent,
             seen.ip,
             seen.accept_language,
-            bots.prefetch_header(request.environ),
+            bots.prefetch_header(environ),
         )
         if now is None:
             return tracker.detector.classify(facts)
@@ -467,17 +466,19 @@ def create_app(
     def favicon():
         return HTTPResponse("", 204, {"Cache-Control": "max-age=86400"})
 
-    @app.route("/<link_id>", method=["GET", "HEAD", "OPTIONS"])
-    def click(link_id: str):
-        seen = visit(link_id)
+    def clicked(environ: dict, link_id: str) -> HTTPResponse | str:
+        """A hit on a short link, kept in the journal: the URL to redirect to, or the answer
+        (an interstitial page, 404, 503). Called by the route below and, for the plain GETs
+        that are nearly every request, straight from waitress (ClickLane)."""
+        seen = visit(environ, link_id)
         if seen is None:
             return _not_found()
         link = seen.link
         now = time.time()
-        verdict = judge(seen, now)
+        verdict = judge(seen, environ, now)
         user_agent, referer, language = (
             seen.user_agent,
-            request.environ.get("HTTP_REFERER"),
+            environ.get("HTTP_REFERER"),
             seen.accept_language,
         )
         budget = tracker.header_budget
@@ -513,17 +514,24 @@ def create_app(
         page = clicks.page_for(seen.offer, seen.sending_list, seen.mode, target)
         if page is not None:
             return _page(pages.interstitial(page, f"/{link.id}/go"))
-        return _redirect(target)
+        return target
+
+    app.config["trackly.clicked"] = _database_away(clicked)
+
+    @app.route("/<link_id>", method=["GET", "HEAD", "OPTIONS"])
+    def click(link_id: str):
+        answer = clicked(request.environ, link_id)
+        return _redirect(answer) if isinstance(answer, str) else answer
 
     @app.route("/<link_id>/go", method=GET_HEAD)
     def go(link_id: str):
         """The Continue button of an interstitial: a 302 to the destination, no second click.
         In confirm mode this is what makes the MessageClick."""
-        seen = visit(link_id)
+        seen = visit(request.environ, link_id)
         if seen is None:
             return _not_found()
         link = seen.link
-        if seen.method == "GET" and not judge(seen).is_bot:
+        if seen.method == "GET" and not judge(seen, request.environ).is_bot:
             record = records.confirm(
                 link,
                 clock.now_text(),
@@ -679,9 +687,62 @@ def create_app(
     @app.error(500)
     def error_server(error):
         log.error("request failed: %s", error.exception, exc_info=error.exception)
-        return pages.message("Something went wrong", "Please try again in a moment.")
+        return _SERVER_ERROR
 
     return app
+
+
+_SERVER_ERROR = pages.message("Something went wrong", "Please try again in a moment.")
+_REDIRECT_HEADERS = (
+    ("Cache-Control", NO_STORE),
+    ("Content-Length", "0"),
+    ("Content-Type", "text/html; charset=UTF-8"),
+)
+
+
+class ClickLane:
+    """The tracking app as waitress runs it: a plain GET of a short link (nearly every
+    request) goes straight to the app's click handler, the rest through Bottle.
+
+    Bottle's request and response objects, routing and hooks cost as much CPU as the click
+    itself, and under load every microsecond a request holds the GIL is one the others wait
+    for. The handler is the one the Bottle route calls, so both answer alike
+    (tests/test_click_lane.py compares them); the requests that take this lane are those
+    that Bottle's Host check lets through untouched (a Host header, a path-only target)."""
+
+    def __init__(self, app: Bottle) -> None:
+        self.app = app
+        self.clicked = app.config["trackly.clicked"]
+        # The app's own paths that look like a link (/healthz): Bottle routes those first.
+        self.routed = frozenset(r.rule for r in app.routes if "<" not in r.rule)
+
+    def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "")
+        if (
+            len(path) != 8
+            or environ.get("REQUEST_METHOD") != "GET"
+            or "/" in path[1:]
+            or path in self.routed
+            or not environ.get("HTTP_HOST")
+            or environ.get("REQUEST_URI", "")[:1] not in ("/", "")
+        ):
+            return self.app(environ, start_response)
+        try:
+            answer = self.clicked(environ, path[1:])
+        except Exception as e:  # as Bottle would: logged, and a page that says so
+            log.error("request failed: %s", e, exc_info=e)
+            answer = HTTPResponse(_SERVER_ERROR, 500)
+        if isinstance(answer, str):
+            # (Bottle sends a header's text as UTF-8 bytes: so does this)
+            location = answer if answer.isascii() else answer.encode().decode("latin-1")
+            start_response("302 Found", [*_REDIRECT_HEADERS, ("Location", location)])
+            return [b""]
+        body = answer.body.encode() if isinstance(answer.body, str) else answer.body
+        headers = answer.headerlist
+        if "Content-Length" not in answer.headers:
+            headers.append(("Content-Length", str(len(body))))
+        start_response(answer.status_line, headers)
+        return [body]
 
 
 def _utf8_query() -> FormsDict:
@@ -796,7 +857,8 @@ def serve(
             "trusted_proxy_headers": {"x-forwarded-for", "x-forwarded-proto"},
             "clear_untrusted_proxy_headers": True,
         }
-    wsgi = AccessLog(app, ip=tracker.logged_ip) if access_log else app
+    lane = ClickLane(app)
+    wsgi = AccessLog(lane, ip=tracker.logged_ip) if access_log else lane
 
     def stop(signum, frame):
         raise SystemExit(0)
