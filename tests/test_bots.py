@@ -306,6 +306,29 @@ def test_recent_hits_counts_other_ips_within_the_window():
     assert recent.other_ips("L", "192.0.2.6", now=200.0) == 0
 
 
+def test_a_flood_on_one_link_costs_each_hit_no_more_than_the_first():
+    """Thousands of hits on one link within the window: each is as cheap as a lone one (the
+    tracker used to scan every earlier hit of the window, so a flood grew quadratically)."""
+    import time
+
+    recent = RecentHits(window=10)
+    for n in range(20_000):
+        recent.other_ips("L", "192.0.2.1", now=100.0 + n / 10_000)
+    started = time.perf_counter()
+    for n in range(2_000):
+        recent.other_ips("L", "192.0.2.1", now=102.0 + n / 10_000)
+    flood = time.perf_counter() - started
+    started = time.perf_counter()
+    for n in range(2_000):
+        recent.other_ips(f"M{n}", "192.0.2.1", now=102.0)
+    lone = time.perf_counter() - started
+    assert flood < 5 * lone + 0.01
+    # ...and a link keeps a bounded number of addresses, the verdict unchanged.
+    for n in range(1_000):
+        recent.other_ips("N", f"10.0.{n // 250}.{n % 250}", now=200.0)
+    assert recent.other_ips("N", "192.0.2.1", now=200.5) == RecentHits.MAX_IPS_PER_LINK
+
+
 def test_recent_hits_ignores_missing_ips():
     recent = RecentHits(window=10)
     assert recent.other_ips("L", None, now=1.0) == 0

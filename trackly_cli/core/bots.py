@@ -21,7 +21,6 @@ import functools
 import re
 import threading
 import time
-from collections import deque
 from dataclasses import dataclass
 
 import re2
@@ -124,11 +123,17 @@ def prefetch_header(headers: dict) -> str:
 
 
 class RecentHits:
-    """The IPs that hit each per-recipient link in the last few seconds (in memory)."""
+    """The IPs that hit each per-recipient link in the last few seconds (in memory).
+
+    Per link, each IP's latest hit, oldest first: a hit costs the same however many came
+    before it (a flood on one link must not make every hit scan the flood), and a link keeps
+    at most MAX_IPS_PER_LINK addresses (beyond a few, the verdict is the same)."""
+
+    MAX_IPS_PER_LINK = 64
 
     def __init__(self, window: float = IP_WINDOW_SECONDS) -> None:
         self.window = window
-        self._hits: dict[str, deque[tuple[float, str]]] = {}
+        self._hits: dict[str, dict[str, float]] = {}
         self._lock = threading.Lock()
         self._observed = 0
 
@@ -142,16 +147,26 @@ class RecentHits:
                 self._forget(now)
             hits = self._hits.get(link_id)
             if hits is None:  # most hits: the link's first within the window
-                self._hits[link_id] = deque(((now, ip),))
+                self._hits[link_id] = {ip: now}
                 return 0
-            while hits and now - hits[0][0] > self.window:
-                hits.popleft()
-            others = {seen for _, seen in hits if seen != ip}
-            hits.append((now, ip))
-            return len(others)
+            while hits:
+                oldest = next(iter(hits))
+                if now - hits[oldest] <= self.window:
+                    break
+                del hits[oldest]
+            others = len(hits) - (ip in hits)
+            hits.pop(ip, None)
+            hits[ip] = now  # (to the end: the latest hit)
+            if len(hits) > self.MAX_IPS_PER_LINK:
+                del hits[next(iter(hits))]
+            return others
 
     def _forget(self, now: float) -> None:
-        stale = [k for k, hits in self._hits.items() if not hits or now - hits[-1][0] > self.window]
+        stale = [
+            k
+            for k, hits in self._hits.items()
+            if not hits or now - next(reversed(hits.values())) > self.window
+        ]
         for key in stale:
             del self._hits[key]
 
