@@ -417,9 +417,15 @@ def test_the_same_tables_columns_constraints_indexes_and_triggers(stores: Stores
         assert pg == lite, table
         assert pg_keys == lite_keys, table
     triggers = lite_triggers(stores.lite)
-    assert len(triggers) == 30  # (0010: campaigns_deleted_config; 0014: conversions_converting_*;
-    # 0016: the webhook triggers)
-    assert pg_triggers(stores.pg) == triggers
+    # (0010: campaigns_deleted_config; 0014: conversions_converting_*; 0016: *_webhook)
+    assert len(triggers) == 30
+
+    # (SQLite's webhook triggers ask in their WHEN whether the account has a hook; PostgreSQL's
+    # WHEN takes no subquery, so their functions ask)
+    def comparable(found: list[Trigger]) -> list[Trigger]:
+        return [t._replace(has_when=None) if t.name in WEBHOOK_TRIGGERS else t for t in found]
+
+    assert comparable(pg_triggers(stores.pg)) == comparable(triggers)
 
 
 def _catalogue(conn) -> set[tuple]:

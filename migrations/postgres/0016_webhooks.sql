@@ -4,7 +4,9 @@
 -- click, a bot click, a conversion or a reversal), whatever wrote that row (the server's drain,
 -- `confirm`, a promoted bot click, `bots rescan`, an import, a held reversal applied later),
 -- one row per enabled hook of the account subscribed to its type. An account without hooks
--- pays one probe of webhooks_account. `data` is built once, here, so that every retry sends
+-- pays one probe of webhooks_account: the trigger asks first (in its WHEN on SQLite, where an
+-- INSERT that writes nothing still opens the outbox and its indexes; in the function on
+-- PostgreSQL, whose WHEN takes no subquery). `data` is built once, here, so that every retry sends
 -- the same body, even after the rows it names change; `contacts erase` clears the personal
 -- fields of an erased person's events (found by contact_id).
 --
@@ -55,28 +57,30 @@ CREATE INDEX webhook_events_contact ON webhook_events (contact_id) WHERE contact
 -- decimal string, as core/money.format_amount does: '24.99', '-0.50', '1.2345'.)
 CREATE FUNCTION message_clicks_webhook() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    INSERT INTO webhook_events (event_id, webhook_id, account_id, type, contact_id, data, created_at, next_attempt_at)
-    SELECT 'evt_' || replace(gen_random_uuid()::text, '-', ''), w.id, NEW.account_id, 'click.first', NEW.contact_id,
-        jsonb_build_object(
-            'message_click_id', NEW.id,
-            'click_id', NEW.click_id,
-            'link_id', NEW.link_id,
-            'message_id', NEW.message_id,
-            'campaign_id', NEW.campaign_id,
-            'campaign', (SELECT name FROM campaigns WHERE id = NEW.campaign_id),
-            'offer_id', NEW.offer_id,
-            'offer', (SELECT name FROM offers WHERE id = NEW.offer_id),
-            'variant', NEW.variant,
-            'contact_id', NEW.contact_id,
-            'phone', (SELECT phone FROM contacts WHERE id = NEW.contact_id),
-            'ip', NEW.ip,
-            'user_agent', NEW.user_agent,
-            'clicked_at', NEW.clicked_at,
-            'source', NEW.source)::text,
-        NEW.created_at, NEW.created_at
-    FROM webhooks w
-    WHERE w.account_id = NEW.account_id AND w.enabled = 1
-      AND position(',click.first,' in ',' || w.events || ',') > 0;
+    IF EXISTS (SELECT 1 FROM webhooks WHERE account_id = NEW.account_id AND enabled = 1) THEN
+        INSERT INTO webhook_events (event_id, webhook_id, account_id, type, contact_id, data, created_at, next_attempt_at)
+        SELECT 'evt_' || replace(gen_random_uuid()::text, '-', ''), w.id, NEW.account_id, 'click.first', NEW.contact_id,
+            jsonb_build_object(
+                'message_click_id', NEW.id,
+                'click_id', NEW.click_id,
+                'link_id', NEW.link_id,
+                'message_id', NEW.message_id,
+                'campaign_id', NEW.campaign_id,
+                'campaign', (SELECT name FROM campaigns WHERE id = NEW.campaign_id),
+                'offer_id', NEW.offer_id,
+                'offer', (SELECT name FROM offers WHERE id = NEW.offer_id),
+                'variant', NEW.variant,
+                'contact_id', NEW.contact_id,
+                'phone', (SELECT phone FROM contacts WHERE id = NEW.contact_id),
+                'ip', NEW.ip,
+                'user_agent', NEW.user_agent,
+                'clicked_at', NEW.clicked_at,
+                'source', NEW.source)::text,
+            NEW.created_at, NEW.created_at
+        FROM webhooks w
+        WHERE w.account_id = NEW.account_id AND w.enabled = 1
+          AND position(',click.first,' in ',' || w.events || ',') > 0;
+    END IF;
     RETURN NULL;
 END
 $$;
@@ -86,27 +90,29 @@ CREATE TRIGGER message_clicks_webhook AFTER INSERT ON message_clicks
 
 CREATE FUNCTION msl_clicks_webhook() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    INSERT INTO webhook_events (event_id, webhook_id, account_id, type, contact_id, data, created_at, next_attempt_at)
-    SELECT 'evt_' || replace(gen_random_uuid()::text, '-', ''), w.id, NEW.account_id, 'click.bot', NEW.contact_id,
-        jsonb_build_object(
-            'click_id', NEW.id,
-            'link_id', NEW.link_id,
-            'message_id', NEW.message_id,
-            'campaign_id', NEW.campaign_id,
-            'campaign', (SELECT name FROM campaigns WHERE id = NEW.campaign_id),
-            'offer_id', NEW.offer_id,
-            'offer', (SELECT name FROM offers WHERE id = NEW.offer_id),
-            'variant', NEW.variant,
-            'contact_id', NEW.contact_id,
-            'phone', (SELECT phone FROM contacts WHERE id = NEW.contact_id),
-            'ip', NEW.ip,
-            'user_agent', NEW.user_agent,
-            'clicked_at', NEW.clicked_at,
-            'bot_reasons', NEW.bot_reasons)::text,
-        NEW.clicked_at, NEW.clicked_at
-    FROM webhooks w
-    WHERE w.account_id = NEW.account_id AND w.enabled = 1
-      AND position(',click.bot,' in ',' || w.events || ',') > 0;
+    IF EXISTS (SELECT 1 FROM webhooks WHERE account_id = NEW.account_id AND enabled = 1) THEN
+        INSERT INTO webhook_events (event_id, webhook_id, account_id, type, contact_id, data, created_at, next_attempt_at)
+        SELECT 'evt_' || replace(gen_random_uuid()::text, '-', ''), w.id, NEW.account_id, 'click.bot', NEW.contact_id,
+            jsonb_build_object(
+                'click_id', NEW.id,
+                'link_id', NEW.link_id,
+                'message_id', NEW.message_id,
+                'campaign_id', NEW.campaign_id,
+                'campaign', (SELECT name FROM campaigns WHERE id = NEW.campaign_id),
+                'offer_id', NEW.offer_id,
+                'offer', (SELECT name FROM offers WHERE id = NEW.offer_id),
+                'variant', NEW.variant,
+                'contact_id', NEW.contact_id,
+                'phone', (SELECT phone FROM contacts WHERE id = NEW.contact_id),
+                'ip', NEW.ip,
+                'user_agent', NEW.user_agent,
+                'clicked_at', NEW.clicked_at,
+                'bot_reasons', NEW.bot_reasons)::text,
+            NEW.clicked_at, NEW.clicked_at
+        FROM webhooks w
+        WHERE w.account_id = NEW.account_id AND w.enabled = 1
+          AND position(',click.bot,' in ',' || w.events || ',') > 0;
+    END IF;
     RETURN NULL;
 END
 $$;
@@ -116,32 +122,34 @@ CREATE TRIGGER msl_clicks_webhook AFTER INSERT ON message_short_link_clicks
 
 CREATE FUNCTION conversions_webhook() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    INSERT INTO webhook_events (event_id, webhook_id, account_id, type, contact_id, data, created_at, next_attempt_at)
-    SELECT 'evt_' || replace(gen_random_uuid()::text, '-', ''), w.id, NEW.account_id, CASE WHEN NEW.is_reversal = 1 THEN 'conversion.reversed' ELSE 'conversion.created' END, NEW.contact_id,
-        jsonb_build_object(
-            'conversion_id', NEW.id,
-            'txn_id', NEW.txn_id,
-            'event', NEW.event,
-            'revenue', (CASE WHEN NEW.revenue_micros < 0 THEN '-' ELSE '' END || (abs(NEW.revenue_micros) / 1000000)::text || '.' || CASE WHEN abs(NEW.revenue_micros) % 10000 = 0 THEN lpad((abs(NEW.revenue_micros) % 1000000 / 10000)::text, 2, '0') WHEN abs(NEW.revenue_micros) % 1000 = 0 THEN lpad((abs(NEW.revenue_micros) % 1000000 / 1000)::text, 3, '0') ELSE lpad((abs(NEW.revenue_micros) % 1000000 / 100)::text, 4, '0') END),
-            'payout', (CASE WHEN NEW.payout_micros < 0 THEN '-' ELSE '' END || (abs(NEW.payout_micros) / 1000000)::text || '.' || CASE WHEN abs(NEW.payout_micros) % 10000 = 0 THEN lpad((abs(NEW.payout_micros) % 1000000 / 10000)::text, 2, '0') WHEN abs(NEW.payout_micros) % 1000 = 0 THEN lpad((abs(NEW.payout_micros) % 1000000 / 1000)::text, 3, '0') ELSE lpad((abs(NEW.payout_micros) % 1000000 / 100)::text, 4, '0') END),
-            'attribution', NEW.attribution,
-            'converted_at', NEW.converted_at,
-            'source', NEW.source,
-            'message_click_id', NEW.message_click_id,
-            'click_id', (SELECT click_id FROM message_clicks WHERE id = NEW.message_click_id),
-            'link_id', NEW.link_id,
-            'message_id', NEW.message_id,
-            'campaign_id', NEW.campaign_id,
-            'campaign', (SELECT name FROM campaigns WHERE id = NEW.campaign_id),
-            'offer_id', NEW.offer_id,
-            'offer', (SELECT name FROM offers WHERE id = NEW.offer_id),
-            'variant', NEW.variant,
-            'contact_id', NEW.contact_id,
-            'phone', (SELECT phone FROM contacts WHERE id = NEW.contact_id))::text,
-        NEW.created_at, NEW.created_at
-    FROM webhooks w
-    WHERE w.account_id = NEW.account_id AND w.enabled = 1
-      AND position(',' || CASE WHEN NEW.is_reversal = 1 THEN 'conversion.reversed' ELSE 'conversion.created' END || ',' in ',' || w.events || ',') > 0;
+    IF EXISTS (SELECT 1 FROM webhooks WHERE account_id = NEW.account_id AND enabled = 1) THEN
+        INSERT INTO webhook_events (event_id, webhook_id, account_id, type, contact_id, data, created_at, next_attempt_at)
+        SELECT 'evt_' || replace(gen_random_uuid()::text, '-', ''), w.id, NEW.account_id, CASE WHEN NEW.is_reversal = 1 THEN 'conversion.reversed' ELSE 'conversion.created' END, NEW.contact_id,
+            jsonb_build_object(
+                'conversion_id', NEW.id,
+                'txn_id', NEW.txn_id,
+                'event', NEW.event,
+                'revenue', (CASE WHEN NEW.revenue_micros < 0 THEN '-' ELSE '' END || (abs(NEW.revenue_micros) / 1000000)::text || '.' || CASE WHEN abs(NEW.revenue_micros) % 10000 = 0 THEN lpad((abs(NEW.revenue_micros) % 1000000 / 10000)::text, 2, '0') WHEN abs(NEW.revenue_micros) % 1000 = 0 THEN lpad((abs(NEW.revenue_micros) % 1000000 / 1000)::text, 3, '0') ELSE lpad((abs(NEW.revenue_micros) % 1000000 / 100)::text, 4, '0') END),
+                'payout', (CASE WHEN NEW.payout_micros < 0 THEN '-' ELSE '' END || (abs(NEW.payout_micros) / 1000000)::text || '.' || CASE WHEN abs(NEW.payout_micros) % 10000 = 0 THEN lpad((abs(NEW.payout_micros) % 1000000 / 10000)::text, 2, '0') WHEN abs(NEW.payout_micros) % 1000 = 0 THEN lpad((abs(NEW.payout_micros) % 1000000 / 1000)::text, 3, '0') ELSE lpad((abs(NEW.payout_micros) % 1000000 / 100)::text, 4, '0') END),
+                'attribution', NEW.attribution,
+                'converted_at', NEW.converted_at,
+                'source', NEW.source,
+                'message_click_id', NEW.message_click_id,
+                'click_id', (SELECT click_id FROM message_clicks WHERE id = NEW.message_click_id),
+                'link_id', NEW.link_id,
+                'message_id', NEW.message_id,
+                'campaign_id', NEW.campaign_id,
+                'campaign', (SELECT name FROM campaigns WHERE id = NEW.campaign_id),
+                'offer_id', NEW.offer_id,
+                'offer', (SELECT name FROM offers WHERE id = NEW.offer_id),
+                'variant', NEW.variant,
+                'contact_id', NEW.contact_id,
+                'phone', (SELECT phone FROM contacts WHERE id = NEW.contact_id))::text,
+            NEW.created_at, NEW.created_at
+        FROM webhooks w
+        WHERE w.account_id = NEW.account_id AND w.enabled = 1
+          AND position(',' || CASE WHEN NEW.is_reversal = 1 THEN 'conversion.reversed' ELSE 'conversion.created' END || ',' in ',' || w.events || ',') > 0;
+    END IF;
     RETURN NULL;
 END
 $$;

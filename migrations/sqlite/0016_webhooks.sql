@@ -4,7 +4,9 @@
 -- click, a bot click, a conversion or a reversal), whatever wrote that row (the server's drain,
 -- `confirm`, a promoted bot click, `bots rescan`, an import, a held reversal applied later),
 -- one row per enabled hook of the account subscribed to its type. An account without hooks
--- pays one probe of webhooks_account. `data` is built once, here, so that every retry sends
+-- pays one probe of webhooks_account: the trigger asks first (in its WHEN on SQLite, where an
+-- INSERT that writes nothing still opens the outbox and its indexes; in the function on
+-- PostgreSQL, whose WHEN takes no subquery). `data` is built once, here, so that every retry sends
 -- the same body, even after the rows it names change; `contacts erase` clears the personal
 -- fields of an erased person's events (found by contact_id).
 --
@@ -52,6 +54,7 @@ CREATE INDEX webhook_events_contact ON webhook_events (contact_id) WHERE contact
 -- The events, one per subscribed hook. (Money is integer micros here: the body says it as a
 -- decimal string, as core/money.format_amount does: '24.99', '-0.50', '1.2345'.)
 CREATE TRIGGER message_clicks_webhook AFTER INSERT ON message_clicks
+WHEN EXISTS (SELECT 1 FROM webhooks WHERE account_id = NEW.account_id AND enabled = 1)
 BEGIN
     INSERT INTO webhook_events (event_id, webhook_id, account_id, type, contact_id, data, created_at, next_attempt_at)
     SELECT 'evt_' || lower(hex(randomblob(16))), w.id, NEW.account_id, 'click.first', NEW.contact_id,
@@ -78,7 +81,7 @@ BEGIN
 END;
 
 CREATE TRIGGER msl_clicks_webhook AFTER INSERT ON message_short_link_clicks
-WHEN NEW.is_bot = 1
+WHEN NEW.is_bot = 1 AND EXISTS (SELECT 1 FROM webhooks WHERE account_id = NEW.account_id AND enabled = 1)
 BEGIN
     INSERT INTO webhook_events (event_id, webhook_id, account_id, type, contact_id, data, created_at, next_attempt_at)
     SELECT 'evt_' || lower(hex(randomblob(16))), w.id, NEW.account_id, 'click.bot', NEW.contact_id,
@@ -104,6 +107,7 @@ BEGIN
 END;
 
 CREATE TRIGGER conversions_webhook AFTER INSERT ON conversions
+WHEN EXISTS (SELECT 1 FROM webhooks WHERE account_id = NEW.account_id AND enabled = 1)
 BEGIN
     INSERT INTO webhook_events (event_id, webhook_id, account_id, type, contact_id, data, created_at, next_attempt_at)
     SELECT 'evt_' || lower(hex(randomblob(16))), w.id, NEW.account_id, CASE WHEN NEW.is_reversal = 1 THEN 'conversion.reversed' ELSE 'conversion.created' END, NEW.contact_id,
