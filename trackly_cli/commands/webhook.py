@@ -8,7 +8,7 @@ import typer
 
 from trackly_cli import output, state
 from trackly_cli.core import delivery, webhooks
-from trackly_cli.options import AccountOpt, FormatOpt, OutputOpt
+from trackly_cli.options import AccountOpt, ForceOpt, FormatOpt, OutputOpt
 from trackly_cli.output import Format
 
 app = typer.Typer(
@@ -73,6 +73,7 @@ def list_command(
     ] = None,
     fmt: FormatOpt = Format.table,
     out: OutputOpt = None,
+    force: ForceOpt = False,
 ) -> None:
     """List webhooks (never their secrets)."""
     rows = webhooks.list_all(state.db(ctx), account)
@@ -144,6 +145,7 @@ def deliveries(
     ] = webhooks.DEFAULT_DELIVERIES,
     fmt: FormatOpt = Format.table,
     out: OutputOpt = None,
+    force: ForceOpt = False,
 ) -> None:
     """Webhook events, newest first: delivered, pending, retrying or given up."""
     rows = webhooks.deliveries(state.db(ctx), ref, account_ref=account, failed=failed, limit=limit)
