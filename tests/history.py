@@ -9,7 +9,7 @@ from pathlib import Path
 
 from conftest import BROWSER_UA
 
-from trackly_cli.core import clicks, clock, conversions, dialect, store
+from trackly_cli.core import clicks, clock, conversions, dialect, store, webhooks
 
 # Ann's number and merge fields are what an erase must leave no trace of.
 ANN = "+12025550143"
@@ -23,14 +23,17 @@ BOB = "+12025550144"
 BOB_IP = "203.0.113.44"
 # An A/B assignment that gives both variants a message.
 SEED = "3"  # (Ann and Cy get A, Bob B)
+HOOK_URL = "http://127.0.0.1:9/trackly"
 DIMENSIONS = ("campaign", "offer", "creative", "list", "variant", "day", "domain")
 
 
 def build(cli, tmp_path: Path, target: str) -> None:
     """acme: list vip (Ann, Bob, Cy), campaign 'spring' (an A/B test; link1 = Summer Sale,
     link2 = a URL) to it; Ann clicked both links (and a scanner hit link1), converted; Bob
-    clicked once."""
+    clicked once. A webhook subscribed to every event type (to a port nobody listens on: no
+    sender runs here) holds each event in its outbox."""
     cli("account", "create", "acme")
+    cli("webhook", "add", HOOK_URL, "--events", ",".join(webhooks.EVENT_TYPES))
     cli("domain", "add", "go.acme.test", "--account", "acme")
     cli("offer", "create", "Summer Sale", "--url", "https://shop.example/s?sub={link_id}")
     cli("offer", "create", "Spare", "--url", "https://shop.example/spare")

@@ -182,6 +182,8 @@ def test_account_delete_force_deletes_every_row_of_it(cli, target, tmp_path: Pat
         "report_rollups",
         "message_rollups",
         "campaign_variants",
+        "webhooks",
+        "webhook_events",
     ):
         assert not query(target, f"SELECT 1 FROM {table}"), table
     # the other account's rows stay

@@ -4,6 +4,7 @@ database file or its WAL."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -54,6 +55,13 @@ def _ann_rows(target: str) -> dict:
         ),
         "message_clicks": query(target, "SELECT id FROM message_clicks WHERE ip = ?", ANN_IP),
         "conversions": query(target, "SELECT id FROM conversions WHERE ip = ?", ANN_IP),
+        "webhook_events": query(
+            target,
+            "SELECT id FROM webhook_events WHERE data LIKE ? OR data LIKE ? OR data LIKE ?",
+            "%2025550143%",
+            f"%{ANN_IP}%",
+            "%Quillonia%",
+        ),
     }
 
 
@@ -78,6 +86,15 @@ def test_erase_leaves_reports_identical_and_no_row_naming_the_person(cli, target
     assert len(erased) == 4
     assert {tuple(r.values()) for r in erased} == {(None, None, None, None, None, "erased")}
     assert query(target, "SELECT count(*) AS n FROM messages WHERE body = '(erased)'")[0]["n"] == 1
+    # her webhook events stay (a receiver still hears of the click and the sale), without her
+    assert done["webhook_events"] == 3  # (her first click, a scanner's, her sale)
+    kept = query(target, "SELECT type, contact_id, data FROM webhook_events ORDER BY id")
+    assert len(kept) == 4  # (and Bob's first click)
+    erased_events = [json.loads(e["data"]) for e in kept if e["contact_id"] is None]
+    assert len(erased_events) == 3
+    for data in erased_events:
+        assert (data["phone"], data["ip"], data["user_agent"], data["contact_id"]) == (None,) * 4
+        assert data["campaign"] == "spring"
     # (a MessageClick keeps its visitor 'c:<id>', the id of no one now: see below)
     assert not query(
         target, "SELECT 1 FROM message_clicks WHERE contact_id IS NULL AND ip IS NOT NULL"

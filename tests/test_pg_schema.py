@@ -16,6 +16,7 @@ by running each file of migrations/postgres as one script in its own transaction
 
 from __future__ import annotations
 
+import json
 import re
 import sqlite3
 from pathlib import Path
@@ -42,7 +43,11 @@ FLAGS = {
     ("conversions", "is_reversal"),
     ("offers", "require_secret"),
     ("users", "is_admin"),
+    ("webhooks", "enabled"),
 }
+# The triggers that write webhook events (0016): their effect is in webhook_events, not in the
+# counters (test_the_webhook_triggers_write_the_same_events).
+WEBHOOK_TRIGGERS = {"message_clicks_webhook", "msl_clicks_webhook", "conversions_webhook"}
 
 
 # -- the two stores ------------------------------------------------------------------------------
@@ -412,8 +417,15 @@ def test_the_same_tables_columns_constraints_indexes_and_triggers(stores: Stores
         assert pg == lite, table
         assert pg_keys == lite_keys, table
     triggers = lite_triggers(stores.lite)
-    assert len(triggers) == 27  # (0010: campaigns_deleted_config; 0014: conversions_converting_*)
-    assert pg_triggers(stores.pg) == triggers
+    # (0010: campaigns_deleted_config; 0014: conversions_converting_*; 0016: *_webhook)
+    assert len(triggers) == 30
+
+    # (SQLite's webhook triggers ask in their WHEN whether the account has a hook; PostgreSQL's
+    # WHEN takes no subquery, so their functions ask)
+    def comparable(found: list[Trigger]) -> list[Trigger]:
+        return [t._replace(has_when=None) if t.name in WEBHOOK_TRIGGERS else t for t in found]
+
+    assert comparable(pg_triggers(stores.pg)) == comparable(triggers)
 
 
 def _catalogue(conn) -> set[tuple]:
@@ -1075,7 +1087,7 @@ def test_the_same_statements_leave_the_same_rows(stores: Stores):
     # every trigger of the schema showed its effect in some step
     triggers = {t.name for t in lite_triggers(stores.lite)}
     assert {t.name for t in pg_triggers(stores.pg)} == triggers
-    assert shown == triggers, sorted(triggers ^ shown)
+    assert shown == triggers - WEBHOOK_TRIGGERS, sorted(triggers ^ shown)
     stores.assert_same_contents()
     # and the counters are what the steps make them (a spot check of the arithmetic)
     quarter = stores.lite.execute(
@@ -1087,6 +1099,62 @@ def test_the_same_statements_leave_the_same_rows(stores: Stores):
     # one bump per row, as SQLite's row triggers do
     assert stores.lite.execute("SELECT version FROM config_version").fetchone() == (config_rows,)
     assert config_rows == 27
+
+
+INSERT_WEBHOOK = (
+    "INSERT INTO webhooks (account_id, url, events, secret, enabled, created_at)"
+    " VALUES (?, ?, ?, ?, ?, ?)"
+)
+
+
+def webhook_events(conn) -> list[tuple]:
+    """The outbox, its random event ids checked for their form and its JSON data read (the
+    stores spell JSON text differently: key order, spaces)."""
+    found = []
+    for row in conn.execute(
+        "SELECT event_id, webhook_id, account_id, type, contact_id, data, created_at,"
+        " attempts, next_attempt_at, delivered_at FROM webhook_events"
+    ).fetchall():
+        assert re.fullmatch(r"evt_[0-9a-f]{32}", row[0]), row[0]
+        found.append((*row[1:5], json.dumps(json.loads(row[5]), sort_keys=True), *row[6:]))
+    return sorted(found, key=repr)
+
+
+def test_the_webhook_triggers_write_the_same_events(stores: Stores):
+    """The whole script with a hook of account 1 subscribed to every type (and one not
+    subscribed, and one disabled): both stores write the same events, with the same data."""
+    every = "click.first,click.bot,conversion.created,conversion.reversed"
+    key = "whsec_0123456789abcdef"
+    hooks = [
+        Step(INSERT_WEBHOOK, (1, "https://crm.example/h", every, key, 1, T0)),
+        Step(INSERT_WEBHOOK, (1, "https://b.example/h", "click.bot", key, 1, T0)),
+        Step(INSERT_WEBHOOK, (1, "https://off.example/h", every, key, 0, T0)),
+    ]
+    steps = script() + duplicates()
+    steps[1:1] = hooks  # (right after account 1)
+    for number, step in enumerate(steps, 1):
+        lite, pg = stores.run(step.sql, step.params)
+        assert lite.refused is None and pg == lite, f"step {number}: {step.sql[:70]}"
+    lite, pg = webhook_events(stores.lite), webhook_events(stores.pg)
+    assert lite == pg
+    by_type = {}
+    for webhook_id, _, type_, *_ in lite:
+        by_type.setdefault(type_, set()).add(webhook_id)
+    assert by_type == {
+        "click.first": {1},
+        "click.bot": {1, 2},
+        "conversion.created": {1},
+        "conversion.reversed": {1},
+    }
+    for event in lite:
+        assert event[5] == event[7]  # due at once
+    money = {
+        (e[2], d["txn_id"], d["revenue"], d["payout"])
+        for e in lite
+        if e[2].startswith("conversion.") and (d := json.loads(e[4]))
+    }
+    assert ("conversion.created", "T-1", "19.99", "2.50") in money
+    assert ("conversion.reversed", "T-1", "-19.99", "-2.50") in money
 
 
 # -- what either refuses -------------------------------------------------------------------------

@@ -30,6 +30,7 @@ from trackly_cli.commands import (
     serve,
     shorten,
     user,
+    webhook,
 )
 from trackly_cli.commands import lists as list_commands
 from trackly_cli.config import resolve_db_path
@@ -216,6 +217,7 @@ app.add_typer(conversions.app, name="conversions")
 app.add_typer(clicks.app, name="clicks")
 app.add_typer(receipts.app, name="receipts")
 app.add_typer(user.app, name="user")
+app.add_typer(webhook.app, name="webhook")
 app.command("shorten")(shorten.shorten_command)
 app.command("serve")(serve.serve_command)
 app.command("demo")(demo.demo_command)

@@ -54,7 +54,7 @@ from trackly_cli.core.linkindex import HotLinks
 from trackly_cli.core.postgres import is_url
 from trackly_cli.core.snapshot import DomainInfo, Snapshot
 from trackly_cli.core.writer import Writer, WriterBusy, WriterClosed
-from trackly_cli.housekeeping import Pruner
+from trackly_cli.housekeeping import Pruner, WebhookSender
 
 log = logging.getLogger("trackly.server")
 
@@ -821,9 +821,11 @@ def serve(
     sockets: list[socket.socket] | None = None,
     prune: bool = True,
     shared: bool | None = None,
+    send_webhooks: bool = True,
 ) -> None:
     """Serve until SIGTERM or Ctrl-C; then finish what is in flight, commit what is queued, and
-    return. `sockets`: listen on these (bound already) rather than on host and port."""
+    return. `sockets`: listen on these (bound already) rather than on host and port.
+    `send_webhooks`: run a webhook sender beside the server (one per process group is enough)."""
 
     logging.basicConfig(
         level=logging.INFO,
@@ -865,10 +867,11 @@ def serve(
 
     # From here on SIGTERM stops the server cleanly (from the moment its port listens).
     previous = signal.signal(signal.SIGTERM, stop)
-    server = pruner = None
+    server = pruner = sender = None
     try:
         server = listen(wsgi, options, host, port)
         pruner = Pruner(store.location(db_path)) if prune else None
+        sender = WebhookSender(store.location(db_path)) if send_webhooks else None
         # What is loaded by now (modules, settings) lives as long as the server: move it out
         # of the collector's way, so that collections triggered by requests only walk their
         # garbage.
@@ -878,6 +881,8 @@ def serve(
             announce(tracker, f"http://{server.effective_host}:{server.effective_port}")
         if pruner:
             pruner.start()
+        if sender:
+            sender.start()
         server.run()  # returns after SIGTERM / Ctrl-C, once running requests have finished
     finally:
         signal.signal(signal.SIGTERM, previous)
@@ -885,6 +890,8 @@ def serve(
             server.close()
         if pruner:
             pruner.stop()
+        if sender:
+            sender.stop()
         tracker.close()
 
 
@@ -934,6 +941,7 @@ def serve_workers(
                     sockets=[listener],
                     announce=announce if n == 1 else None,
                     prune=n == 1,
+                    send_webhooks=n == 1,
                     shared=True,
                     **options,
                 )

@@ -11,6 +11,7 @@ from trackly_cli import config, output, state
 from trackly_cli.core import store, users
 from trackly_cli.core.errors import InvalidInput
 from trackly_cli.dashboard import app as dashboard_app
+from trackly_cli.housekeeping import WebhookSender
 
 HostOpt = Annotated[str, typer.Option("--host", help="Address to listen on.")]
 PortOpt = Annotated[int, typer.Option("--port", "-p", min=1, max=65535, help="Port to listen on.")]
@@ -62,7 +63,14 @@ def dashboard_command(
             )
         output.info(f"  open {address}/  (Ctrl-C or SIGTERM to stop)")
 
-    dashboard_app.serve(
-        app, host=host, port=port, threads=threads, trusted_proxy=trusted_proxy, announce=announce
-    )
+    # (webhook events go out from the operator's app too: from whichever runs, or both)
+    with WebhookSender(store.location(target)):
+        dashboard_app.serve(
+            app,
+            host=host,
+            port=port,
+            threads=threads,
+            trusted_proxy=trusted_proxy,
+            announce=announce,
+        )
     output.info("Stopped.")

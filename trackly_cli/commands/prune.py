@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from trackly_cli import output, state
-from trackly_cli.core import accounts, campaigns, retention
+from trackly_cli.core import accounts, campaigns, retention, webhooks
 from trackly_cli.options import AccountOpt, ForceOpt, FormatOpt, OutputOpt
 from trackly_cli.output import Format
 
@@ -25,7 +25,8 @@ def prune_command(
     """Delete raw clicks older than each account's --retention-days and anonymise IPs older
     than its --anonymize-ips-after. Reports do not change: they read counters kept as the
     clicks came. (`trackly serve` does this once a day by itself.) Also removes campaigns
-    that a killed `trackly shorten` left incomplete."""
+    that a killed `trackly shorten` left incomplete, and webhook events sent or given up over
+    30 days ago."""
     db = state.db(ctx)
     owner = accounts.resolve(db, account) if account else None
     account_id = owner["id"] if owner else None
@@ -45,6 +46,13 @@ def prune_command(
             f" {campaign['name']!r}, left incomplete by a `trackly shorten` that did not finish"
             f" ({campaign['messages']:,} messages written)."
         )
+    if not dry_run and account_id is None:
+        sent = webhooks.prune(db)
+        if sent:
+            output.info(
+                f"Removed {sent:,} webhook events delivered or given up over"
+                f" {webhooks.KEEP_EVENTS_DAYS} days ago."
+            )
     rows = [r.as_dict() for r in results]
     if fmt is Format.table:
         verb = "would remove" if dry_run else "removed"

@@ -563,9 +563,10 @@ def confirm(
     MessageClick (unless the visitor already has one), tied to the page view it came from."""
     # The page view this button press came from: on a per-recipient link every fetcher shares
     # the contact's visitor key, so prefer a human view from the same IP and browser.
+    same = dialect.same(conn)  # (`IS ?` with a value is SQLite's alone)
     page_view = conn.execute(
         "SELECT id FROM message_short_link_clicks WHERE link_id = ? AND visitor = ?"
-        " ORDER BY is_bot, (ip IS ? AND user_agent IS ?) DESC, clicked_at DESC LIMIT 1",
+        f" ORDER BY is_bot, (ip {same} ? AND user_agent {same} ?) DESC, clicked_at DESC LIMIT 1",
         (link.id, visitor_key, ip, _clip(user_agent)),
     ).fetchone()
     click_id = page_view[0] if page_view else None

@@ -45,6 +45,8 @@ TABLES = (
     "users",
     "user_accounts",
     "id_floors",
+    "webhooks",
+    "webhook_events",
 )
 # Tables the migrations fill (one row each): the source's rows replace them.
 REPLACED = ("settings", "config_version")

@@ -1,7 +1,8 @@
 """Erasing a person (`trackly contacts erase PHONE`): the contact's phone number, merge fields
 and list memberships go; so do the IPs, user agents, referers and Accept-Language headers of
-the clicks on the links they were sent, the IPs of their conversions, and the texts they were
-sent (which held their merge fields, and maybe their number).
+the clicks on the links they were sent, the IPs of their conversions, the texts they were
+sent (which held their merge fields, and maybe their number), and the number, IP and user
+agent in their webhook events (sent or still to send: the events stay, without them).
 
 Reports count exactly as before. Nothing a rollup counts is deleted: the clicks, MessageClicks
 and conversions stay, anonymised in place (no trigger watches the columns erased), and the
@@ -20,7 +21,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from trackly_cli.core import accounts, clicks, clock, contacts, dialect, store
+from trackly_cli.core import accounts, clicks, clock, contacts, dialect, store, webhooks
 
 # What an erased person's message text becomes.
 ERASED_TEXT = "(erased)"
@@ -35,6 +36,7 @@ class Erased:
     clicks: int = 0
     message_clicks: int = 0
     conversions: int = 0
+    webhook_events: int = 0
     # SQLite: whether the WAL could be checkpointed and cut to nothing (a long reader, such as
     # a running report, can hold it); None on PostgreSQL.
     wal_cleared: bool | None = None
@@ -115,6 +117,7 @@ def _erase(conn: store.Store, contact: dict) -> Erased:
         (now, contact_id),
     ).rowcount
     conn.executemany(f"UPDATE pending_reversals SET ip = NULL WHERE {of_message}", messages)
+    result.webhook_events = webhooks.erase_contact(conn, contact_id)
     conn.executemany("UPDATE short_links SET contact_id = NULL WHERE message_id = ?", messages)
     result.messages = conn.execute(
         "UPDATE messages SET body = ?, delivery_detail = NULL, contact_id = NULL"
