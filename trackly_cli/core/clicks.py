@@ -192,6 +192,15 @@ def page_for(
     return None
 
 
+MACROS = ("{link_id}", "{message_id}", "{contact_id}", "{offer_id}", "{campaign}")
+
+
+@functools.lru_cache(maxsize=4096)
+def _macros_in(url: str) -> tuple[str, ...]:
+    """The macros an offer's URL holds (once per URL: every click of the offer asks)."""
+    return tuple(m for m in MACROS if m in url)
+
+
 def destination(link: LinkInfo, offer: OfferInfo | None) -> str:
     """Where the link sends people: the stored URL, with the offer's macros filled in and
     URL-encoded."""
@@ -200,16 +209,19 @@ def destination(link: LinkInfo, offer: OfferInfo | None) -> str:
     url = offer.url
     if "{" not in url:
         return url
-    values = {
-        "{link_id}": link.id,
-        "{message_id}": str(link.message_id),
-        "{contact_id}": "" if link.contact_id is None else str(link.contact_id),
-        "{offer_id}": str(offer.id),
-        "{campaign}": link.campaign,
-    }
-    for macro, value in values.items():
-        if macro in url:
-            url = url.replace(macro, quote(value, safe=""))
+    for macro in _macros_in(url):
+        # (ids are letters and digits, which need no encoding; a campaign's name may)
+        if macro == "{link_id}":
+            value = link.id
+        elif macro == "{message_id}":
+            value = str(link.message_id)
+        elif macro == "{contact_id}":
+            value = "" if link.contact_id is None else str(link.contact_id)
+        elif macro == "{offer_id}":
+            value = str(offer.id)
+        else:
+            value = quote(link.campaign, safe="")
+        url = url.replace(macro, value)
     return url
 
 
