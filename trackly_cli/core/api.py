@@ -59,7 +59,16 @@ def _sources(conn: store.Store, account_id: int, texts: list[tuple[str, str]]):
     return sources
 
 
-def _bindings(links: dict[str, str]) -> list[str]:
+def _bindings(conn: store.Store, account_id: int, links: dict[str, str]) -> list[str]:
+    """The --link bindings of the API's `links`. An offer named there that the account does not
+    have is NotFound (404, as every name of another account is), before the other checks."""
+    for slot, target in links.items():
+        if not shorten._URLISH.match(target):
+            try:
+                lookup.find(conn, "offers", target.strip(), account_id)
+            except TracklyError as e:
+                e.field = f"links.{slot}"
+                raise
     return [f"{slot}={target}" for slot, target in links.items()]
 
 
@@ -112,7 +121,7 @@ def shorten_message(
             conn,
             account_ref=str(account_id),
             sources=_sources(conn, account_id, [template]),
-            bindings=_bindings(links),
+            bindings=_bindings(conn, account_id, links),
             campaign=campaign,
             phone=phone,
             fields=fields,
@@ -141,11 +150,16 @@ def shorten_list(
     """A campaign to a list (as `trackly shorten --list`), without an outbox file: its
     summary as `trackly shorten --format json` gives it (`outbox` is null; the API answers the
     outbox at a URL of its own)."""
+    try:
+        lookup.find(db, "lists", list_ref, account_id)
+    except TracklyError as e:
+        e.field = "list"
+        raise
     plan = shorten.prepare(
         db,
         account_ref=str(account_id),
         sources=_sources(db, account_id, templates),
-        bindings=_bindings(links),
+        bindings=_bindings(db, account_id, links),
         list_ref=list_ref,
         campaign=campaign,
         split=",".join(str(w) for w in split) if split is not None else None,

@@ -235,7 +235,8 @@ def field_of(err: TracklyError, known: dict) -> str | None:
             return name
     if "{{" in err.message and "fields" in known:
         return "fields"
-    return None
+    # ("campaign name '1' is only digits…": the field a message starts with)
+    return next((name for name in known if err.message.startswith(f"{name} ")), None)
 
 
 def _read_body(endpoint: Endpoint) -> dict:
@@ -349,14 +350,20 @@ def _database_busy(err: Exception) -> bool:
         return False
 
 
+def _header(name: str) -> str | None:
+    """A request header as sent (latin-1 text, as WSGI gives it): Bottle's get_header decodes
+    it as UTF-8 and fails on other bytes."""
+    return request.environ.get("HTTP_" + name.upper().replace("-", "_"))
+
+
 def _hostname() -> str:
     from trackly_cli.dashboard.app import _hostname as hostname
 
-    return hostname(request.get_header("Host", ""))
+    return hostname(_header("Host") or "")
 
 
 def _bearer() -> str:
-    header = request.get_header("Authorization", "") or ""
+    header = _header("Authorization") or ""
     scheme, _, credentials = header.strip().partition(" ")
     if not header:
         return ""
@@ -406,8 +413,9 @@ def _template(body: dict, where: str = "") -> tuple[str, str]:
 
 
 def shorten_one(call: Call):
-    if "Idempotency-Key" in request.headers:
-        key = idempotency.check_key(request.get_header("Idempotency-Key"))
+    given = _header("Idempotency-Key")
+    if given is not None:
+        key = idempotency.check_key(given)
         print_ = idempotency.fingerprint("POST", request.path, call.body)
     else:
         key, print_ = None, ""
@@ -504,6 +512,7 @@ def _offer_options(body: dict) -> dict:
 def create_offer(call: Call):
     body = call.body
     options = _offer_options(body)
+    options.pop("url")
     if "postback_ips" in body:
         options["postback_ips"] = body["postback_ips"]
     return offers.create(call.conn, str(call.account_id), body["name"], body["url"], **options)
