@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import re
+import sqlite3
 import sys
 import traceback
 from collections.abc import Callable
@@ -32,6 +33,7 @@ from trackly_cli.core import (
     idempotency,
     lists,
     offers,
+    postgres,
     reports,
     store,
 )
@@ -338,16 +340,9 @@ class Api:
 
 
 def _database_busy(err: Exception) -> bool:
-    try:
-        import sqlite3
-
-        if isinstance(err, sqlite3.OperationalError):
-            return True
-        from trackly_cli.core import postgres
-
-        return postgres.is_connection_error(err)
-    except ImportError:  # pragma: no cover
-        return False
+    """The database locked past the busy timeout, or the PostgreSQL server out of reach: 503,
+    worth a retry (not a bug)."""
+    return isinstance(err, sqlite3.OperationalError) or postgres.is_connection_error(err)
 
 
 def _header(name: str) -> str | None:
