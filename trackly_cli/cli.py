@@ -12,6 +12,7 @@ from typer.core import TyperArgument, TyperGroup, TyperOption
 from trackly_cli import __version__, output
 from trackly_cli.commands import (
     account,
+    apikey,
     bots,
     campaign,
     clicks,
@@ -218,6 +219,7 @@ app.add_typer(clicks.app, name="clicks")
 app.add_typer(receipts.app, name="receipts")
 app.add_typer(user.app, name="user")
 app.add_typer(webhook.app, name="webhook")
+app.add_typer(apikey.app, name="apikey")
 app.command("shorten")(shorten.shorten_command)
 app.command("serve")(serve.serve_command)
 app.command("demo")(demo.demo_command)

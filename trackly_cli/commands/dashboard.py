@@ -37,7 +37,8 @@ def dashboard_command(
     threads: Annotated[int, typer.Option("--threads", min=1, max=64, help="Threads.")] = 4,
     demo: DemoOpt = False,
 ) -> None:
-    """Serve the dashboard: campaigns, raw / unique / bot clicks, live clicks and revenue."""
+    """Serve the dashboard (campaigns, raw / unique / bot clicks, live clicks and revenue) and
+    the JSON API under /api/v1 (keys: trackly apikey create)."""
     current = state.state(ctx)
     if demo and not current.chosen:
         current.db_path = config.demo_db_path()

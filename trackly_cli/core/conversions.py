@@ -684,10 +684,21 @@ LIST_COLUMNS = [
 ]
 
 
-def list_conversions(conn: store.Store, chosen: Filters, limit: int | None = None) -> paging.Page:
+def list_conversions(
+    conn: store.Store,
+    chosen: Filters,
+    limit: int | None = None,
+    newest: bool = False,
+    before: tuple[str, int] | None = None,
+) -> paging.Page:
     """The conversions the filters select, oldest first, with their attribution: the first
-    `limit` and how many in all."""
+    `limit` and how many in all. `newest` first, from the one `before` this (time, id) on: the
+    API's pages (`total` is then only the rows read)."""
     clauses, params = chosen.where("c.", "converted_at")
+    order = "ORDER BY c.converted_at DESC, c.id DESC" if newest else "ORDER BY c.converted_at, c.id"
+    if before is not None:
+        clauses.append("(c.converted_at < ? OR (c.converted_at = ? AND c.id < ?))")
+        params += [before[0], before[0], before[1]]
     select = (
         "SELECT c.id, c.converted_at, c.event, c.revenue_micros, c.payout_micros, c.txn_id,"
         " o.name AS offer, k.name AS campaign, c.variant, c.link_id, c.message_id,"
@@ -697,7 +708,11 @@ def list_conversions(conn: store.Store, chosen: Filters, limit: int | None = Non
         " LEFT JOIN contacts ct ON ct.id = c.contact_id"
         f" WHERE {' AND '.join(clauses)}"
     )
-    found = paging.fetch(conn, select, "ORDER BY c.converted_at, c.id", tuple(params), limit)
+    if newest:  # (a page of the API: no count of the rest)
+        rows = store.rows(conn, f"{select} {order} LIMIT ?", (*params, limit))
+        found = paging.Page(rows, len(rows))
+    else:
+        found = paging.fetch(conn, select, order, tuple(params), limit)
     for item in found.rows:
         item["revenue"] = money.format_amount(item.pop("revenue_micros"))
         item["payout"] = money.format_amount(item.pop("payout_micros"))

@@ -8,9 +8,10 @@ class TracklyError(Exception):
     exit_code = 1
     http_status = 400
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, *, field: str | None = None) -> None:
         super().__init__(message)
         self.message = message
+        self.field = field  # the input it is about, where one is (the API's error names it)
 
     def __str__(self) -> str:
         return self.message
@@ -38,6 +39,12 @@ class Conflict(TracklyError):
     """Something that would break a uniqueness rule or an existing relationship."""
 
     http_status = 409
+
+
+class Unauthorized(TracklyError):
+    """No credentials, or credentials that are wrong or revoked (an API key)."""
+
+    http_status = 401
 
 
 class Forbidden(TracklyError):

@@ -7,11 +7,22 @@ from trackly_cli.core.filters import Filters
 
 
 def list_clicks(
-    conn: store.Store, chosen: Filters, *, bots: bool | None = None, limit: int | None = None
+    conn: store.Store,
+    chosen: Filters,
+    *,
+    bots: bool | None = None,
+    limit: int | None = None,
+    newest: bool = False,
+    before: tuple[str, int] | None = None,
 ):
-    """Raw clicks (MessageShortLinkClicks) with the bot verdict and reasons, oldest first; an
-    iterator, so that a large export streams."""
+    """Raw clicks (MessageShortLinkClicks) with the bot verdict and reasons, oldest first (or
+    `newest` first, from the click `before` this (time, id) on: the API's pages); an iterator,
+    so that a large export streams."""
     clauses, params = _click_filters(chosen, bots)
+    order = "c.clicked_at DESC, c.id DESC" if newest else "c.clicked_at, c.id"
+    if before is not None:
+        clauses.append("(c.clicked_at < ? OR (c.clicked_at = ? AND c.id < ?))")
+        params += [before[0], before[0], before[1]]
     sql = (
         "SELECT c.id, c.clicked_at, c.link_id, l.slot, c.message_id, ct.phone, o.name AS offer,"
         " k.name AS campaign, c.variant, c.method, c.ip, c.user_agent, c.referer,"
@@ -22,7 +33,7 @@ def list_clicks(
         " LEFT JOIN contacts ct ON ct.id = c.contact_id"
         " LEFT JOIN offers o ON o.id = c.offer_id"
         " LEFT JOIN campaigns k ON k.id = c.campaign_id"
-        f" WHERE {' AND '.join(clauses)} ORDER BY c.clicked_at, c.id"
+        f" WHERE {' AND '.join(clauses)} ORDER BY {order}"
     )
     if limit:
         sql += " LIMIT ?"

@@ -61,18 +61,9 @@ def write_campaign(conn: store.Store, campaign_id: int, path: Path) -> Written:
     pending = PendingFile(path)
     written = Written()
     try:
-        cursor = dialect.stream(conn, _CAMPAIGN_ROWS, (campaign_id,))
-        try:
-            handle = pending.handle
-            handle.write(HEADER)
-            while rows := cursor.fetchmany(2000):
-                kept = [row[:5] for row in rows if not row[5]]
-                handle.write("".join(line(*row) for row in kept))
-                written.messages += len(kept)
-                written.opted_out += sum(1 for row in rows if row[5] == "optout")
-                written.erased += sum(1 for row in rows if row[5] == "erased")
-        finally:
-            cursor.close()
+        handle = pending.handle
+        for text in campaign_text(conn, campaign_id, written):
+            handle.write(text)
         try:
             pending.publish()
         except OSError as e:
@@ -81,6 +72,24 @@ def write_campaign(conn: store.Store, campaign_id: int, path: Path) -> Written:
         pending.discard()
         raise
     return written
+
+
+def campaign_text(conn: store.Store, campaign_id: int, written: Written | None = None):
+    """The outbox of a complete campaign as `write_campaign` writes it, in pieces of up to 2,000
+    rows (the header first): a generator that holds one piece at a time, for a file or an HTTP
+    answer (the API's outbox.csv). What it leaves out is counted in `written`."""
+    written = written if written is not None else Written()
+    cursor = dialect.stream(conn, _CAMPAIGN_ROWS, (campaign_id,))
+    try:
+        yield HEADER
+        while rows := cursor.fetchmany(2000):
+            kept = [row[:5] for row in rows if not row[5]]
+            yield "".join(line(*row) for row in kept)
+            written.messages += len(kept)
+            written.opted_out += sum(1 for row in rows if row[5] == "optout")
+            written.erased += sum(1 for row in rows if row[5] == "erased")
+    finally:
+        cursor.close()
 
 
 class PendingFile:

@@ -98,6 +98,8 @@ class Plan:
     leftover: dict | None = None
     # A one-off message's number (E.164), if it is for one.
     phone: str | None = None
+    # A one-off message's merge fields as given (over its contact's, if the number is one).
+    fields: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -164,11 +166,13 @@ def prepare(
     keep_urls: bool = False,
     phone: str | None = None,
     country: str = "US",
+    fields: dict[str, str] | None = None,
 ) -> Plan:
     """Check a shorten request and report every problem at once (Problems), or return the plan.
 
     `phone`: the number a one-off message is for (any format, `country` for one without a
-    country code); one that opted out is refused (Conflict)."""
+    country code); one that opted out is refused (Conflict). `fields`: a one-off message's
+    merge fields (the API's; they win over those of the number's contact)."""
     conn = db
     problems: list[str] = []
     account = accounts.resolve(conn, account_ref)
@@ -236,7 +240,9 @@ def prepare(
                     f"every member of list {list_row['name']!r} ({members:,}) has opted out:"
                     " nothing to send"
                 )
-    _check_fields(conn, [t for t in compiled if t], list_row, problems)
+    if fields and list_ref is not None:
+        problems.append("merge fields are given for a one-off message: leave them out with --list")
+    _check_fields(conn, [t for t in compiled if t], list_row, problems, set(fields or ()))
 
     leftover = None
     if campaign is not None:
@@ -295,6 +301,7 @@ def prepare(
         recipients,
         leftover,
         phone,
+        dict(fields or {}),
     )
 
 
@@ -367,12 +374,16 @@ def _check_fields(
     compiled: list[templates.Template],
     list_row: dict | None,
     problems: list[str],
+    given: set[str] | frozenset[str] = frozenset(),
 ) -> None:
-    """A merge field without a fallback must have a value for every recipient."""
+    """A merge field without a fallback must have a value for every recipient (a one-off
+    message's may be `given`)."""
     required = sorted(
         {f.name for t in compiled for f in t.fields if f.fallback is None} - set(BUILTIN_FIELDS)
     )
     for name in required:
+        if list_row is None and name in given:
+            continue
         if list_row is None:
             problems.append(
                 f"{{{{{name}}}}} has no contact to come from in a one-off message: give it a"
@@ -715,6 +726,7 @@ class _Send:
             )
             if contact is not None:  # (its merge fields fill the message, as in a list send)
                 contact_id, values = contact["id"], json.loads(contact["fields"])
+        values = values | self.plan.fields
         fields = (values.get(name) for name in self.fields)
         self.chunk(
             conn, [(contact_id, phone, *(v if isinstance(v, str) else None for v in fields))]

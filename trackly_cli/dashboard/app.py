@@ -31,7 +31,7 @@ from bottle import Bottle, HTTPResponse, request, response, static_file
 
 from trackly_cli.core import domains, filters, store, users
 from trackly_cli.core.errors import InvalidInput, NotFound, TracklyError
-from trackly_cli.dashboard import pages, views
+from trackly_cli.dashboard import api, pages, views
 from trackly_cli.dashboard.answers import scheme, see_other
 from trackly_cli.dashboard.views import Page, Table
 from trackly_cli.output import csv_cell
@@ -363,9 +363,24 @@ def create_app(target: str | Path, *, open_local: bool = True) -> DashboardApp:
     app.post("/logout")(dashboard.logout)
     app.get("/static/<name>")(dashboard.static)
     pages.register(app, dashboard.page)
-    app.error(404)(lambda error: views.message_page("Not found", "Not found."))
-    app.error(405)(lambda error: views.message_page("Not allowed", "Method not allowed."))
+    api.register(app, dashboard.target)
+    app.error(404)(unrouted(404, lambda: views.message_page("Not found", "Not found.")))
+    app.error(405)(unrouted(405, lambda: views.message_page("Not allowed", "Method not allowed.")))
     return app
+
+
+def unrouted(status: int, page: Callable[[], str]) -> Callable:
+    """Bottle's answer to a path (404) or method (405) that no route has: the API's JSON under
+    /api/v1, else a page."""
+
+    def handle(error):
+        if api.is_api(request.path):
+            found = api.not_routed(status)
+            response.content_type = found.headers["Content-Type"]
+            return found.body
+        return page()
+
+    return handle
 
 
 def is_loopback_address(host: str) -> bool:
