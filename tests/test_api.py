@@ -276,7 +276,7 @@ def test_shorten_one_message(built):
 
 REFUSED = [
     ({"links": {"link1": "Summer Sale"}}, 400, "text", "text or creative"),
-    ({"text": "x", "creative": "a"}, 400, "text", "one of them"),
+    ({"text": "x", "creative": "a"}, 400, "creative", "not text and creative"),
     ({"text": "Hi {{link1}}"}, 400, "links", "not bound"),
     ({"text": "Hi {{link1}}", "links": {"link1": "Old"}}, 400, "links", "archived"),
     ({"text": "Hi {{link1}}", "links": {"link1": "javascript:alert(1)"}}, 400, "links", ""),

@@ -108,9 +108,12 @@ OFFER_FIELDS = {
     "max_revenue": {**MONEY, "type": ["string", "number", "null"]},
     "link_conversions_per_hour": {"type": "integer", "minimum": 0, "maximum": 1_000_000},
 }
+# (one of these keys, exactly: the document says so, and the body check holds to it)
+TEXT_OR_CREATIVE = [{"required": ["text"]}, {"required": ["creative"]}]
 TEMPLATE = {
     "type": "object",
     "properties": {"text": TEXT, "creative": NAME},
+    "oneOf": TEXT_OR_CREATIVE,
     "additionalProperties": False,
     "maxProperties": 1,
 }
@@ -125,6 +128,7 @@ SHORTEN_BODY = {
         "fields": FIELDS,
         "campaign": NAME,
     },
+    "oneOf": TEXT_OR_CREATIVE,
     "additionalProperties": False,
 }
 CAMPAIGN_BODY = {
@@ -148,6 +152,7 @@ CAMPAIGN_BODY = {
         "max_segments": {"type": "integer", "minimum": 1, "maximum": 100},
     },
     "required": ["list"],
+    "oneOf": [*TEXT_OR_CREATIVE, {"required": ["variants"]}],
     "additionalProperties": False,
 }
 OFFER_BODY = {
@@ -398,13 +403,10 @@ class _Stream:
 # -- the handlers ------------------------------------------------------------------------------
 
 
-def _template(body: dict, where: str = "") -> tuple[str, str]:
-    given = [k for k in ("text", "creative") if k in body]
-    if len(given) != 1:
-        raise InvalidInput(
-            f"give {where}text or {where}creative (one of them)", field=where + "text"
-        )
-    return given[0], body[given[0]]
+def _template(body: dict) -> tuple[str, str]:
+    """("text", TEXT) or ("creative", NAME): the body's schema holds exactly one of them."""
+    kind = "text" if "text" in body else "creative"
+    return kind, body[kind]
 
 
 def shorten_one(call: Call):
@@ -432,10 +434,8 @@ def shorten_one(call: Call):
 
 def create_campaign(call: Call):
     body = call.body
-    if "variants" in body:
-        if "text" in body or "creative" in body:
-            raise InvalidInput("give variants, or text or creative, not both", field="variants")
-        templates = [_template(v, f"variants[{i}].") for i, v in enumerate(body["variants"])]
+    if "variants" in body:  # (the schema holds one of variants, text and creative)
+        templates = [_template(v) for v in body["variants"]]
     else:
         templates = [_template(body)]
     summary = core_api.shorten_list(

@@ -89,3 +89,12 @@ def _object(value: dict, schema: dict, field: str) -> None:
     for name in schema.get("required", ()):
         if name not in value:
             raise InvalidInput(f"{prefix}{name} is required", field=f"{prefix}{name}")
+    # (`oneOf` here is alternatives of required keys: exactly one must be given)
+    alternatives = [option["required"] for option in schema.get("oneOf", ())]
+    given = [keys for keys in alternatives if all(n in value for n in keys)]
+    if alternatives and len(given) != 1:
+        names = " or ".join(prefix + ", ".join(keys) for keys in alternatives)
+        if not given:
+            raise InvalidInput(f"give {names} (one of them)", field=prefix + alternatives[0][0])
+        both = " and ".join(prefix + ", ".join(keys) for keys in given)
+        raise InvalidInput(f"give {names}, not {both}", field=prefix + given[-1][0])
