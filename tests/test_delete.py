@@ -273,3 +273,28 @@ def test_a_deleted_lists_id_and_report_rows_never_go_to_a_new_list(cli, target):
     assert "Nothing in this range" in cli("report", "--list", "newlist").stderr
     cli("segment", "spring", "--clicked", "--into-list", "clickers")
     assert cli.json("list", "show", "clickers")["id"] == 3
+
+
+def test_a_deleted_accounts_ids_are_never_given_to_the_next_rows(cli, target, tmp_path: Path):
+    """After `account delete --force`, the next message, list, webhook and API key of another
+    account are numbered above the deleted ones: a delivery report, a postback or a script that
+    still names an old id finds nothing, not another account's row."""
+    from trackly_cli.core import ids
+
+    cli("apikey", "create", "--account", "acme")
+    largest = {t: query(target, f"SELECT max(id) AS id FROM {t}")[0]["id"] for t in ids.FLOORED}
+    assert all(largest.values()), largest
+    cli("account", "create", "other")
+    cli("domain", "add", "go.other.test", "--account", "other")
+    cli.json("account", "delete", "acme", "--force", "--yes")
+
+    cli("list", "create", "fresh", "--account", "other")
+    hook = "https://crm.example/hooks"
+    cli("webhook", "add", hook, "--account", "other", "--events", "click.first")
+    cli("apikey", "create", "--account", "other")
+    (tmp_path / "one.txt").write_text("Hi {{link1}}", encoding="utf-8")
+    cli(*("shorten", "one.txt", "--phone", ANN, "--link", "link1=https://shop.example/x"),
+        *("--account", "other"))  # fmt: skip
+    for table in ids.FLOORED:
+        (new,) = query(target, f"SELECT id FROM {table} WHERE account_id = 2")
+        assert new["id"] > largest[table], table

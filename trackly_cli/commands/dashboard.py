@@ -10,8 +10,6 @@ import typer
 from trackly_cli import config, output, state
 from trackly_cli.core import store, users
 from trackly_cli.core.errors import InvalidInput
-from trackly_cli.dashboard import app as dashboard_app
-from trackly_cli.housekeeping import WebhookSender
 
 HostOpt = Annotated[str, typer.Option("--host", help="Address to listen on.")]
 PortOpt = Annotated[int, typer.Option("--port", "-p", min=1, max=65535, help="Port to listen on.")]
@@ -39,6 +37,10 @@ def dashboard_command(
 ) -> None:
     """Serve the dashboard (campaigns, raw / unique / bot clicks, live clicks and revenue) and
     the JSON API under /api/v1 (keys: trackly apikey create)."""
+    # (the web stack is imported here, not by every command's start)
+    from trackly_cli.dashboard import app as dashboard_app
+    from trackly_cli.housekeeping import WebhookSender
+
     current = state.state(ctx)
     if demo and not current.chosen:
         current.db_path = config.demo_db_path()

@@ -6,17 +6,16 @@ from html import escape
 from typing import Annotated
 
 import typer
-from bottle import Bottle, request
 
 from trackly_cli import config, output, pages, state
 from trackly_cli.commands.serve import banner
 from trackly_cli.core import demo, postgres, store
-from trackly_cli.server import serve
 
 
-def demo_routes(app: Bottle) -> None:
-    """A stand-in shop for the demo offer's destination, whose thank-you page fires the
-    conversion pixel."""
+def demo_routes(app) -> None:
+    """A stand-in shop for the demo offer's destination (routes added to the Bottle app `app`),
+    whose thank-you page fires the conversion pixel."""
+    from bottle import request
 
     @app.get("/demo/shop")
     def shop():
@@ -73,6 +72,8 @@ def demo_command(
         banner(tracker, address)
         # (the server answers for its tracking domains: the address it listens on is not one)
         output.info(f"  open {first} (the demo's tracking domain is {demo.HOST})")
+
+    from trackly_cli.server import serve  # (the web stack: imported here, not at every start)
 
     serve(db_path, host=host, port=port, routes=demo_routes, announce=announce)
     output.info("Stopped.")

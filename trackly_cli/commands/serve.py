@@ -5,15 +5,17 @@ from __future__ import annotations
 import functools
 import re
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 from urllib.parse import urlsplit
 
 import typer
 
-from trackly_cli import config, output, server, state
+from trackly_cli import config, output, state
 from trackly_cli.core import journal as journal_files
 from trackly_cli.core import linkindex, postgres, store
-from trackly_cli.server import Tracker, serve, serve_workers
+
+if TYPE_CHECKING:
+    from trackly_cli.server import Tracker
 
 DomainOpt = Annotated[
     list[str] | None,
@@ -126,6 +128,8 @@ def serve_command(
     workers: WorkersOpt = 1,
 ) -> None:
     """Serve short links, conversions and pixels for the tracking domains."""
+    from trackly_cli import server  # (the web stack: imported here, not by every command)
+
     target = state.state(ctx).db_path
     state.require_database(target)  # (serving an empty database made by a typo helps nobody)
     options = {
@@ -142,9 +146,9 @@ def serve_command(
     }
     server.store_leftover_journals(target, options["journal"].folder, workers)
     if workers == 1:
-        serve(target, announce=banner, **options)
+        server.serve(target, announce=banner, **options)
     else:
         announce = functools.partial(banner, workers=workers)
-        if serve_workers(target, workers, announce=announce, **options):
+        if server.serve_workers(target, workers, announce=announce, **options):
             raise typer.Exit(1)
     output.info("Stopped.")

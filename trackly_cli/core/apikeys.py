@@ -16,7 +16,7 @@ import hmac
 import secrets
 from datetime import timedelta
 
-from trackly_cli.core import accounts, clock, lookup, store, validate
+from trackly_cli.core import accounts, clock, ids, lookup, store, validate
 from trackly_cli.core.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthorized
 
 KEY_PREFIX = "trk_"
@@ -53,7 +53,7 @@ def create(
     name = validate.name(name, "key") if name is not None else shown
     with store.write(db) as conn:
         account = accounts.resolve(conn, account_ref)
-        key_id = store.insert(
+        key_id = ids.insert(  # (never the id of a key deleted with its account: `revoke ID`)
             conn,
             "api_keys",
             {

@@ -236,6 +236,14 @@ def _delete_everything(conn: store.Store, account_id: int) -> int:
         nonlocal deleted
         deleted += max(conn.execute(sql, (account_id,)).rowcount, 0)
 
+    # The ids of its messages, lists, hooks and keys are never given again: a delivery report, a
+    # postback or a script naming one must not land on another account's row.
+    for table in ids.FLOORED:
+        ids.raise_floor(
+            conn,
+            table,
+            store.scalar(conn, f"SELECT max(id) FROM {table} WHERE account_id = ?", (account_id,)),
+        )
     # Tables this module does not know (added after it) first: theirs refer to the ones above.
     for table in dialect.tables_with_column(conn, "account_id"):
         if table not in known:

@@ -13,6 +13,9 @@ from __future__ import annotations
 
 from trackly_cli.core import dialect, store
 
+# The tables whose ids are kept from coming back (their new rows go through insert or next_id).
+FLOORED = ("messages", "lists", "webhooks", "api_keys")
+
 
 def raise_floor(conn: store.Store, table: str, freed: int | None) -> None:
     """Inside the deleting transaction: ids up to `freed` (the largest id deleted) are used."""
