@@ -115,6 +115,18 @@ class Cli:
         return message
 
 
+@pytest.fixture(params=["sqlite", "postgres"])
+def target(request, db_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The database every command and app of a test uses, run once on each store: the test's
+    SQLite file, or a fresh PostgreSQL database (TRACKLY_DB names it). A module may have its own
+    `target` (one holding a history, say)."""
+    if request.param == "sqlite":
+        return str(db_path)
+    url = request.getfixturevalue("pg_url")
+    monkeypatch.setenv("TRACKLY_DB", url)
+    return url
+
+
 @pytest.fixture
 def cli() -> Cli:
     return Cli()

@@ -29,15 +29,6 @@ SHORTEN = {
 }
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def target(request, db_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
-    if request.param == "sqlite":
-        return str(db_path)
-    url = request.getfixturevalue("pg_url")
-    monkeypatch.setenv("TRACKLY_DB", url)
-    return url
-
-
 def _key(cli, *args) -> str:
     return cli.json("apikey", "create", *args)["key"]
 

@@ -29,16 +29,6 @@ TABLES = (
 )
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def target(request, db_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
-    """The database the CLI works on: the test's SQLite file, or a fresh PostgreSQL database."""
-    if request.param == "sqlite":
-        return str(db_path)
-    url = request.getfixturevalue("pg_url")
-    monkeypatch.setenv("TRACKLY_DB", url)
-    return url
-
-
 def everything(target: str) -> dict:
     """The rows of the tables a campaign command could touch (all tables on SQLite)."""
     if not target.startswith("postgres"):

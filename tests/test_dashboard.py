@@ -33,16 +33,6 @@ PAGES = [
 ORIGIN = {"Origin": "http://dash.test"}
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def target(request, db_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
-    """The database every command and app of the test uses: a SQLite file or PostgreSQL."""
-    if request.param == "sqlite":
-        return str(db_path)
-    url = request.getfixturevalue("pg_url")
-    monkeypatch.setenv("TRACKLY_DB", url)
-    return url
-
-
 def _tracking_app(target: str, tmp_path: Path):
     from trackly_cli.server import Tracker
     from trackly_cli.server import create_app as tracking_app

@@ -200,15 +200,6 @@ def test_webhook_test_posts_a_signed_event_or_fails(cli, receiver):
 # -- the triggers, by every path, on both stores --------------------------------------------
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def target(request, db_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
-    if request.param == "sqlite":
-        return str(db_path)
-    url = request.getfixturevalue("pg_url")
-    monkeypatch.setenv("TRACKLY_DB", url)
-    return url
-
-
 def _send(cli, tmp_path: Path, target: str) -> dict:
     """acme: five contacts sent a two-link message; their links by (first name, slot)."""
     cli("account", "create", "acme")
