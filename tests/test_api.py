@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 import webtest
-from conftest import HUMAN_HEADERS, free_port, query, snapshot
+from conftest import HUMAN_HEADERS, execute, free_port, query, snapshot
 
-from trackly_cli.core import store
+from trackly_cli.core import clock, store
 from trackly_cli.dashboard import api
 from trackly_cli.dashboard.app import CONTENT_SECURITY_POLICY, create_app
 
@@ -391,6 +391,21 @@ def test_twenty_concurrent_retries_make_one_message(built, tmp_path):
     rows = query(built["target"], "SELECT key, status FROM api_idempotency")
     assert rows == [{"key": "same-20", "status": 201}]
     assert "Traceback" not in (tmp_path / "dashboard.log").read_text()
+
+
+def test_prune_removes_idempotency_keys_kept_over_a_day(built, cli):
+    """The keys of an account that stopped calling the API go with `trackly prune`; a key of
+    the last day stays (a retry still gets its first answer)."""
+    for key, created in (("old", "2020-01-01T00:00:00.000000Z"), ("new", clock.now_text())):
+        execute(
+            built["target"],
+            "INSERT INTO api_idempotency (account_id, key, fingerprint, status, response,"
+            " created_at) VALUES (1, ?, 'f', 201, '{}', ?)",
+            key,
+            created,
+        )
+    cli("prune")
+    assert [r["key"] for r in query(built["target"], "SELECT key FROM api_idempotency")] == ["new"]
 
 
 # -- campaigns, reports, feeds, offers, lists: the CLI's answers -----------------------------------

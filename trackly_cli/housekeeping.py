@@ -9,7 +9,7 @@ import threading
 import time
 from pathlib import Path
 
-from trackly_cli.core import campaigns, delivery, retention, store, webhooks
+from trackly_cli.core import campaigns, delivery, idempotency, retention, store, webhooks
 
 log = logging.getLogger("trackly.server")
 
@@ -67,6 +67,7 @@ class Pruner:
                     events = webhooks.prune(conn)
                     if events:
                         log.info("prune: removed %d webhook events sent or given up", events)
+                    idempotency.prune(conn)
                     for campaign in campaigns.remove_leftovers(conn):
                         log.info(
                             "prune: %s: removed campaign %r, left half-written by a"

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from trackly_cli import output, state
-from trackly_cli.core import accounts, campaigns, retention, webhooks
+from trackly_cli.core import accounts, campaigns, idempotency, retention, webhooks
 from trackly_cli.options import AccountOpt, ForceOpt, FormatOpt, OutputOpt
 from trackly_cli.output import Format
 
@@ -25,8 +25,8 @@ def prune_command(
     """Delete raw clicks older than each account's --retention-days and anonymise IPs older
     than its --anonymize-ips-after. Reports do not change: they read counters kept as the
     clicks came. (`trackly serve` does this once a day by itself.) Also removes campaigns
-    that a killed `trackly shorten` left incomplete, and webhook events sent or given up over
-    30 days ago."""
+    that a killed `trackly shorten` left incomplete, webhook events sent or given up over 30
+    days ago and the API's Idempotency-Keys older than a day."""
     db = state.db(ctx)
     owner = accounts.resolve(db, account) if account else None
     account_id = owner["id"] if owner else None
@@ -53,6 +53,7 @@ def prune_command(
                 f"Removed {sent:,} webhook events delivered or given up over"
                 f" {webhooks.KEEP_EVENTS_DAYS} days ago."
             )
+        idempotency.prune(db)  # (the API's Idempotency-Keys older than a day: nothing to say)
     rows = [r.as_dict() for r in results]
     if fmt is Format.table:
         verb = "would remove" if dry_run else "removed"

@@ -90,3 +90,24 @@ def remember(conn: store.Store, account_id: int, key: str, answer: Answer) -> No
         "DELETE FROM api_idempotency WHERE account_id = ? AND created_at < ?",
         (account_id, clock.days_ago_text(KEPT.days)),
     )
+
+
+PRUNE_CHUNK = 5_000
+
+
+def prune(conn: store.Store) -> int:
+    """Delete the keys kept longer than KEPT (call outside a transaction), in short chunks. An
+    account's own requests already remove its old keys (`remember`): what is left here is the
+    last day of keys of accounts that stopped calling the API."""
+    cutoff = clock.to_text(clock.utcnow() - KEPT)
+    deleted = 0
+    while True:
+        with store.chunk(conn):
+            found = conn.execute(
+                "DELETE FROM api_idempotency WHERE (account_id, key) IN"
+                " (SELECT account_id, key FROM api_idempotency WHERE created_at < ? LIMIT ?)",
+                (cutoff, PRUNE_CHUNK),
+            ).rowcount
+        deleted += max(found, 0)
+        if found < PRUNE_CHUNK:
+            return deleted
