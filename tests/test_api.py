@@ -265,6 +265,35 @@ def test_shorten_one_message(built):
     assert found.json["text"].startswith("Hi Z https://go.acme.test/")
 
 
+def test_rendered_texts_make_no_creatives_and_a_campaign_gathers_one_offs(built, cli):
+    """A platform renders each message itself: its texts are not saved as creatives (the
+    account's creatives would grow by one a message), and the messages it sends under one
+    campaign name gather in that campaign, created by the first."""
+    app = client(built["target"])
+    creatives = len(cli.json("creative", "list", "--account", "acme"))
+    for name in ("Ann", "Bob", "Cy"):
+        body = {"text": f"Hi {name}: {{{{link1}}}}", "links": {"link1": "Summer Sale"}}
+        app.post_json("/api/v1/shorten", body, headers=bearer(built["write"]), status=201)
+    assert len(cli.json("creative", "list", "--account", "acme")) == creatives
+    (none,) = [
+        r
+        for r in cli.json("report", "--by", "creative", "--account", "acme")
+        if r["creative"] == "(none)"
+    ]
+    assert none["sent"] == 3
+    ids = set()
+    for name in ("Dee", "Eve"):
+        body = {"text": f"Welcome {name} {{{{link1}}}}", "links": {"link1": "Summer Sale"},
+                "campaign": "welcome"}  # fmt: skip
+        found = app.post_json("/api/v1/shorten", body, headers=bearer(built["write"]), status=201)
+        ids.add(found.json["campaign"])
+    assert ids == {"welcome"}
+    (welcome,) = cli.json("report", "--campaign", "welcome", "--account", "acme")
+    assert welcome["sent"] == 2
+    # (the campaign's first message named its creative, as a campaign needs one; no more)
+    assert len(cli.json("creative", "list", "--account", "acme")) == creatives + 1
+
+
 REFUSED = [
     ({"links": {"link1": "Summer Sale"}}, 400, "text", "text or creative"),
     ({"text": "x", "creative": "a"}, 400, "creative", "not text and creative"),
@@ -277,7 +306,7 @@ REFUSED = [
     ({**SHORTEN, "phone": "not a phone"}, 400, "phone", "phone"),
     ({**SHORTEN, "phone": "+1 202 555 0199"}, 409, None, "opted out"),
     ({"text": "Hi {{first_name}}"}, 400, "fields", "first_name"),
-    ({**SHORTEN, "campaign": "spring"}, 400, "campaign", "already exists"),
+    ({**SHORTEN, "campaign": "spring"}, 400, "campaign", "was sent to a list"),
     ({**SHORTEN, "campaign": "12345"}, 400, "campaign", "digits"),
 ]
 

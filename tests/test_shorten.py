@@ -324,6 +324,36 @@ def test_one_off_json_gives_the_message_and_its_links(acme, db, tmp_path):
     assert links["link2"]["destination"] == "https://example.org/b?x=1"
 
 
+def test_one_off_messages_under_one_campaign_name_gather_in_it(vip, db, tmp_path):
+    """The first one-off message given --campaign makes it, the next ones join it; a list send
+    may not take the name of a campaign of one-offs, nor a one-off that of a list send."""
+    write(tmp_path / "msg.txt", "A {{link1}}")
+    for phone in ("+12025550143", "+12025550144"):
+        vip(
+            "shorten",
+            "msg.txt",
+            "-l",
+            "link1=Summer Sale",
+            "--phone",
+            phone,
+            "--campaign",
+            "welcome",
+        )
+    (welcome,) = vip.json("report", "--campaign", "welcome")
+    assert welcome["sent"] == 2
+    assert store.scalar(db, "SELECT count(*) FROM campaigns") == 1
+    assert store.scalar(db, "SELECT count(DISTINCT campaign_id) FROM messages") == 1
+    refused = vip("shorten", "msg.txt", "-l", "link1=Summer Sale", "--list", "vip",
+                  "--campaign", "welcome", "-o", "w.csv", code=1)  # fmt: skip
+    assert "campaign 'welcome' already exists" in refused.stderr
+    vip("shorten", "msg.txt", "-l", "link1=Summer Sale", "--list", "vip", "--campaign", "june",
+        "-o", "june.csv")  # fmt: skip
+    refused = vip("shorten", "msg.txt", "-l", "link1=Summer Sale", "--phone", "+12025550145",
+                  "--campaign", "june", code=1)  # fmt: skip
+    assert "was sent to a list" in refused.stderr
+    assert store.scalar(db, "SELECT count(*) FROM messages WHERE campaign_id IS NOT NULL") == 2 + 3
+
+
 def test_one_off_offer_by_id(acme, db, tmp_path):
     write(tmp_path / "msg.txt", "A {{link1}}")
     summer = offer_id(db, "Summer Sale")

@@ -31,8 +31,10 @@ from trackly_cli.core.errors import Conflict, InvalidInput, TracklyError
 
 MAX_PAGE = 500  # rows a page of clicks or conversions may have
 DEFAULT_PAGE = 100
-# A template text given to the API is saved as a creative of this name (the same text, the same
-# creative; `creatives.save_for_campaign` numbers a different one api-2, api-3…).
+# A list send's template text is saved as a creative of this name (the same text, the same
+# creative; a different one is numbered api-2, api-3…). A one-off message's text is not saved: a
+# platform renders each message itself, and a creative per message would fill the account's
+# creatives (only the first message of a new campaign saves one: a campaign names its creative).
 TEXT_CREATIVE = "api"
 
 
@@ -43,12 +45,14 @@ class Shortened:
     replayed: bool = False
 
 
-def _sources(conn: store.Store, account_id: int, texts: list[tuple[str, str]]):
+def _sources(
+    conn: store.Store, account_id: int, texts: list[tuple[str, str]], *, one_off: bool = False
+):
     """TemplateSources of ("text", TEXT) or ("creative", NAME) items."""
     sources = []
     for kind, value in texts:
         if kind == "text":
-            sources.append(shorten.TemplateSource(TEXT_CREATIVE, value))
+            sources.append(shorten.TemplateSource(TEXT_CREATIVE, value, save=not one_off))
         else:
             try:
                 found = lookup.find(conn, "creatives", value, account_id)
@@ -120,7 +124,7 @@ def shorten_message(
         plan = shorten.prepare(
             conn,
             account_ref=str(account_id),
-            sources=_sources(conn, account_id, [template]),
+            sources=_sources(conn, account_id, [template], one_off=True),
             bindings=_bindings(conn, account_id, links),
             campaign=campaign,
             phone=phone,

@@ -60,11 +60,15 @@ BUILTIN_FIELDS = ("phone",)
 
 @dataclass
 class TemplateSource:
-    """A template as given: a file (saved as a creative named after it) or a creative."""
+    """A template as given: a file (saved as a creative named after it) or a creative. A text
+    that is not to be saved (`save=False`: the API's one-off texts, which a platform renders per
+    message) gives its message no creative, unless it starts a campaign (a campaign's variants
+    name their creatives)."""
 
     name: str
     text: str
     creative_id: int | None = None
+    save: bool = True
 
 
 @dataclass(frozen=True)
@@ -253,7 +257,7 @@ def prepare(
         else:
             existing = store.row(
                 conn,
-                "SELECT id, building_pid, building_host, deleted FROM campaigns"
+                "SELECT id, list_id, building_pid, building_host, deleted FROM campaigns"
                 " WHERE account_id = ? AND name_key = ?",
                 (account["id"], validate.key(campaign)),
             )
@@ -265,7 +269,9 @@ def prepare(
                     " report history: choose another --campaign"
                 )
             elif existing["building_pid"] is None:
-                problems.append(f"campaign {campaign!r} already exists: choose another --campaign")
+                if list_ref is not None or existing["list_id"] is not None:
+                    problems.append(_taken(campaign, list_ref is None))
+                # (else a one-off message joins the campaign of one-off messages of that name)
             elif campaigns.is_alive(existing["building_pid"], existing["building_host"]):
                 problems.append(
                     f"campaign {campaign!r} is being written by another `trackly shorten`"
@@ -323,6 +329,25 @@ def _refuse_opted_out(conn: store.Store, account_id: int, phone: str) -> None:
     if found is not None:
         why = ", ".join(p for p in (found["keyword"], found["opted_out_at"][:10]) if p)
         raise Conflict(f"{phone} has opted out ({why}): no message is made for it")
+
+
+def _taken(campaign: str, one_off: bool) -> str:
+    if one_off:  # (a one-off message joins only a campaign of one-off messages)
+        return (
+            f"campaign {campaign!r} already exists and was sent to a list: a one-off message"
+            " joins only a campaign of one-off messages; choose another --campaign"
+        )
+    return f"campaign {campaign!r} already exists: choose another --campaign"
+
+
+def _one_off_campaign(conn: store.Store, account_id: int, name: str) -> int | None:
+    """The campaign of one-off messages called `name` (complete, not deleted), if any."""
+    return store.scalar(
+        conn,
+        "SELECT id FROM campaigns WHERE account_id = ? AND name_key = ? AND list_id IS NULL"
+        " AND deleted IS NULL AND building_pid IS NULL",
+        (account_id, validate.key(name)),
+    )
 
 
 def _slot_order(slot: str) -> tuple[str, int]:
@@ -623,16 +648,25 @@ class _Send:
         account_id = plan.account["id"]
         list_id = plan.list_row["id"] if plan.list_row else None
         newest = store.scalar(conn, "SELECT coalesce(max(id), 0) FROM creatives")
+        # A one-off message given a campaign that exists joins it (a campaign of one-off
+        # messages; prepare() refused any other).
+        joined = None
+        if plan.campaign is not None and plan.list_row is None:
+            joined = _one_off_campaign(conn, account_id, plan.campaign)
         for variant in plan.variants:
             if variant.source.creative_id is not None:
                 variant.creative_id = variant.source.creative_id
+            elif not variant.source.save and (plan.campaign is None or joined is not None):
+                variant.creative_id = None  # (the message keeps its text; no creative)
             else:
                 variant.creative_id = creatives.save_for_campaign(
                     conn, account_id, variant.source.name, variant.source.text
                 )
                 if variant.creative_id > newest:
                     self.new_creatives.append(variant.creative_id)
-        if plan.campaign is not None:
+        if joined is not None:
+            self.campaign_id = joined
+        elif plan.campaign is not None:
             pid, host = (None, None) if complete else campaigns.builder()
             self.campaign_id = store.returned_id(
                 conn.execute(
@@ -652,10 +686,14 @@ class _Send:
                     ),
                 )
             )
+            if self.campaign_id is None and plan.list_row is None:
+                # (another one-off made it since `prepare`: on PostgreSQL the insert waited
+                # for that one's commit, and this one joins the campaign it made)
+                self.campaign_id = _one_off_campaign(conn, account_id, plan.campaign)
+                joined = self.campaign_id
             if self.campaign_id is None:  # (another run took the name since `prepare`)
-                raise Conflict(
-                    f"campaign {plan.campaign!r} already exists: choose another --campaign"
-                )
+                raise Conflict(_taken(plan.campaign, plan.list_row is None))
+        if joined is None and plan.campaign is not None:
             conn.executemany(
                 "INSERT INTO campaign_variants (campaign_id, label, creative_id, weight)"
                 " VALUES (?, ?, ?, ?)",
@@ -948,7 +986,7 @@ def _count_sent(
             plan.account["id"],
             bucket,
             campaign_id or 0,
-            variant.creative_id,
+            variant.creative_id or 0,
             list_id or 0,
             labels[index] or "",
             plan.domain["id"],
