@@ -294,6 +294,34 @@ def test_rendered_texts_make_no_creatives_and_a_campaign_gathers_one_offs(built,
     assert len(cli.json("creative", "list", "--account", "acme")) == creatives + 1
 
 
+def test_concurrent_one_offs_naming_a_new_campaign_make_one_campaign(built):
+    """Sixteen one-off messages at once, each naming the same new campaign: one makes it, the
+    others join it (on PostgreSQL a second insert of the name waits for the first's commit)."""
+    from trackly_cli.core import api as core_api
+
+    def send(n: int) -> int:
+        conn = store.connect(built["target"])
+        try:
+            return core_api.shorten_message(
+                conn,
+                1,
+                template=("text", f"Hi {n} {{{{link1}}}}"),
+                links={"link1": "Summer Sale"},
+                campaign="burst",
+            ).status
+        finally:
+            conn.close()
+
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        assert list(pool.map(send, range(16))) == [201] * 16
+    (found,) = query(
+        built["target"],
+        "SELECT count(DISTINCT c.id) AS campaigns, count(*) AS messages FROM campaigns c"
+        " JOIN messages m ON m.campaign_id = c.id WHERE c.name = 'burst'",
+    )
+    assert (found["campaigns"], found["messages"]) == (1, 16)
+
+
 REFUSED = [
     ({"links": {"link1": "Summer Sale"}}, 400, "text", "text or creative"),
     ({"text": "x", "creative": "a"}, 400, "creative", "not text and creative"),
