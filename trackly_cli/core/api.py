@@ -222,11 +222,11 @@ def click_page(
     cursor: str | None = None,
 ) -> dict:
     """Raw clicks, newest first: {"data": [...], "next_cursor": … or None}."""
-    _check_limit(limit)
-    before = paging.read_cursor(cursor) if cursor else None
-    chosen = _filters(db, account_id, campaign=campaign, since=since)
-    rows = list(exports.list_clicks(db, chosen, limit=limit + 1, newest=True, before=before))
-    return _page(rows, limit, "clicked_at")
+
+    def read(chosen, count, before):
+        return list(exports.list_clicks(db, chosen, limit=count, newest=True, before=before))
+
+    return _newest_first(db, account_id, read, "clicked_at", campaign, since, limit, cursor)
 
 
 def conversion_page(
@@ -239,11 +239,20 @@ def conversion_page(
     cursor: str | None = None,
 ) -> dict:
     """Conversions with their attribution, newest first: {"data": [...], "next_cursor": …}."""
+
+    def read(chosen, count, before):
+        return conversions.list_conversions(db, chosen, count, newest=True, before=before).rows
+
+    return _newest_first(db, account_id, read, "converted_at", campaign, since, limit, cursor)
+
+
+def _newest_first(db, account_id, read, time_key, campaign, since, limit, cursor) -> dict:
+    """A page of `read(filters, count, before)`'s rows (newest first, from the cursor's
+    position), with the cursor of the next page when there is one."""
     _check_limit(limit)
     before = paging.read_cursor(cursor) if cursor else None
     chosen = _filters(db, account_id, campaign=campaign, since=since)
-    found = conversions.list_conversions(db, chosen, limit + 1, newest=True, before=before)
-    return _page(found.rows, limit, "converted_at")
+    return _page(read(chosen, limit + 1, before), limit, time_key)
 
 
 def _check_limit(limit: int) -> None:
